@@ -1,0 +1,54 @@
+package executor
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Request is one script to run.
+type Request struct {
+	// ID names the execution in logs and temporary names. Run generates one
+	// when it is empty.
+	ID     string
+	Script string
+}
+
+// Result is what an execution produced.
+type Result struct {
+	// Value is main()'s return value as strict JSON. It is set only when Run
+	// returns a nil error.
+	Value json.RawMessage
+	// Stdout is what the script printed, decoded as UTF-8 with invalid bytes
+	// replaced, trailing newlines removed, capped at Config.MaxOutputBytes. It
+	// is set on failures too: everything printed before the failure.
+	Stdout string
+	// Duration is the wall time of the execution, queueing excluded.
+	Duration time.Duration
+}
+
+// Health says whether the executor runs scripts and with what isolation.
+type Health struct {
+	Ready     bool      `json:"ready"`
+	Reason    string    `json:"reason,omitempty"` // why it is not ready
+	Mode      string    `json:"mode"`
+	Isolation Isolation `json:"isolation"`
+	Versions  Versions  `json:"versions"`
+}
+
+// Isolation names the layers each execution runs under.
+type Isolation struct {
+	Namespaces []string `json:"namespaces"`
+	Seccomp    bool     `json:"seccomp"`
+	UID        int      `json:"uid"`
+	// Limits is how memory and process counts are enforced: "cgroup v1",
+	// "cgroup v2" or "rlimit" (the fallback where no cgroup is usable).
+	Limits string `json:"limits"`
+}
+
+// Versions of the parts a script runs on.
+type Versions struct {
+	Python string `json:"python"`
+	Pandas string `json:"pandas"`
+	Numpy  string `json:"numpy"`
+	Nsjail string `json:"nsjail"`
+}

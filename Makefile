@@ -1,0 +1,89 @@
+# pyexec — build, run and test entry points.
+#
+#   make run      install the runtime if needed, build, serve on $(PORT)
+#   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
+#
+# The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
+# (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed
+# by scripts/install-runtime.sh, the same script the Dockerfile and CI run; once
+# installed, a second run is a no-op that takes milliseconds.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO ?= go
+
+PYEXEC_RUNTIME ?= /opt/pyexec
+PYEXEC_PYTHON ?= $(PYEXEC_RUNTIME)/venv/bin/python3
+PYEXEC_NSJAIL ?= $(PYEXEC_RUNTIME)/bin/nsjail
+export PYEXEC_RUNTIME PYEXEC_PYTHON PYEXEC_NSJAIL
+
+# Functions Framework contract: the port to listen on and the function to serve
+# (Execute for HTTP, ExecuteEvent for Pub/Sub CloudEvents).
+PORT ?= 8080
+FUNCTION_TARGET ?= Execute
+
+BIN := $(CURDIR)/bin
+
+# staticcheck, pinned; v0.8.2 is the 2026.2.2 release. The version is part of the
+# file name so that changing the pin installs the new one.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
+
+# go test's own deadline; the integration tests start real jails.
+GO_TEST_TIMEOUT ?= 30m
+
+.PHONY: run build runtime tools lint test test-python test-go clean
+
+## run: install the runtime on first use, build and serve on $(PORT)
+run: runtime build
+	PORT='$(PORT)' FUNCTION_TARGET='$(FUNCTION_TARGET)' exec '$(BIN)/pyexec'
+
+## build: compile ./cmd/pyexec to ./bin/pyexec (Go's cache makes this incremental)
+build:
+	$(GO) build -trimpath -o '$(BIN)/pyexec' ./cmd/pyexec
+
+## runtime: install the pinned Python runtime and nsjail into $(PYEXEC_RUNTIME)
+runtime:
+	bash scripts/install-runtime.sh
+
+## tools: install the pinned Go lint tools into ./bin
+tools: $(STATICCHECK)
+
+$(STATICCHECK):
+	@mkdir -p '$(BIN)'
+	GOBIN='$(BIN)/.staticcheck-install' $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv '$(BIN)/.staticcheck-install/staticcheck' '$@'
+	rmdir '$(BIN)/.staticcheck-install'
+
+## lint: go vet, gofmt and staticcheck
+lint: tools
+	$(GO) vet ./...
+	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
+	unformatted=$$(if [[ -n $$files ]]; then gofmt -l $$files; fi); \
+	if [[ -n $$unformatted ]]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
+	'$(STATICCHECK)' ./...
+
+## test: everything CI runs
+test: runtime lint test-python test-go
+
+## test-python: the harness's unit tests, run with the runtime's interpreter
+# unittest reports success when it finds nothing to run, so the count of tests
+# that ran is checked: no tests found is a failure, not a pass.
+test-python: runtime
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	'$(PYEXEC_PYTHON)' -m unittest discover -s harness -p 'test_*.py' -v 2>&1 | tee "$$out"; \
+	ran=$$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\} in .*/\1/p' "$$out" | tail -n 1); \
+	if [[ -z $$ran || $$ran == 0 ]]; then \
+	  echo "test-python: no Python tests ran (expected harness/test_*.py)" >&2; exit 1; \
+	fi
+
+## test-go: the Go tests with the race detector, against the installed runtime
+test-go: runtime
+	$(GO) test -race -count=1 -timeout '$(GO_TEST_TIMEOUT)' ./...
+
+## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;
+## remove it with rm -rf if you mean to)
+clean:
+	rm -rf '$(BIN)'

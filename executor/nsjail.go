@@ -1,0 +1,230 @@
+package executor
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths inside the jail.
+const (
+	jailHarness = "/pyexec/harness.py"
+	jailUID     = 65534 // nobody inside; mapped to an unprivileged id outside
+)
+
+// jailSpec is everything that decides one jail's configuration. It is plain
+// data so that the configuration can be built and tested without nsjail.
+type jailSpec struct {
+	Interp      interpreter
+	HarnessFile string // host path of harness.py
+	PasswdFile  string // host paths of the generated /etc/passwd and /etc/group
+	GroupFile   string
+	HostLinks   map[string]string // merged-/usr symlinks to recreate, e.g. /lib -> usr/lib
+	HostBinds   []string          // other host paths to bind read-only at the same path (/etc/ld.so.cache…)
+
+	Timeout     time.Duration
+	MemoryBytes int64
+	MaxProcs    int
+	TmpBytes    int64
+	OutsideUID  int // the host uid the jail's nobody maps to; unique per execution slot
+
+	Limiter limiter
+	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
+	// NSJAIL.<pid> cgroup under Parent, which holds the real limit.
+	CgroupMemMount, CgroupPidsMount, CgroupParent string
+}
+
+// Jail file descriptors, as passed by the launcher.
+const (
+	fdScript    = 3
+	fdReport    = 4
+	fdNsjailLog = 5 // nsjail's own messages; never reaches the jail
+	fdConfig    = 6 // this configuration, read by nsjail at start
+)
+
+// jailConfig renders spec as an nsjail configuration (protobuf text format).
+func jailConfig(s jailSpec) string {
+	var b strings.Builder
+	kv := func(key string, value any) {
+		switch v := value.(type) {
+		case string:
+			fmt.Fprintf(&b, "%s: %s\n", key, quote(v))
+		default:
+			fmt.Fprintf(&b, "%s: %v\n", key, v)
+		}
+	}
+	kv("name", "pyexec")
+	b.WriteString("mode: ONCE\n")
+	kv("hostname", "pyexec")
+	kv("cwd", "/tmp")
+	// Backstop only: the executor kills the jail at Timeout itself and
+	// reports the timeout; nsjail's limit catches the executor failing to.
+	kv("time_limit", int((s.Timeout+5*time.Second)/time.Second))
+	kv("log_fd", fdNsjailLog)
+	b.WriteString("log_level: INFO\n")
+	kv("keep_env", false)
+	for _, e := range jailEnv() {
+		kv("envar", e)
+	}
+	kv("pass_fd", fdScript)
+	kv("pass_fd", fdReport)
+
+	// Every namespace, including user: root in the jail is nobody outside.
+	for _, ns := range []string{"net", "user", "ns", "pid", "ipc", "uts", "cgroup"} {
+		kv("clone_new"+ns, true)
+	}
+	fmt.Fprintf(&b, "uidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
+	fmt.Fprintf(&b, "gidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
+	kv("keep_caps", false)
+	kv("disable_no_new_privs", false)
+
+	// rlimits. nproc and stack default to type SOFT, which ignores the
+	// number, hence the explicit VALUE types.
+	cpuSeconds := 2*int(s.Timeout/time.Second) + 5
+	kv("rlimit_cpu", cpuSeconds)
+	b.WriteString("rlimit_cpu_type: VALUE\n")
+	kv("rlimit_fsize", s.TmpBytes>>20)
+	kv("rlimit_nofile", 1024)
+	kv("rlimit_nproc", s.MaxProcs)
+	b.WriteString("rlimit_nproc_type: VALUE\n")
+	kv("rlimit_stack", 16)
+	b.WriteString("rlimit_stack_type: VALUE\n")
+	kv("rlimit_core", 0)
+	if s.Limiter == limitRlimit {
+		// Without a cgroup, the address space is the only memory limit; it
+		// makes an oversized allocation a MemoryError.
+		kv("rlimit_as", s.MemoryBytes>>20)
+	} else {
+		// With a cgroup, the cgroup limits memory. An address-space limit
+		// would count reservations (thread stacks, allocator arenas) rather
+		// than memory and break numpy's threads.
+		b.WriteString("rlimit_as_type: INF\n")
+	}
+	switch s.Limiter {
+	case limitCgroupV1:
+		// nsjail's own limit sits above the parent's, so it is the parent
+		// (which outlives the jail) that records hitting the limit.
+		kv("cgroup_mem_max", s.MemoryBytes+16<<20)
+		kv("cgroup_mem_memsw_max", s.MemoryBytes+16<<20)
+		kv("cgroup_mem_mount", s.CgroupMemMount)
+		kv("cgroup_mem_parent", s.CgroupParent)
+		kv("cgroup_pids_max", s.MaxProcs)
+		kv("cgroup_pids_mount", s.CgroupPidsMount)
+		kv("cgroup_pids_parent", s.CgroupParent)
+	case limitCgroupV2:
+		kv("use_cgroupv2", true)
+		kv("cgroupv2_mount", filepath.Join(s.CgroupMemMount, s.CgroupParent))
+		kv("cgroup_mem_max", s.MemoryBytes+16<<20)
+		kv("cgroup_pids_max", s.MaxProcs)
+	}
+
+	kv("seccomp_string", seccompPolicy)
+
+	// The filesystem: an empty read-only root holding only what the
+	// interpreter needs, read-only, plus private writable /tmp and /dev/shm.
+	mount := func(fields string) { fmt.Fprintf(&b, "mount { %s }\n", fields) }
+	mount(`dst: "/" fstype: "tmpfs" rw: false options: "size=1m,mode=755"`)
+	for _, root := range s.Interp.Roots {
+		mount(fmt.Sprintf("src: %s dst: %s is_bind: true rw: false nosuid: true nodev: true", quote(root), quote(root)))
+	}
+	for _, link := range slices.Sorted(maps.Keys(s.HostLinks)) {
+		mount(fmt.Sprintf("src: %s dst: %s is_symlink: true", quote(s.HostLinks[link]), quote(link)))
+	}
+	for _, p := range s.HostBinds {
+		mount(fmt.Sprintf("src: %s dst: %s is_bind: true rw: false nosuid: true nodev: true", quote(p), quote(p)))
+	}
+	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.PasswdFile), "/etc/passwd"))
+	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.GroupFile), "/etc/group"))
+	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.HarnessFile), jailHarness))
+	// Device nodes are bound from the host: a user namespace cannot mknod.
+	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
+		mount(fmt.Sprintf("src: %q dst: %q is_bind: true rw: true nosuid: true", dev, dev))
+	}
+	mount(`dst: "/proc" fstype: "proc" rw: false nosuid: true nodev: true noexec: true`)
+	tmpOpts := fmt.Sprintf("size=%d,nr_inodes=16384,mode=1777", s.TmpBytes)
+	mount(fmt.Sprintf(`dst: "/tmp" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
+	mount(fmt.Sprintf(`dst: "/dev/shm" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
+	return b.String()
+}
+
+// jailEnv is the whole environment a script sees: nothing of the service's.
+func jailEnv() []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=/tmp",
+		"TMPDIR=/tmp",
+		"LANG=C.UTF-8",
+		// One BLAS thread: more would only contend for the execution's CPU
+		// share, and OpenBLAS threads can hang exit under memory limits.
+		"OPENBLAS_NUM_THREADS=1",
+		"OMP_NUM_THREADS=1",
+		"MKL_NUM_THREADS=1",
+		"NUMEXPR_NUM_THREADS=1",
+	}
+}
+
+// jailArgv is the command nsjail runs: the interpreter, isolated from any
+// PYTHON* variable and user site, unbuffered so that output printed before a
+// timeout or a kill still reaches the executor.
+func jailArgv(s jailSpec) []string {
+	return []string{s.Interp.Executable, "-I", "-B", "-u", jailHarness}
+}
+
+// quote renders a protobuf text-format string. Go's %q escapes are a superset
+// only for non-ASCII, which hostLinks and roots are checked not to contain.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, `\%03o`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// hostLayout finds how the host lays out /bin, /lib and friends (symlinks into
+// /usr on merged-/usr systems, directories elsewhere) and which /etc files
+// the interpreter's libraries need.
+func hostLayout() (links map[string]string, binds []string) {
+	links = map[string]string{}
+	for _, p := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			continue
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(p); err == nil {
+				links[p] = target
+			}
+		case fi.IsDir():
+			binds = append(binds, p)
+		}
+	}
+	// ld.so.cache lets the loader find libraries; numpy's BLAS is linked
+	// through /etc/alternatives on Debian; localtime gives time.localtime().
+	for _, p := range []string{"/etc/ld.so.cache", "/etc/alternatives"} {
+		if _, err := os.Stat(p); err == nil {
+			binds = append(binds, p)
+		}
+	}
+	if target, err := os.Readlink("/etc/localtime"); err == nil {
+		links["/etc/localtime"] = target
+	}
+	return links, binds
+}

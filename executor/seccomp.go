@@ -1,0 +1,47 @@
+package executor
+
+// seccompPolicy is the kafel policy every jailed process runs under. It is a
+// deny-list with a default of allow: Python, numpy, pandas, threads,
+// subprocess and multiprocessing need a wide set of ordinary syscalls, and the
+// namespaces already confine what those can reach. What it denies are the
+// calls that attack the kernel or the sandbox itself.
+//
+//   - ptrace and process_vm_*: reading or steering other processes.
+//   - the mount family, pivot_root, chroot, setns, unshare and clone with any
+//     CLONE_NEW* flag (0x7e020000): building new namespaces or mounts, the
+//     usual first step of a user-namespace kernel exploit.
+//   - kexec, modules, bpf, perf_event_open, userfaultfd, the key calls,
+//     io_uring, syslog, iopl/ioperm: large kernel attack surfaces no script needs.
+//   - clock, hostname and swap setters, reboot, acct, quotactl, handle-based
+//     opens.
+//   - socket for any family but AF_UNIX (1): there is no network in the jail,
+//     and netlink or packet sockets are kernel surface.
+//   - ioctl TIOCSTI (0x5412): pushing input into a terminal.
+//
+// clone3 gets ENOSYS (38) rather than EPERM: its flags live in memory, where
+// seccomp cannot inspect them, and ENOSYS makes glibc fall back to clone,
+// whose flags the filter can check. kafel names x86_64 syscall 166 `umount`.
+//
+// kafel's generated filter also checks the architecture, so the 32-bit entry
+// points (int 0x80, x32) cannot be used to reach the denied calls by other
+// numbers.
+const seccompPolicy = `POLICY pyexec {
+  ERRNO(1) {
+    ptrace, process_vm_readv, process_vm_writev,
+    mount, umount, pivot_root, chroot, setns, unshare,
+    move_mount, open_tree, fsopen, fsconfig, fsmount, fspick, mount_setattr,
+    kexec_load, kexec_file_load, init_module, finit_module, delete_module,
+    bpf, perf_event_open, userfaultfd, add_key, request_key, keyctl,
+    io_uring_setup, io_uring_enter, io_uring_register,
+    settimeofday, clock_settime, clock_adjtime, adjtimex,
+    sethostname, setdomainname, swapon, swapoff, reboot, acct, quotactl,
+    open_by_handle_at, name_to_handle_at, lookup_dcookie, fanotify_init,
+    syslog, vhangup, iopl, ioperm,
+    clone { (clone_flags & 0x7e020000) != 0 },
+    socket { family != 1 },
+    ioctl { cmd == 0x5412 }
+  },
+  ERRNO(38) { clone3 }
+}
+USE pyexec DEFAULT ALLOW
+`

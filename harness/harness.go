@@ -1,0 +1,12 @@
+// Package harness holds harness.py, the Python program that runs inside
+// every jail: it reads the user's script, runs its main() and reports the
+// outcome on a channel of its own. harness.py's docstring is the protocol
+// between it and the executor (executor/result.go reads the report).
+package harness
+
+import _ "embed"
+
+// Source is harness.py, written into every jail read-only.
+//
+//go:embed harness.py
+var Source []byte

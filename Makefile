@@ -72,6 +72,7 @@ test: runtime lint test-python test-go
 # unittest reports success when it finds nothing to run, so the count of tests
 # that ran is checked: no tests found is a failure, not a pass.
 test-python: runtime
+	@if [[ ! -d harness ]]; then echo "test-python: no harness/ directory, so no Python tests" >&2; exit 1; fi
 	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	'$(PYEXEC_PYTHON)' -m unittest discover -s harness -p 'test_*.py' -v 2>&1 | tee "$$out"; \
 	ran=$$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\} in .*/\1/p' "$$out" | tail -n 1); \

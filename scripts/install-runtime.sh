@@ -49,7 +49,7 @@ if is_current; then
   exit 0
 fi
 
-mkdir -p -- "$R"
+mkdir -p -- "$R" 2>/dev/null || die "cannot create $R: run as root, or set PYEXEC_RUNTIME to a writable directory outside /tmp"
 # Serialise concurrent installs (make run and make test started together).
 exec 9>"$R/.lock"
 flock 9

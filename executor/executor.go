@@ -33,13 +33,15 @@ type Executor struct {
 	box    sandbox
 	groups cgroups
 	files  string // host directory of the files bound into every jail
+	// made lists every such directory ever created, for Leftovers.
+	made []string
 
-	slots   chan int      // free slot numbers; a held slot is a running execution
-	waiting atomic.Int64  // executions queued for a slot
-	closing chan struct{} // closed when Shutdown starts: no new executions
-	hardCtx context.Context
-	hardStop context.CancelFunc // kills running executions
-	running sync.WaitGroup
+	slots     chan int      // free slot numbers; a held slot is a running execution
+	waiting   atomic.Int64  // executions queued for a slot
+	closing   chan struct{} // closed when Shutdown starts: no new executions
+	hardCtx   context.Context
+	hardStop  context.CancelFunc // kills running executions
+	running   sync.WaitGroup
 	closeOnce sync.Once
 }
 
@@ -128,6 +130,7 @@ func (e *Executor) start(ctx context.Context) error {
 		_ = os.RemoveAll(e.files)
 	}
 	e.box, e.groups, e.files = box, groups, files
+	e.made = append(e.made, files)
 	e.health.Mode = string(ModeCold)
 	e.health.Isolation = Isolation{
 		Namespaces: []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
@@ -292,10 +295,17 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Leftovers lists execution cgroups of this executor that still exist; after
-// every execution has returned there must be none.
+// Leftovers lists the cgroups and jail-file directories of this executor
+// that still exist. Between executions there must be no cgroup, and after
+// Shutdown nothing at all.
 func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.groups.leftovers()
+	found := e.groups.leftovers()
+	for _, dir := range e.made {
+		if _, err := os.Stat(dir); err == nil && dir != e.files {
+			found = append(found, dir)
+		}
+	}
+	return found
 }

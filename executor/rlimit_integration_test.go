@@ -1,0 +1,105 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// realConfig is the configuration from the environment, failing (never
+// skipping) when the runtime it names is missing: the test command installs it.
+func realConfig(t *testing.T) Config {
+	t.Helper()
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	for _, p := range []string{cfg.PythonPath, cfg.NsjailPath} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("runtime missing (%v): run `make runtime` or set PYEXEC_PYTHON and PYEXEC_NSJAIL", err)
+		}
+	}
+	return cfg
+}
+
+// startExecutor starts an executor whose self-test must pass, and shuts it
+// down at cleanup, failing if it leaves a cgroup or file behind.
+func startExecutor(t *testing.T, cfg Config) *Executor {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := e.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if left := e.Leftovers(); len(left) > 0 {
+			t.Errorf("Leftovers() = %v, want none", left)
+		}
+	})
+	return e
+}
+
+// Where no cgroup hierarchy is usable, limits fall back to rlimits, the
+// fallback is reported, and the limits still hold.
+func TestWithoutCgroupsLimitsFallBackToRlimits(t *testing.T) {
+	cfg := realConfig(t)
+	cfg.CgroupRoot = t.TempDir() // no hierarchy here
+	cfg.MaxProcs = 16
+	cfg.Timeout = 10 * time.Second
+	e := startExecutor(t, cfg)
+
+	if got := e.Health().Isolation.Limits; got != string(limitRlimit) {
+		t.Fatalf("Health().Isolation.Limits = %q, want %q", got, limitRlimit)
+	}
+	tests := []struct {
+		name     string
+		script   string
+		wantType ErrorType
+	}{
+		{"an allocation past the limit is a memory_limit", "def main():\n    b = bytearray(4 << 30)\n    return len(b)\n", TypeMemoryLimit},
+		{"a fork bomb stops at the process limit", `
+import os
+def main():
+    n = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                import time
+                time.sleep(30)
+                os._exit(0)
+            n += 1
+    except OSError:
+        return n
+`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := e.Run(context.Background(), Request{Script: tt.script})
+			if TypeOf(err) != tt.wantType && !(tt.wantType == "" && err == nil) {
+				t.Fatalf("Run = %s, %v; want error type %q", res.Value, err, tt.wantType)
+			}
+			if tt.wantType == "" {
+				var forks int
+				if _, scanErr := fmt.Sscan(string(res.Value), &forks); scanErr != nil || forks < 1 || forks >= cfg.MaxProcs {
+					t.Errorf("fork bomb made %s processes, want between 1 and %d", res.Value, cfg.MaxProcs)
+				}
+			}
+		})
+	}
+	t.Run("pandas and numpy still work under the address-space limit", func(t *testing.T) {
+		script := "import pandas as pd, numpy as np\ndef main():\n    return int(pd.DataFrame({'a': np.arange(1000)}).a.sum())\n"
+		res, err := e.Run(context.Background(), Request{Script: script})
+		if err != nil || string(res.Value) != "499500" {
+			t.Errorf("Run(pandas sum) = %s, %v; want 499500", res.Value, err)
+		}
+	})
+}

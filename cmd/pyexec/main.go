@@ -1,5 +1,6 @@
-// Command pyexec serves the function named by FUNCTION_TARGET (Execute or
-// ExecuteEvent) with the Functions Framework on PORT (default 8080).
+// Command pyexec serves the function named by FUNCTION_TARGET (Execute, the
+// default, or ExecuteEvent) with the Functions Framework on PORT (default
+// 8080).
 //
 // On SIGTERM or SIGINT it stops taking executions, lets running ones finish
 // for up to 10 seconds, kills what is left, flushes the logs and exits.
@@ -24,6 +25,11 @@ func main() {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
+	}
+	// Without a target the framework would serve every function under its
+	// own path prefix, which the API does not use.
+	if os.Getenv("FUNCTION_TARGET") == "" {
+		os.Setenv("FUNCTION_TARGET", "Execute")
 	}
 	if err := pyexec.Prepare(); err != nil {
 		fmt.Fprintf(os.Stderr, "pyexec: %v\n", err)

@@ -40,6 +40,9 @@ type Isolation struct {
 	Namespaces []string `json:"namespaces"`
 	Seccomp    bool     `json:"seccomp"`
 	UID        int      `json:"uid"`
+	// OutsideUIDs is the range of unprivileged host uids jails run as, one
+	// per execution slot, e.g. "200000-200001".
+	OutsideUIDs string `json:"outside_uids"`
 	// Limits is how memory and process counts are enforced: "cgroup v1",
 	// "cgroup v2" or "rlimit" (the fallback where no cgroup is usable).
 	Limits string `json:"limits"`

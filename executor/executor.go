@@ -133,10 +133,11 @@ func (e *Executor) start(ctx context.Context) error {
 	e.made = append(e.made, files)
 	e.health.Mode = string(ModeCold)
 	e.health.Isolation = Isolation{
-		Namespaces: []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
-		Seccomp:    true,
-		UID:        jailUID,
-		Limits:     string(groups.kind),
+		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
+		Seccomp:     true,
+		UID:         jailUID,
+		OutsideUIDs: fmt.Sprintf("%d-%d", outsideUIDBase, outsideUIDBase+e.cfg.Concurrency-1),
+		Limits:      string(groups.kind),
 	}
 	e.health.Versions = Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
 	e.mu.Unlock()

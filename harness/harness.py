@@ -1,6 +1,6 @@
 """pyexec harness: runs one user script inside the jail and reports its outcome.
 
-Protocol (the Go side is executor/report.go):
+Protocol (the Go side is executor/result.go):
   fd 0  empty (stdin): input() raises EOFError at once.
   fd 1  the script's stdout, passed through unbuffered.
   fd 2  the script's stderr; not part of the API.
@@ -119,7 +119,7 @@ def _convert_one(item, parts):
     if isinstance(item, float):
         return _finite(float(item), parts), None
     if isinstance(item, str):
-        return str(item), None
+        return _unicode(str(item), parts), None
     if isinstance(item, dict):
         converted = {}
         children = []
@@ -148,10 +148,20 @@ def _finite(number, parts):
     return number
 
 
+def _unicode(text, parts):
+    # A lone surrogate (e.g. from "\ud800" or a surrogateescape decode) has
+    # no UTF-8 form, so no strict JSON text can carry it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidResult("string with a lone surrogate is not valid Unicode", _path(parts)) from None
+    return text
+
+
 def _json_key(key, parts):
     # The same keys json.dumps accepts, converted the same way.
     if isinstance(key, str):
-        return str(key)
+        return _unicode(str(key), parts)
     if key is True or key is False or key is None:
         return json.dumps(key)
     if isinstance(key, int) and not isinstance(key, bool):
@@ -257,7 +267,10 @@ def write_report(report):
         data = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (ValueError, RecursionError, MemoryError) as exc:
         data = json.dumps(failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc)))
-    payload = data.encode("utf-8", "surrogatepass")
+    # Results were checked to be valid Unicode; an error message or traceback
+    # may still hold lone surrogates, which become U+FFFD rather than bytes
+    # that are not UTF-8 (which the executor would refuse as a forged report).
+    payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     view = memoryview(payload)
     while view:
         written = os.write(REPORT_FD, view)
@@ -272,7 +285,9 @@ def read_script():
             break
         chunks.append(chunk)
     os.close(SCRIPT_FD)
-    return b"".join(chunks).decode("utf-8")
+    # utf-8-sig drops a leading byte order mark, as Python does for a source
+    # file; left in, it would be a syntax error.
+    return b"".join(chunks).decode("utf-8-sig")
 
 
 def flush_streams():

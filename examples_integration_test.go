@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +85,33 @@ func numberTexts(b []byte) string {
 			out = append(out, n...)
 			out = append(out, ',')
 		}
+	}
+}
+
+// Every HTTP execution is logged once, under the ID its response carries,
+// with its sizes and outcome but never the script's text or outputs.
+func TestEachHTTPExecutionIsLoggedOnceWithoutItsText(t *testing.T) {
+	ts := startService(t, nil)
+	const secret = "canary-8f2c1e"
+	r := ts.execute(t, "def main():\n    print('"+secret+"')\n    return '"+secret+"'\n")
+	id := r.Header.Get("X-Execution-Id")
+	if r.Status != http.StatusOK || id == "" {
+		t.Fatalf("POST /execute = %d %s (X-Execution-Id %q), want 200 with an ID", r.Status, r.Raw, id)
+	}
+	var mine []map[string]any
+	for _, e := range ts.entries(t) {
+		if e["execution_id"] == id {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) != 1 {
+		t.Fatalf("log entries for execution %s = %v, want exactly one", id, mine)
+	}
+	e := mine[0]
+	if e["severity"] != "INFO" || e["status"] != "ok" || e["script_bytes"] == nil || e["duration_ms"] == nil {
+		t.Errorf("log entry = %v, want severity INFO, status ok, script_bytes and duration_ms", e)
+	}
+	if strings.Contains(ts.logs.String(), secret) {
+		t.Errorf("the log holds the script's text or output:\n%s", ts.logs.String())
 	}
 }

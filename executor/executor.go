@@ -9,10 +9,8 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-
-	"github.com/pyexec/pyexec/harness"
 )
 
 // Executor runs scripts, each in a sandbox of its own.
@@ -32,9 +28,6 @@ type Executor struct {
 	health Health
 	box    sandbox
 	groups cgroups
-	files  string // host directory of the files bound into every jail
-	// made lists every such directory ever created, for Leftovers.
-	made []string
 
 	slots     chan int      // free slot numbers; a held slot is a running execution
 	waiting   atomic.Int64  // executions queued for a slot
@@ -100,10 +93,6 @@ func (e *Executor) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := writeJailFiles()
-	if err != nil {
-		return err
-	}
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
 	links, binds := hostLayout()
@@ -113,9 +102,6 @@ func (e *Executor) start(ctx context.Context) error {
 		cfg:     e.cfg,
 		spec: jailSpec{
 			Interp:      interp,
-			HarnessFile: filepath.Join(files, "harness.py"),
-			PasswdFile:  filepath.Join(files, "passwd"),
-			GroupFile:   filepath.Join(files, "group"),
 			HostLinks:   links,
 			HostBinds:   binds,
 			Timeout:     e.cfg.Timeout,
@@ -126,11 +112,7 @@ func (e *Executor) start(ctx context.Context) error {
 		},
 	}
 	e.mu.Lock()
-	if e.files != "" {
-		_ = os.RemoveAll(e.files)
-	}
-	e.box, e.groups, e.files = box, groups, files
-	e.made = append(e.made, files)
+	e.box, e.groups = box, groups
 	e.health.Mode = string(ModeCold)
 	e.health.Isolation = Isolation{
 		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
@@ -142,31 +124,6 @@ func (e *Executor) start(ctx context.Context) error {
 	e.health.Versions = Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
 	e.mu.Unlock()
 	return e.selfTest(ctx)
-}
-
-// writeJailFiles writes the harness and the jail's /etc/passwd and
-// /etc/group to a fresh root-owned directory, bound read-only into jails.
-func writeJailFiles() (string, error) {
-	dir, err := os.MkdirTemp("", "pyexec-jail-")
-	if err != nil {
-		return "", fmt.Errorf("creating jail files: %w", err)
-	}
-	files := map[string]string{
-		"harness.py": string(harness.Source),
-		"passwd":     "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n",
-		"group":      "nogroup:x:65534:\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o444); err != nil {
-			_ = os.RemoveAll(dir)
-			return "", fmt.Errorf("writing jail file %s: %w", name, err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", err
-	}
-	return dir, nil
 }
 
 // Run validates the script, waits for a slot (or answers ErrBusy when the
@@ -270,8 +227,8 @@ func sizeText(n int) string {
 }
 
 // Shutdown stops taking executions, lets running ones finish until ctx is
-// done, then kills what is left and removes the executor's files and
-// cgroups. Nothing it started survives it.
+// done, then kills what is left and removes the executor's cgroups. Nothing
+// it started survives it.
 func (e *Executor) Shutdown(ctx context.Context) error {
 	e.closeOnce.Do(func() { close(e.closing) })
 	done := make(chan struct{})
@@ -288,25 +245,14 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.health.Ready, e.health.Reason = false, "shutting down"
-	if e.files != "" {
-		err = errors.Join(err, os.RemoveAll(e.files))
-		e.files = ""
-	}
 	e.groups.sweep()
 	return err
 }
 
-// Leftovers lists the cgroups and jail-file directories of this executor
-// that still exist. Between executions there must be no cgroup, and after
+// Leftovers lists the cgroups of this executor that still exist. Between executions there must be no cgroup, and after
 // Shutdown nothing at all.
 func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	found := e.groups.leftovers()
-	for _, dir := range e.made {
-		if _, err := os.Stat(dir); err == nil && dir != e.files {
-			found = append(found, dir)
-		}
-	}
-	return found
+	return e.groups.leftovers()
 }

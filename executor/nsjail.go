@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pyexec/pyexec/harness"
 )
 
 // Paths inside the jail.
@@ -20,12 +22,9 @@ const (
 // jailSpec is everything that decides one jail's configuration. It is plain
 // data so that the configuration can be built and tested without nsjail.
 type jailSpec struct {
-	Interp      interpreter
-	HarnessFile string // host path of harness.py
-	PasswdFile  string // host paths of the generated /etc/passwd and /etc/group
-	GroupFile   string
-	HostLinks   map[string]string // merged-/usr symlinks to recreate, e.g. /lib -> usr/lib
-	HostBinds   []string          // other host paths to bind read-only at the same path (/etc/ld.so.cache…)
+	Interp    interpreter
+	HostLinks map[string]string // merged-/usr symlinks to recreate, e.g. /lib -> usr/lib
+	HostBinds []string          // other host paths to bind read-only at the same path (/etc/ld.so.cache…)
 
 	Timeout     time.Duration
 	MemoryBytes int64
@@ -138,9 +137,13 @@ func jailConfig(s jailSpec) string {
 	for _, p := range s.HostBinds {
 		mount(fmt.Sprintf("src: %s dst: %s is_bind: true rw: false nosuid: true nodev: true", quote(p), quote(p)))
 	}
-	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.PasswdFile), "/etc/passwd"))
-	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.GroupFile), "/etc/group"))
-	mount(fmt.Sprintf("src: %s dst: %q is_bind: true rw: false", quote(s.HarnessFile), jailHarness))
+	// The jail's own files are written by nsjail from the configuration into
+	// a private tmpfs, never from a host directory: no host path shows in the
+	// jail's mountinfo, and there is no host file a script could aim a
+	// symlink or hardlink trick at.
+	for _, f := range jailFiles() {
+		mount(fmt.Sprintf("dst: %q src_content: %s rw: false", f.path, quote(f.content)))
+	}
 	// Device nodes are bound from the host: a user namespace cannot mknod.
 	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
 		mount(fmt.Sprintf("src: %q dst: %q is_bind: true rw: true nosuid: true", dev, dev))
@@ -150,6 +153,18 @@ func jailConfig(s jailSpec) string {
 	mount(fmt.Sprintf(`dst: "/tmp" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
 	mount(fmt.Sprintf(`dst: "/dev/shm" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
 	return b.String()
+}
+
+// jailFile is a file nsjail creates in the jail, read-only.
+type jailFile struct{ path, content string }
+
+// jailFiles are the harness and the jail's /etc/passwd and /etc/group.
+func jailFiles() []jailFile {
+	return []jailFile{
+		{"/etc/passwd", "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n"},
+		{"/etc/group", "nogroup:x:65534:\n"},
+		{jailHarness, string(harness.Source)},
+	}
 }
 
 // jailEnv is the whole environment a script sees: nothing of the service's.

@@ -193,7 +193,10 @@ def user_traceback(exc):
 
 
 def describe(exc):
-    message = str(exc)
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a user __str__ that raises must not crash the harness
+        message = "<exception str() failed>"
     text = type(exc).__name__ + (": " + message if message else "")
     return text[:MAX_MESSAGE_CHARS]
 

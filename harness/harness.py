@@ -6,7 +6,9 @@ Protocol (the Go side is executor/result.go):
   fd 2  the script's stderr; not part of the API.
   fd 3  the script's source, UTF-8, read to EOF before any user code runs.
   fd 4  the report: exactly one JSON object, written after main() returned or
-        the script failed, then the process leaves with os._exit.
+        the script failed, then the process leaves with os._exit. Only the
+        harness's own process writes it: a process the script forked that
+        comes back through the harness exits without a report.
 
 The report is {"ok": true, "result": <value>} or
 {"ok": false, "error_type": <type>, "error": <message>, "traceback": <text>}.
@@ -239,7 +241,9 @@ def run(source):
         if inspect.isawaitable(value):
             value = asyncio.run(_await(value))
     except SystemExit as exc:
-        return failure("exited", "Script exited with code %d before main() returned" % exit_code(exc))
+        report = failure("exited", "Script exited with code %d before main() returned" % exit_code(exc))
+        report["exit_code"] = exit_code(exc)
+        return report
     except MemoryError:
         return failure("memory_limit", "")
     except BaseException as exc:  # noqa: BLE001 - every user failure becomes a report
@@ -301,9 +305,24 @@ def flush_streams():
             pass
 
 
+def child_status(report):
+    """The exit status plain Python gives a process that ends this way."""
+    if report["ok"]:
+        return 0
+    return report.get("exit_code", 1) & 0xFF
+
+
 def main():
+    harness_pid = os.getpid()
     report = run(read_script())
     flush_streams()
+    if os.getpid() != harness_pid:
+        # A process the script forked left main() through the harness (by
+        # returning, raising or sys.exit). Only the harness's own process
+        # reports; a second report would corrupt the first. The child ends
+        # as it would in plain Python.
+        os._exit(child_status(report))
+    report.pop("exit_code", None)
     try:
         write_report(report)
     finally:

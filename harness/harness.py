@@ -39,6 +39,12 @@ SCRIPT_FILENAME = "<script>"
 MODULE_NAME = "__script__"
 MAX_RESULT_DEPTH = 500
 MAX_MESSAGE_CHARS = 4096
+# Results carry integers of any size exactly, but Python 3.11 refuses to write
+# integers of over 4300 digits as text (int.__str__ is quadratic). The report
+# lifts that guard and sets its own, far higher: one integer of this many
+# digits takes about 0.1 s to write.
+MAX_RESULT_INT_DIGITS = 100_000
+_MAX_RESULT_INT_BITS = int(MAX_RESULT_INT_DIGITS * math.log2(10))
 PANDAS_HINTS = {
     "DataFrame": 'use df.to_dict(orient="records")',
     "Series": "use series.tolist() or series.to_dict()",
@@ -117,7 +123,10 @@ def _convert_one(item, parts):
     if item is None or item is True or item is False:
         return item, None
     if isinstance(item, int):
-        return int(item), None
+        number = int(item)
+        if number.bit_length() > _MAX_RESULT_INT_BITS:
+            raise InvalidResult("integer of more than %d digits" % MAX_RESULT_INT_DIGITS, _path(parts))
+        return number, None
     if isinstance(item, float):
         return _finite(float(item), parts), None
     if isinstance(item, str):
@@ -167,7 +176,8 @@ def _json_key(key, parts):
     if key is True or key is False or key is None:
         return json.dumps(key)
     if isinstance(key, int) and not isinstance(key, bool):
-        return str(int(key))
+        number, _ = _convert_one(int(key), parts)
+        return str(number)
     if isinstance(key, float):
         return repr(_finite(float(key), parts))
     raise InvalidResult("dict key of type %s is not allowed" % type(key).__name__, _path(parts))
@@ -249,6 +259,9 @@ def run(source):
     except BaseException as exc:  # noqa: BLE001 - every user failure becomes a report
         return failure("exception", describe(exc), user_traceback(exc))
     try:
+        if hasattr(sys, "set_int_max_str_digits"):
+            # User code is done; to_json_value bounds the integers instead.
+            sys.set_int_max_str_digits(0)
         return {"ok": True, "result": to_json_value(value)}
     except InvalidResult as exc:
         return failure(

@@ -2,6 +2,7 @@
 #
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
+#   make bench    start a cold and a default-mode service and measure both (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
 # (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed
@@ -34,7 +35,7 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
-.PHONY: run build runtime tools lint test test-python test-go clean
+.PHONY: run build runtime tools lint test test-python test-go bench clean
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -83,6 +84,11 @@ test-python: runtime
 ## test-go: the Go tests with the race detector, against the installed runtime
 test-go: runtime
 	$(GO) test -race -count=1 -timeout '$(GO_TEST_TIMEOUT)' ./...
+
+## bench: latency and throughput of cold and default mode side by side, with
+## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
+bench: runtime build
+	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec' $(BENCH_FLAGS)
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;
 ## remove it with rm -rf if you mean to)

@@ -1,0 +1,582 @@
+// Command pyexec-bench measures pyexec over HTTP: latency percentiles and
+// throughput of a few workloads, at concurrency 1 and at saturation, for the
+// cold mode (one fresh jail and interpreter per execution) and the default
+// mode side by side, and checks the performance targets.
+//
+// It starts both services itself from the built binary, on free loopback
+// ports, and never talks to anything but loopback:
+//
+//	make build && go run ./cmd/pyexec-bench            (or: make bench)
+//	go run ./cmd/pyexec-bench -url http://127.0.0.1:8080   (one running service)
+//
+// The idle memory of a service is the resident set of its whole process tree
+// (the service, nsjail, the jails and any warm interpreters), summed from
+// /proc. Summed RSS counts pages that forked processes share once per process,
+// so it overstates what they cost; PSS, which splits shared pages, is shown
+// beside it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// The original service's examples, and scripts that fail in each usual way.
+const (
+	trivialScript = "def main():\n    return 1\n"
+	pandasScript  = `import pandas as pd
+
+
+def main():
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]})
+    return {"sum_a": int(df["a"].sum()), "sum_b": int(df["b"].sum())}
+`
+	numpyScript = `import numpy as np
+
+
+def main():
+    values = np.array([1, 2, 3, 4, 5])
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+`
+)
+
+// call is one request of a workload and what a correct answer looks like.
+type call struct {
+	script string
+	status int
+	want   string // the result's JSON for a success, the error_type for a failure
+}
+
+type workload struct {
+	name  string
+	calls []call // taken round-robin
+}
+
+var workloads = []workload{
+	{"trivial", []call{{trivialScript, 200, "1"}}},
+	{"pandas", []call{{pandasScript, 200, `{"sum_a":6,"sum_b":15}`}}},
+	{"numpy", []call{{numpyScript, 200, `{"mean":3.0,"std":1.4142135623730951}`}}},
+	{"mix", []call{
+		{pandasScript, 200, `{"sum_a":6,"sum_b":15}`},
+		{"def main():\n    raise ValueError('no')\n", 400, "exception"},
+		{numpyScript, 200, `{"mean":3.0,"std":1.4142135623730951}`},
+		{"def main(:\n", 400, "syntax_error"},
+		{trivialScript, 200, "1"},
+		{"import sys\n\ndef main():\n    sys.exit(3)\n", 400, "exited"},
+		{"x = 1\n", 400, "no_main"},
+		{"def main():\n    return {1, 2}\n", 400, "invalid_result"},
+	}},
+}
+
+type options struct {
+	bin        string
+	url        string
+	modes      []string
+	duration   time.Duration
+	maxCalls   int
+	minCalls   int
+	saturation int
+	concurrent int
+}
+
+func main() {
+	var o options
+	var modes string
+	flag.StringVar(&o.bin, "bin", "bin/pyexec", "the pyexec binary to start (built from ./cmd/pyexec)")
+	flag.StringVar(&o.url, "url", "", "measure this running service instead of starting services (loopback only)")
+	flag.StringVar(&modes, "modes", "cold,default", "PYEXEC_MODE values to start and compare; default means unset")
+	flag.DurationVar(&o.duration, "duration", 6*time.Second, "time spent on each workload and concurrency")
+	flag.IntVar(&o.maxCalls, "max", 2000, "most requests per workload and concurrency")
+	flag.IntVar(&o.minCalls, "min", 8, "fewest requests per workload and concurrency, whatever the time")
+	flag.IntVar(&o.concurrent, "concurrency", runtime.NumCPU(), "PYEXEC_CONCURRENCY of the services started")
+	flag.IntVar(&o.saturation, "clients", 0, "clients at saturation (default 2 x concurrency)")
+	flag.Parse()
+	o.modes = strings.Split(modes, ",")
+	if o.saturation == 0 {
+		o.saturation = 2 * o.concurrent
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintf(os.Stderr, "pyexec-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// measurement is one workload at one concurrency against one service.
+type measurement struct {
+	mode, workload string
+	clients        int
+	n, failed      int
+	busy           int
+	p50, p90, p99  time.Duration
+	rate           float64 // executions per second
+}
+
+type service struct {
+	mode   string // as requested: cold or default
+	active string // as /healthz reports it
+	base   string
+	health map[string]any
+	pidOf  int   // the service process, when this tool started it
+	rss    int64 // idle, bytes, summed over the process tree
+	pss    int64
+	stop   func()
+}
+
+func run(o options) error {
+	var services []*service
+	defer func() {
+		for _, s := range services {
+			if s.stop != nil {
+				s.stop()
+			}
+		}
+	}()
+	if o.url != "" {
+		if err := loopbackOnly(o.url); err != nil {
+			return err
+		}
+		s := &service{mode: "given", base: strings.TrimRight(o.url, "/")}
+		if err := waitHealthy(s, time.Minute); err != nil {
+			return err
+		}
+		services = append(services, s)
+	} else {
+		for _, mode := range o.modes {
+			s, err := startService(o, strings.TrimSpace(mode))
+			if err != nil {
+				return err
+			}
+			services = append(services, s)
+		}
+	}
+	printMachine(services)
+
+	var results []measurement
+	for _, s := range services {
+		// A few requests warm the service up before anything is measured,
+		// then the idle footprint is taken once it has settled.
+		for _, w := range workloads {
+			for i := 0; i < 3; i++ {
+				_, _ = do(s.base, w.calls[i%len(w.calls)])
+			}
+		}
+		time.Sleep(2 * time.Second)
+		if s.stop != nil {
+			s.rss, s.pss = treeMemory(s)
+		}
+		for _, w := range workloads {
+			for _, clients := range []int{1, o.saturation} {
+				m := measure(s, w, clients, o)
+				fmt.Fprintf(os.Stderr, "  %-8s %-8s c=%-2d n=%-5d p50=%-10v %.1f/s\n", s.mode, w.name, clients, m.n, m.p50.Round(10*time.Microsecond), m.rate)
+				results = append(results, m)
+			}
+		}
+	}
+	if missed := report(services, results, o); missed > 0 {
+		return fmt.Errorf("%d target(s) missed", missed)
+	}
+	return nil
+}
+
+// loopbackOnly refuses any service address that is not this machine.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("parsing -url: %w", err)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback)) {
+		return nil
+	}
+	return fmt.Errorf("-url %s: only 127.0.0.1, ::1 and localhost may be measured", raw)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startService(o options, mode string) (*service, error) {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("finding a free port: %w", err)
+	}
+	cmd := exec.Command(bin)
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PYEXEC_MODE=") && !strings.HasPrefix(kv, "PORT=") && !strings.HasPrefix(kv, "PYEXEC_CONCURRENCY=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PORT="+strconv.Itoa(port), "FUNCTION_TARGET=Execute", "PYEXEC_LOG=stdout",
+		"PYEXEC_CONCURRENCY="+strconv.Itoa(o.concurrent))
+	if mode != "default" && mode != "" {
+		env = append(env, "PYEXEC_MODE="+mode)
+	}
+	cmd.Env = env
+	// The services log one line per execution; the benchmark does not need them.
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &service{mode: mode, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s.stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	if err := waitHealthy(s, 3*time.Minute); err != nil {
+		s.stop()
+		s.stop = nil
+		return nil, fmt.Errorf("service in mode %s: %w", mode, err)
+	}
+	s.pidOf = cmd.Process.Pid
+	return s, nil
+}
+
+func waitHealthy(s *service, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				_ = json.Unmarshal(body, &s.health)
+				s.active, _ = s.health["mode"].(string)
+				return nil
+			}
+			last = strings.TrimSpace(string(body))
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("not healthy after %v: %s", limit, last)
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 2 * time.Minute}
+
+// do sends one execution and checks the answer.
+func do(base string, c call) (int, error) {
+	body, _ := json.Marshal(map[string]string{"script": c.script})
+	resp, err := client.Post(base+"/execute", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode != c.status {
+		return resp.StatusCode, fmt.Errorf("status %d, want %d: %s", resp.StatusCode, c.status, data)
+	}
+	var got struct {
+		Result    json.RawMessage `json:"result"`
+		ErrorType string          `json:"error_type"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		return resp.StatusCode, err
+	}
+	if c.status == 200 && string(got.Result) != c.want || c.status != 200 && got.ErrorType != c.want {
+		return resp.StatusCode, fmt.Errorf("answer %s, want %s", data, c.want)
+	}
+	return resp.StatusCode, nil
+}
+
+func measure(s *service, w workload, clients int, o options) measurement {
+	m := measurement{mode: s.mode, workload: w.name, clients: clients}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		next      int
+		wg        sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	start := time.Now()
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= o.maxCalls || (ctx.Err() != nil && next >= o.minCalls) {
+					mu.Unlock()
+					return
+				}
+				c := w.calls[next%len(w.calls)]
+				next++
+				mu.Unlock()
+				t := time.Now()
+				status, err := do(s.base, c)
+				d := time.Since(t)
+				mu.Lock()
+				switch {
+				case status == http.StatusServiceUnavailable:
+					m.busy++
+				case err != nil:
+					m.failed++
+					if m.failed <= 3 {
+						fmt.Fprintf(os.Stderr, "  %s %s: %v\n", s.mode, w.name, err)
+					}
+				default:
+					latencies = append(latencies, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(latencies)
+	m.n = len(latencies)
+	m.p50, m.p90, m.p99 = percentile(latencies, 50), percentile(latencies, 90), percentile(latencies, 99)
+	m.rate = float64(m.n) / elapsed.Seconds()
+	return m
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+// treeMemory sums RSS and PSS over the service and all its descendants.
+func treeMemory(s *service) (rss, pss int64) {
+	for _, pid := range descendants(s.pidOf) {
+		rss += statusKB(pid, "VmRSS:") << 10
+		pss += rollupKB(pid, "Pss:") << 10
+	}
+	return rss, pss
+}
+
+func descendants(root int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces and parentheses; fields start after the last ')'.
+		rest := string(data[bytes.LastIndexByte(data, ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	tree := []int{root}
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+func statusKB(pid int, field string) int64 {
+	return fieldKB(filepath.Join("/proc", strconv.Itoa(pid), "status"), field)
+}
+
+func rollupKB(pid int, field string) int64 {
+	return fieldKB(filepath.Join("/proc", strconv.Itoa(pid), "smaps_rollup"), field)
+}
+
+func fieldKB(path, field string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func printMachine(services []*service) {
+	var uts syscall.Utsname
+	_ = syscall.Uname(&uts)
+	kernel := utsString(uts.Release[:])
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := fieldKB("/proc/meminfo", "MemTotal:") >> 10
+	fmt.Printf("machine: %d CPUs (%s), %d MiB RAM, Linux %s, %s/%s\n", runtime.NumCPU(), model, mem, kernel, runtime.GOOS, runtime.GOARCH)
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average at start: %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
+	}
+	if len(services) > 0 {
+		if v, ok := services[0].health["versions"].(map[string]any); ok {
+			fmt.Printf("runtime: Python %v, pandas %v, numpy %v, nsjail %v\n", v["python"], v["pandas"], v["numpy"], v["nsjail"])
+		}
+	}
+	for _, s := range services {
+		fmt.Printf("service %q: mode %q\n", s.mode, s.active)
+	}
+	fmt.Println()
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+// report prints the table, the ratios and the targets, and returns how many
+// targets were missed.
+func report(services []*service, results []measurement, o options) int {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tworkload\tclients\tn\tfailed\tbusy\tp50 ms\tp90 ms\tp99 ms\texec/s\t")
+	for _, m := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.1f\t\n", m.mode, m.workload, m.clients, m.n, m.failed, m.busy, ms(m.p50), ms(m.p90), ms(m.p99), m.rate)
+	}
+	_ = tw.Flush()
+	fmt.Println()
+	for _, s := range services {
+		if s.stop != nil {
+			fmt.Printf("idle memory of %q (mode %s), whole process tree: RSS %d MiB, PSS %d MiB\n", s.mode, s.active, s.rss>>20, s.pss>>20)
+		}
+	}
+
+	find := func(mode, workload string, clients int) (measurement, bool) {
+		for _, m := range results {
+			if m.mode == mode && m.workload == workload && m.clients == clients {
+				return m, true
+			}
+		}
+		return measurement{}, false
+	}
+	var cold, fast *service
+	for _, s := range services {
+		switch {
+		case s.mode == "cold":
+			cold = s
+		case fast == nil:
+			fast = s
+		}
+	}
+	if cold != nil && fast != nil {
+		fmt.Println()
+		tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "cold / %s\tclients\tp50 ratio\tthroughput ratio\t\n", fast.mode)
+		for _, w := range workloads {
+			for _, clients := range []int{1, o.saturation} {
+				c, ok1 := find(cold.mode, w.name, clients)
+				f, ok2 := find(fast.mode, w.name, clients)
+				if !ok1 || !ok2 || f.p50 == 0 || c.rate == 0 {
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.1fx\t%.1fx\t\n", w.name, clients, float64(c.p50)/float64(f.p50), f.rate/c.rate)
+			}
+		}
+		_ = tw.Flush()
+	}
+	if fast == nil {
+		return 0
+	}
+
+	fmt.Println()
+	fmt.Printf("targets (%s mode, %d CPUs):\n", fast.active, runtime.NumCPU())
+	failed := 0
+	target := func(ok bool, format string, args ...any) {
+		verdict := "PASS"
+		if !ok {
+			verdict = "FAIL"
+			failed++
+		}
+		fmt.Printf("  %s  %s\n", verdict, fmt.Sprintf(format, args...))
+	}
+	p1, _ := find(fast.mode, "pandas", 1)
+	target(p1.n > 0 && p1.failed == 0 && p1.p50 <= 15*time.Millisecond, "pandas, 1 client: p50 %s ms <= 15 ms", ms(p1.p50))
+	if cold != nil {
+		c1, _ := find(cold.mode, "pandas", 1)
+		ratio := 0.0
+		if p1.p50 > 0 {
+			ratio = float64(c1.p50) / float64(p1.p50)
+		}
+		target(ratio >= 40, "pandas, 1 client: %.1fx faster than cold (p50 %s ms) >= 40x", ratio, ms(c1.p50))
+	}
+	ps, _ := find(fast.mode, "pandas", o.saturation)
+	target(ps.failed == 0 && ps.rate >= 50, "pandas, %d clients: %.1f executions/s >= 50", o.saturation, ps.rate)
+	ts, _ := find(fast.mode, "trivial", o.saturation)
+	target(ts.failed == 0 && ts.rate >= 100, "trivial, %d clients: %.1f executions/s >= 100", o.saturation, ts.rate)
+	if fast.stop != nil {
+		target(fast.rss > 0 && fast.rss <= 400<<20, "idle service with its warm processes: RSS %d MiB <= 400 MiB", fast.rss>>20)
+	}
+	errs := 0
+	for _, m := range results {
+		errs += m.failed
+	}
+	target(errs == 0, "every answer correct (%d wrong)", errs)
+	if runtime.NumCPU() != 2 {
+		fmt.Printf("  note: the targets are set for 2 CPUs; this machine has %d\n", runtime.NumCPU())
+	}
+	if failed == 0 {
+		fmt.Println("all targets met")
+	}
+	return failed
+}

@@ -190,6 +190,9 @@ func (s *service) handleHealth(w http.ResponseWriter) {
 		"isolation": h.Isolation,
 		"versions":  h.Versions,
 	}
+	if h.Fallback != "" {
+		body["fallback"] = h.Fallback
+	}
 	if h.Ready {
 		body["status"] = "ok"
 		writeJSON(w, http.StatusOK, body)

@@ -28,9 +28,12 @@ type Result struct {
 
 // Health says whether the executor runs scripts and with what isolation.
 type Health struct {
-	Ready     bool      `json:"ready"`
-	Reason    string    `json:"reason,omitempty"` // why it is not ready
-	Mode      string    `json:"mode"`
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"` // why it is not ready
+	Mode   string `json:"mode"`
+	// Fallback says why faster modes than Mode are not in use (their
+	// self-test failed), when Mode was chosen automatically.
+	Fallback  string    `json:"fallback,omitempty"`
 	Isolation Isolation `json:"isolation"`
 	Versions  Versions  `json:"versions"`
 }

@@ -66,24 +66,14 @@ type coldSandbox struct {
 	cfg     Config
 }
 
-func (c *coldSandbox) run(ctx context.Context, x execution) (run jailRun, err error) {
+func (c *coldSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 	spec := c.spec
 	spec.OutsideUID = outsideUIDBase + x.slot
-	if c.cgroups.kind != limitRlimit {
-		cg, err := c.cgroups.create(x.id, c.cfg.MemoryBytes, c.cfg.MaxProcs)
-		if err != nil {
-			return jailRun{}, err
-		}
-		defer func() {
-			if rmErr := cg.remove(); rmErr != nil && err == nil {
-				err = rmErr
-			}
-		}()
-		defer func() { run.MemoryLimitHit = run.MemoryLimitHit || cg.hitMemoryLimit() }()
-		spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = c.cgroups.memMount, c.cgroups.pidsMount, cg.name
+	j, err := startJail(c.nsjail, spec, c.cgroups, c.cfg, x.id)
+	if err != nil {
+		return jailRun{}, err
 	}
-	config := jailConfig(spec)
-	return launch(ctx, c.nsjail, config, jailArgv(spec), x.script, c.cfg)
+	return j.finish(ctx, x.script, c.cfg)
 }
 
 // pipes holds both ends of the jail's channels; close closes whatever is
@@ -104,37 +94,166 @@ func (p pipes) close() {
 	}
 }
 
-// launch runs nsjail with config and waits for it, feeding the script and
-// collecting stdout, the report and nsjail's log, each capped. It decides the
-// execution is over when nsjail exits, never by pipe EOF: a process the
-// script left behind could hold a pipe open.
-func launch(ctx context.Context, nsjail, config string, argv []string, script []byte, cfg Config) (jailRun, error) {
-	var ps pipes
-	defer ps.close()
-	var files [4]*os.File // fd 3..6 in the child
-	var scriptW, reportR, logR, configW, stdoutR, stdoutW, stderrR, stderrW *os.File
+// channels are one execution's pipes. The executor keeps one end of each;
+// the sandboxed interpreter gets the other, and the executor closes its copy
+// of those once the interpreter has them, so that EOF reaches the executor's
+// readers when the last process holding them is gone.
+type channels struct {
+	all pipes
+	// The executor's ends.
+	scriptW, reportR, stdoutR, stderrR *os.File
+	logR                               *os.File // nsjail's log; nil where there is no nsjail per execution
+	// The interpreter's ends.
+	scriptR, reportW, stdoutW, stderrW, logW *os.File
+}
+
+func newChannels(withLog bool) (*channels, error) {
+	c := &channels{}
 	var err error
 	pair := func(r, w **os.File) {
 		if err == nil {
-			*r, *w, err = ps.pair()
+			*r, *w, err = c.all.pair()
 		}
 	}
-	pair(&files[0], &scriptW)
-	pair(&reportR, &files[1])
-	pair(&logR, &files[2])
-	pair(&files[3], &configW)
-	pair(&stdoutR, &stdoutW)
-	pair(&stderrR, &stderrW)
-	if err != nil {
-		return jailRun{}, fmt.Errorf("creating jail pipes: %w", err)
+	pair(&c.scriptR, &c.scriptW)
+	pair(&c.reportR, &c.reportW)
+	pair(&c.stdoutR, &c.stdoutW)
+	pair(&c.stderrR, &c.stderrW)
+	if withLog {
+		pair(&c.logR, &c.logW)
 	}
+	if err != nil {
+		c.all.close()
+		return nil, fmt.Errorf("creating jail pipes: %w", err)
+	}
+	return c, nil
+}
+
+// closeChildEnds closes the executor's copies of the interpreter's ends.
+func (c *channels) closeChildEnds() {
+	for _, f := range []*os.File{c.scriptR, c.reportW, c.stdoutW, c.stderrW, c.logW} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// process is a started sandboxed interpreter, as the executor controls it.
+type process interface {
+	// kill ends the interpreter and everything it started. It is safe to
+	// call at any time, more than once, and after the process has ended.
+	kill()
+	// alive tells whether the process is still there, waiting for its script.
+	alive() bool
+	// wait blocks until the interpreter is gone and tells how it ended.
+	// ended is false when that is to be read from nsjail's log instead.
+	wait() (ex procExit, err error)
+}
+
+// procExit is how an interpreter ended.
+type procExit struct {
+	ended  bool
+	code   int
+	signal syscall.Signal
+}
+
+// jail is a started sandbox waiting for its script: the process, its
+// channels and its cgroup. It is used once.
+type jail struct {
+	proc process
+	ch   *channels
+	cg   *execCgroup // nil under the rlimit fallback
+	// done releases what the jail held besides its process and cgroup
+	// (its outside uid in pool mode); may be nil.
+	done func()
+	born time.Time
+}
+
+// startJail starts one nsjail (and the interpreter in it) for spec, with its
+// own cgroup, and returns it waiting for its script on fd 3.
+func startJail(nsjail string, spec jailSpec, groups cgroups, cfg Config, id string) (*jail, error) {
+	j := &jail{born: time.Now()}
+	if groups.kind != limitRlimit {
+		cg, err := groups.create(id, cfg.MemoryBytes, cfg.MaxProcs)
+		if err != nil {
+			return nil, err
+		}
+		j.cg = cg
+		spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = groups.memMount, groups.pidsMount, cg.name
+	}
+	ch, err := newChannels(true)
+	if err != nil {
+		j.discard()
+		return nil, err
+	}
+	j.ch = ch
+	proc, err := startNsjail(nsjail, jailConfig(spec), jailArgv(spec), ch)
+	if err != nil {
+		j.discard()
+		return nil, err
+	}
+	j.proc = proc
+	return j, nil
+}
+
+// discard kills a jail that will not be used (or is used up) and releases
+// what it held. It reports a cgroup that could not be removed.
+func (j *jail) discard() error {
+	if j.proc != nil {
+		j.proc.kill()
+		_, _ = j.proc.wait()
+	}
+	if j.ch != nil {
+		j.ch.all.close()
+	}
+	var err error
+	if j.cg != nil {
+		err = j.cg.remove()
+	}
+	if j.done != nil {
+		j.done()
+	}
+	return err
+}
+
+// finish feeds the jail its script, collects what it produced and discards
+// it. The wall-clock limit runs from here: time a jail spent waiting for its
+// script does not count.
+func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (run jailRun, err error) {
+	defer func() {
+		if j.cg != nil {
+			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+		}
+		if rmErr := j.discard(); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}()
+	return collect(ctx, j.proc, j.ch, script, cfg)
+}
+
+// nsjailProc is one nsjail process, which runs one interpreter.
+type nsjailProc struct {
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+}
+
+// startNsjail starts nsjail with config, passing the interpreter's ends of
+// ch as fds 3, 4 and 5 (script, report, nsjail's log) and stdout/stderr.
+func startNsjail(nsjail, config string, argv []string, ch *channels) (*nsjailProc, error) {
 	// The configuration fits a pipe's buffer, so it can be written before
 	// nsjail starts reading it.
 	if len(config) > 60<<10 {
-		return jailRun{}, errors.New("jail configuration too large for its pipe")
+		return nil, errors.New("jail configuration too large for its pipe")
 	}
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating jail pipes: %w", err)
+	}
+	defer configR.Close()
+	defer configW.Close()
 	if _, err := io.WriteString(configW, config); err != nil {
-		return jailRun{}, fmt.Errorf("writing jail configuration: %w", err)
+		return nil, fmt.Errorf("writing jail configuration: %w", err)
 	}
 	_ = configW.Close()
 
@@ -142,22 +261,59 @@ func launch(ctx context.Context, nsjail, config string, argv []string, script []
 	cmd := exec.Command(nsjail, args...)
 	cmd.Env = []string{} // nsjail gets nothing of the service's environment
 	cmd.Stdin = nil      // /dev/null: input() raises EOFError at once
-	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
-	cmd.ExtraFiles = files[:]
+	cmd.Stdout, cmd.Stderr = ch.stdoutW, ch.stderrW
+	cmd.ExtraFiles = []*os.File{ch.scriptR, ch.reportW, ch.logW, configR} // fd 3..6
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
 		// If the service dies, nsjail dies, and with it the jail.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
-		return jailRun{}, fmt.Errorf("starting nsjail: %w", err)
+		return nil, fmt.Errorf("starting nsjail: %w", err)
 	}
-	// Only the child keeps its ends; EOF then reaches our readers when the
-	// jail's last process is gone.
-	for _, f := range append(files[:], stdoutW, stderrW) {
-		_ = f.Close()
-	}
+	ch.closeChildEnds()
+	p := &nsjailProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
 
+func (p *nsjailProc) kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func (p *nsjailProc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits for nsjail, which outlives every process of its jail. How the
+// interpreter ended is in nsjail's log, unlike nsjail's exit code, which
+// cannot be told from a script's exit(255).
+func (p *nsjailProc) wait() (procExit, error) {
+	<-p.exited
+	var exitErr *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &exitErr) {
+		return procExit{}, fmt.Errorf("waiting for nsjail: %w", p.waitErr)
+	}
+	return procExit{}, nil
+}
+
+// collect feeds the script to a started process and waits for it,
+// collecting stdout, the report and nsjail's log, each capped. It decides
+// the execution is over when the process says so, never by pipe EOF: a
+// process the script left behind could hold a pipe open.
+func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg Config) (jailRun, error) {
 	var (
 		run      jailRun
 		killOnce sync.Once
@@ -167,7 +323,7 @@ func launch(ctx context.Context, nsjail, config string, argv []string, script []
 		mu.Lock()
 		reason()
 		mu.Unlock()
-		killOnce.Do(func() { _ = cmd.Process.Kill() })
+		killOnce.Do(proc.kill)
 	}
 	timer := time.AfterFunc(cfg.Timeout, func() { kill(func() { run.TimedOut = true }) })
 	defer timer.Stop()
@@ -188,44 +344,58 @@ func launch(ctx context.Context, nsjail, config string, argv []string, script []
 		}()
 	}
 	var nsjailLog []byte
-	read(stdoutR, cfg.MaxOutputBytes, &run.Stdout, func() { kill(func() { run.StdoutOverflow = true }) })
-	read(reportR, cfg.MaxResultBytes+reportOverhead, &run.Report, func() {
+	read(ch.stdoutR, cfg.MaxOutputBytes, &run.Stdout, func() { kill(func() { run.StdoutOverflow = true }) })
+	read(ch.reportR, cfg.MaxResultBytes+reportOverhead, &run.Report, func() {
 		mu.Lock()
 		run.ReportOverflow = true
 		mu.Unlock()
 	})
-	read(logR, nsjailLogCap, &nsjailLog, nil)
+	readFiles := []*os.File{ch.stdoutR, ch.reportR, ch.stderrR}
+	if ch.logR != nil {
+		read(ch.logR, nsjailLogCap, &nsjailLog, nil)
+		readFiles = append(readFiles, ch.logR)
+	}
 	var stderrTail []byte
-	read(stderrR, stderrCap, &stderrTail, nil)
+	read(ch.stderrR, stderrCap, &stderrTail, nil)
+	scriptW := ch.scriptW
 	go func() {
 		_, _ = scriptW.Write(script)
 		_ = scriptW.Close()
 	}()
 
-	waitErr := cmd.Wait()
-	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) {
-		return jailRun{}, fmt.Errorf("waiting for nsjail: %w", waitErr)
+	ex, waitErr := proc.wait()
+	if waitErr != nil {
+		killOnce.Do(proc.kill)
 	}
 	done := make(chan struct{})
 	go func() { readers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(drainTimeout):
-		for _, r := range []*os.File{stdoutR, reportR, logR, stderrR} {
+		for _, r := range readFiles {
 			_ = r.SetReadDeadline(time.Now())
 		}
 		<-done
 	}
+	if waitErr != nil {
+		return jailRun{}, waitErr
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	run.NsjailLog = string(nsjailLog)
-	if len(run.NsjailLog) == 0 {
-		// nsjail writes to stderr until it has read its configuration.
-		run.NsjailLog = string(stderrTail)
+	if ch.logR != nil {
+		run.NsjailLog = string(nsjailLog)
+		if len(run.NsjailLog) == 0 {
+			// nsjail writes to stderr until it has read its configuration.
+			run.NsjailLog = string(stderrTail)
+		}
+		parseNsjailLog(&run)
+	} else {
+		run.Ended, run.ExitCode, run.Signal = ex.ended, ex.code, ex.signal
+		if !ex.ended {
+			run.NsjailLog = string(stderrTail)
+		}
 	}
-	parseNsjailLog(&run)
 	if err := ctx.Err(); err != nil && !run.TimedOut {
 		return jailRun{}, fmt.Errorf("execution cancelled: %w", context.Cause(ctx))
 	}

@@ -18,6 +18,15 @@ const (
 	ModeAuto Mode = ""
 	// ModeCold runs every execution in a fresh jail with a fresh interpreter.
 	ModeCold Mode = "cold"
+	// ModePool runs every execution in a fresh jail with a fresh
+	// interpreter that was started, with numpy and pandas imported, before
+	// the script arrived.
+	ModePool Mode = "pool"
+	// ModeFork runs every execution in a process forked from an interpreter
+	// that has numpy and pandas imported, which isolates itself in
+	// namespaces, a cgroup and a seccomp filter of its own before user code
+	// runs.
+	ModeFork Mode = "fork"
 )
 
 // Config is the executor's static configuration, read once from the
@@ -121,6 +130,7 @@ func (c Config) Validate() error {
 	check(c.TmpBytes >= 1<<20 && c.TmpBytes <= 16<<30, "PYEXEC_TMP_MB must be 1..16384, got %d", c.TmpBytes>>20)
 	check(c.Concurrency >= 1 && c.Concurrency <= 1024, "PYEXEC_CONCURRENCY must be 1..1024, got %d", c.Concurrency)
 	check(c.Queue >= 0 && c.Queue <= 65536, "PYEXEC_QUEUE must be 0..65536, got %d", c.Queue)
-	check(c.Mode == ModeAuto || c.Mode == ModeCold, "PYEXEC_MODE must be empty or %q, got %q", ModeCold, c.Mode)
+	check(c.Mode == ModeAuto || c.Mode == ModeCold || c.Mode == ModePool || c.Mode == ModeFork,
+		"PYEXEC_MODE must be empty, %q, %q or %q, got %q", ModeFork, ModePool, ModeCold, c.Mode)
 	return errors.Join(errs...)
 }

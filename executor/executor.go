@@ -9,8 +9,10 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,34 +98,79 @@ func (e *Executor) start(ctx context.Context) error {
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
 	links, binds := hostLayout()
-	box := &coldSandbox{
-		nsjail:  e.cfg.NsjailPath,
-		cgroups: groups,
-		cfg:     e.cfg,
-		spec: jailSpec{
-			Interp:      interp,
-			HostLinks:   links,
-			HostBinds:   binds,
-			Timeout:     e.cfg.Timeout,
-			MemoryBytes: e.cfg.MemoryBytes,
-			MaxProcs:    e.cfg.MaxProcs,
-			TmpBytes:    e.cfg.TmpBytes,
-			Limiter:     groups.kind,
-		},
+	spec := jailSpec{
+		Interp:      interp,
+		HostLinks:   links,
+		HostBinds:   binds,
+		Timeout:     e.cfg.Timeout,
+		MemoryBytes: e.cfg.MemoryBytes,
+		MaxProcs:    e.cfg.MaxProcs,
+		TmpBytes:    e.cfg.TmpBytes,
+		Limiter:     groups.kind,
 	}
-	e.mu.Lock()
-	e.box, e.groups = box, groups
-	e.health.Mode = string(ModeCold)
-	e.health.Isolation = Isolation{
+	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
+	// The fastest mode whose self-test passes, unless one is configured.
+	modes := []Mode{ModeFork, ModePool, ModeCold}
+	if e.cfg.Mode != ModeAuto {
+		modes = []Mode{e.cfg.Mode}
+	}
+	e.closeBox()
+	var failed []string
+	for _, mode := range modes {
+		err := e.tryMode(ctx, mode, spec, groups, versions)
+		if err == nil {
+			e.mu.Lock()
+			e.health.Fallback = strings.Join(failed, "; ")
+			e.mu.Unlock()
+			return nil
+		}
+		e.closeBox()
+		failed = append(failed, fmt.Sprintf("%s mode: %v", mode, err))
+	}
+	return errors.New(strings.Join(failed, "; "))
+}
+
+// tryMode sets the sandbox of one mode up and runs the self-test through it.
+func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
+	iso := Isolation{
 		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
 		Seccomp:     true,
 		UID:         jailUID,
 		OutsideUIDs: fmt.Sprintf("%d-%d", outsideUIDBase, outsideUIDBase+e.cfg.Concurrency-1),
 		Limits:      string(groups.kind),
 	}
-	e.health.Versions = Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
+	var box sandbox
+	switch mode {
+	case ModeFork:
+		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
+		if err != nil {
+			return err
+		}
+		box = f
+		iso.OutsideUIDs = strconv.Itoa(forkServerUID)
+	case ModePool:
+		box = newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
+		iso.OutsideUIDs = fmt.Sprintf("%d-%d", poolUIDBase, poolUIDBase+2*e.cfg.Concurrency)
+	default:
+		box = &coldSandbox{nsjail: e.cfg.NsjailPath, cgroups: groups, cfg: e.cfg, spec: spec}
+	}
+	e.mu.Lock()
+	e.box, e.groups = box, groups
+	e.health.Mode = string(mode)
+	e.health.Isolation = iso
+	e.health.Versions = versions
 	e.mu.Unlock()
 	return e.selfTest(ctx)
+}
+
+// closeBox stops the current sandbox's warm processes, if it has any.
+func (e *Executor) closeBox() {
+	e.mu.Lock()
+	box := e.box
+	e.mu.Unlock()
+	if c, ok := box.(interface{ close() error }); ok {
+		_ = c.close()
+	}
 }
 
 // Run validates the script, waits for a slot (or answers ErrBusy when the
@@ -243,8 +290,11 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	}
 	e.hardStop()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.health.Ready, e.health.Reason = false, "shutting down"
+	e.mu.Unlock()
+	e.closeBox()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.groups.sweep()
 	return err
 }
@@ -253,6 +303,25 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 // Shutdown nothing at all.
 func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.groups.leftovers()
+	groups, box := e.groups, e.box
+	e.mu.Unlock()
+	var warm map[string]bool
+	if w, ok := box.(interface{ warmCgroups() map[string]bool }); ok {
+		// The cgroups of processes started ahead, waiting for a script, are
+		// not left over: they belong to the next executions.
+		warm = w.warmCgroups()
+	}
+	var found []string
+	for _, path := range groups.leftovers() {
+		isWarm := false
+		for name := range warm {
+			if strings.HasSuffix(path, "/"+name) {
+				isWarm = true
+			}
+		}
+		if !isWarm {
+			found = append(found, path)
+		}
+	}
+	return found
 }

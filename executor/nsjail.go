@@ -36,6 +36,22 @@ type jailSpec struct {
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
 	// NSJAIL.<pid> cgroup under Parent, which holds the real limit.
 	CgroupMemMount, CgroupPidsMount, CgroupParent string
+
+	// Preload makes the harness import numpy and pandas before it reads its
+	// script (pool mode, pool.go). MaxIdle is how long such a jail may wait
+	// for its script; the time-limit backstop grows by as much.
+	Preload bool
+	MaxIdle time.Duration
+
+	// Server makes this the outer jail of the fork server (fork.go): a
+	// long-lived interpreter that builds a nested sandbox for every
+	// execution. Its seccomp policy lets it create those namespaces and
+	// mounts, its /proc is writable for their uid maps, and it has no time,
+	// CPU or cgroup limit of its own: the nested sandboxes carry the
+	// per-execution limits. MaxProcs is then the total for all executions.
+	Server bool
+	// Files are extra read-only files nsjail creates in the jail.
+	Files []jailFile
 }
 
 // Jail file descriptors, as passed by the launcher.
@@ -63,15 +79,21 @@ func jailConfig(s jailSpec) string {
 	kv("cwd", "/tmp")
 	// Backstop only: the executor kills the jail at Timeout itself and
 	// reports the timeout; nsjail's limit catches the executor failing to.
-	kv("time_limit", int((s.Timeout+5*time.Second)/time.Second))
+	if s.Server {
+		kv("time_limit", 0)
+	} else {
+		kv("time_limit", int((s.Timeout+5*time.Second+s.MaxIdle)/time.Second))
+	}
 	kv("log_fd", fdNsjailLog)
 	b.WriteString("log_level: INFO\n")
 	kv("keep_env", false)
 	for _, e := range jailEnv() {
 		kv("envar", e)
 	}
-	kv("pass_fd", fdScript)
-	kv("pass_fd", fdReport)
+	kv("pass_fd", fdScript) // the fork server's control socket
+	if !s.Server {
+		kv("pass_fd", fdReport)
+	}
 
 	// Every namespace, including user: root in the jail is nobody outside.
 	for _, ns := range []string{"net", "user", "ns", "pid", "ipc", "uts", "cgroup"} {
@@ -85,8 +107,12 @@ func jailConfig(s jailSpec) string {
 	// rlimits. nproc and stack default to type SOFT, which ignores the
 	// number, hence the explicit VALUE types.
 	cpuSeconds := 2*int(s.Timeout/time.Second) + 5
-	kv("rlimit_cpu", cpuSeconds)
-	b.WriteString("rlimit_cpu_type: VALUE\n")
+	if s.Server {
+		b.WriteString("rlimit_cpu_type: INF\n")
+	} else {
+		kv("rlimit_cpu", cpuSeconds)
+		b.WriteString("rlimit_cpu_type: VALUE\n")
+	}
 	kv("rlimit_fsize", s.TmpBytes>>20)
 	kv("rlimit_nofile", 1024)
 	kv("rlimit_nproc", s.MaxProcs)
@@ -94,7 +120,7 @@ func jailConfig(s jailSpec) string {
 	kv("rlimit_stack", 16)
 	b.WriteString("rlimit_stack_type: VALUE\n")
 	kv("rlimit_core", 0)
-	if s.Limiter == limitRlimit {
+	if s.Limiter == limitRlimit && !s.Server {
 		// Without a cgroup, the address space is the only memory limit; it
 		// makes an oversized allocation a MemoryError.
 		kv("rlimit_as", s.MemoryBytes>>20)
@@ -104,7 +130,11 @@ func jailConfig(s jailSpec) string {
 		// than memory and break numpy's threads.
 		b.WriteString("rlimit_as_type: INF\n")
 	}
-	switch s.Limiter {
+	limiter := s.Limiter
+	if s.Server {
+		limiter = limitRlimit
+	}
+	switch limiter {
 	case limitCgroupV1:
 		// nsjail's own limit sits above the parent's, so it is the parent
 		// (which outlives the jail) that records hitting the limit.
@@ -122,7 +152,11 @@ func jailConfig(s jailSpec) string {
 		kv("cgroup_pids_max", s.MaxProcs)
 	}
 
-	kv("seccomp_string", seccompPolicy)
+	if s.Server {
+		kv("seccomp_string", serverSeccompPolicy)
+	} else {
+		kv("seccomp_string", seccompPolicy)
+	}
 
 	// The filesystem: an empty read-only root holding only what the
 	// interpreter needs, read-only, plus private writable /tmp and /dev/shm.
@@ -141,14 +175,16 @@ func jailConfig(s jailSpec) string {
 	// a private tmpfs, never from a host directory: no host path shows in the
 	// jail's mountinfo, and there is no host file a script could aim a
 	// symlink or hardlink trick at.
-	for _, f := range jailFiles() {
+	for _, f := range append(jailFiles(), s.Files...) {
 		mount(fmt.Sprintf("dst: %q src_content: %s rw: false", f.path, quote(f.content)))
 	}
 	// Device nodes are bound from the host: a user namespace cannot mknod.
 	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
 		mount(fmt.Sprintf("src: %q dst: %q is_bind: true rw: true nosuid: true", dev, dev))
 	}
-	mount(`dst: "/proc" fstype: "proc" rw: false nosuid: true nodev: true noexec: true`)
+	// The fork server writes the uid maps of its nested user namespaces
+	// through /proc; a script never sees this /proc, only its own.
+	mount(fmt.Sprintf(`dst: "/proc" fstype: "proc" rw: %t nosuid: true nodev: true noexec: true`, s.Server))
 	tmpOpts := fmt.Sprintf("size=%d,nr_inodes=16384,mode=1777", s.TmpBytes)
 	mount(fmt.Sprintf(`dst: "/tmp" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
 	mount(fmt.Sprintf(`dst: "/dev/shm" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
@@ -187,7 +223,11 @@ func jailEnv() []string {
 // PYTHON* variable and user site, unbuffered so that output printed before a
 // timeout or a kill still reaches the executor.
 func jailArgv(s jailSpec) []string {
-	return []string{s.Interp.Executable, "-I", "-B", "-u", jailHarness}
+	argv := []string{s.Interp.Executable, "-I", "-B", "-u", jailHarness}
+	if s.Preload {
+		argv = append(argv, "--preload")
+	}
+	return argv
 }
 
 // quote renders a protobuf text-format string. Go's %q escapes are a superset

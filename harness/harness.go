@@ -10,3 +10,8 @@ import _ "embed"
 //
 //go:embed harness.py
 var Source []byte
+
+// Zygote is zygote.py, the fork server's program (executor/fork.go).
+//
+//go:embed zygote.py
+var Zygote []byte

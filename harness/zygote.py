@@ -1,0 +1,257 @@
+"""pyexec fork server: one interpreter with numpy and pandas imported that
+forks a freshly isolated process for every execution.
+
+It runs inside the server jail (an nsjail with user, mount, pid, net, ipc,
+uts and cgroup namespaces, an unprivileged uid, a read-only filesystem and a
+seccomp policy). It never runs user code itself: every execution runs in a
+process forked from it that first builds a sandbox of its own, and that
+sandbox is the only place user code ever runs.
+
+Protocol (the Go side is executor/fork.go):
+  fd 3  the control socket (SOCK_SEQPACKET). The server writes b"ready" once
+        its imports are done. Then each message from the executor, b"fork"
+        with five descriptors (SCM_RIGHTS), asks for one sandbox:
+          script (read end), stdout, stderr, report (write ends), and a
+          status socket (SOCK_SEQPACKET) of that execution.
+        End of file on the control socket means the executor is gone: the
+        server exits, and its jail with it.
+
+For each request the server forks a keeper, which unshares new user, mount,
+pid, net, ipc and uts namespaces (mapping its uid to itself) and forks the
+execution's process, pid 1 of the new pid namespace. That process:
+  1. mounts a fresh size-capped tmpfs on /tmp and /dev/shm and a fresh
+     read-only /proc, sets the hostname and the rlimits;
+  2. sends b"ready" on the status socket; the kernel attaches its pid, so the
+     executor learns its host pid and moves it into the execution's cgroup;
+  3. waits for b"go" (it is in its cgroup now), unshares a cgroup namespace
+     rooted there, closes every descriptor but 0-4 (stdin /dev/null, stdout,
+     stderr, script on 3, report on 4), drops every capability, sets
+     no_new_privs and installs the seccomp filter the executor built;
+  4. runs the harness (harness.main), which blocks reading the script.
+The keeper waits for it and sends b"exit N" or b"signal N" on the status
+socket, then exits. The status socket is closed in the execution's process
+before user code runs, so only the keeper can write that line.
+
+Standard library and ctypes only.
+"""
+
+import ctypes
+import gc
+import json
+import os
+import random
+import resource
+import signal
+import socket
+import struct
+import sys
+
+CONTROL_FD = 3
+CONFIG_FILE = "/pyexec/zygote.json"
+HARNESS_DIR = "/pyexec"
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+PR_SET_SECCOMP = 22
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+SYS_CAPSET = 126  # x86_64; the executor uses fork mode there only
+
+RLIMITS = {
+    "cpu": resource.RLIMIT_CPU,
+    "fsize": resource.RLIMIT_FSIZE,
+    "stack": resource.RLIMIT_STACK,
+    "core": resource.RLIMIT_CORE,
+    "nofile": resource.RLIMIT_NOFILE,
+    "as": resource.RLIMIT_AS,
+}
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+def write_file(path, text):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def keeper(fds, config, bpf):
+    """Runs in the process forked per request; see the module docstring."""
+    script, stdout, stderr, report, status_fd = fds
+    status = socket.socket(fileno=status_fd)
+    try:
+        keep(script, stdout, stderr, report, status, config, bpf)
+    except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
+        status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
+    os._exit(126)
+
+
+def keep(script, stdout, stderr, report, status, config, bpf):
+    os.close(CONTROL_FD)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    uid, gid = os.getuid(), os.getgid()
+    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    write_file("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
+    write_file("/proc/self/setgroups", "deny")
+    write_file("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sandbox(script, stdout, stderr, report, status, config, bpf)
+        except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
+            try:
+                status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
+            finally:
+                os._exit(126)
+        os._exit(126)
+    # The keeper holds nothing of the execution but its status socket.
+    for fd in (script, stdout, stderr, report):
+        os.close(fd)
+    while True:
+        try:
+            _, wstatus = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(wstatus):
+        status.send(b"signal %d" % os.WTERMSIG(wstatus))
+    else:
+        status.send(b"exit %d" % os.WEXITSTATUS(wstatus))
+    os._exit(0)
+
+
+def sandbox(script, stdout, stderr, report, status, config, bpf):
+    """Pid 1 of the execution's namespaces: isolates itself, then runs the harness."""
+    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+    tmp_options = ("size=%d,nr_inodes=16384,mode=1777" % config["tmp_bytes"]).encode()
+    for target in (b"/tmp", b"/dev/shm"):
+        check(libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, tmp_options), "mounting tmpfs")
+    check(libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting /proc")
+    # The working directory still pointed at the server jail's /tmp.
+    os.chdir("/tmp")
+    check(libc.sethostname(b"pyexec", 6), "setting the hostname")
+    for name, value in config["rlimits"].items():
+        limit = value if value >= 0 else resource.RLIM_INFINITY
+        resource.setrlimit(RLIMITS[name], (limit, limit))
+
+    status.send(b"ready")
+    if status.recv(16) != b"go":
+        os._exit(125)
+    # In the execution's cgroup now: a cgroup namespace rooted there.
+    check(libc.unshare(CLONE_NEWCGROUP), "unsharing the cgroup namespace")
+
+    null = os.open("/dev/null", os.O_RDONLY)
+    for src, dst in ((null, 0), (stdout, 1), (stderr, 2), (script, 3), (report, 4)):
+        os.dup2(src, dst)
+    status.close()
+    os.closerange(5, 1 << 16)
+
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
+    header = CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (CapData * 2)()
+    check(libc.syscall(SYS_CAPSET, ctypes.byref(header), ctypes.byref(data)), "dropping capabilities")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "installing seccomp")
+
+    # Nothing random is shared with the server or another execution: the
+    # random module reseeds itself after fork; numpy's global state does not.
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+    sys.argv[:] = [HARNESS_DIR + "/harness.py"]
+    import harness
+
+    harness.main()
+    os._exit(0)
+
+
+def main():
+    with open(CONFIG_FILE) as f:
+        config = json.load(f)
+    bpf = bytes.fromhex(config["seccomp"])
+    sys.path.insert(0, HARNESS_DIR)
+    import harness  # noqa: F401 - imported once here, shared by every fork
+
+    for name in ("numpy", "pandas"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    sys.path.remove(HARNESS_DIR)
+    # Objects that exist now are never collected again, so forked processes
+    # do not copy the pages the collector would otherwise touch.
+    gc.collect()
+    gc.freeze()
+    # Keepers are reaped by the kernel.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    control = socket.socket(fileno=CONTROL_FD)
+    control.send(b"ready")
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(control, 16, 5)
+        except InterruptedError:
+            continue
+        if not msg:
+            os._exit(0)
+        if msg != b"fork" or len(fds) != 5:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                keeper(fds, config, bpf)
+            finally:
+                os._exit(126)
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,7 @@ SCRIPT_FILENAME = "<script>"
 MODULE_NAME = "__script__"
 MAX_RESULT_DEPTH = 500
 MAX_MESSAGE_CHARS = 4096
+MAX_TRACEBACK_CHARS = 60 * 1024
 # Results carry integers of any size exactly, but Python 3.11 refuses to write
 # integers of over 4300 digits as text (int.__str__ is quadratic). The report
 # lifts that guard and sets its own, far higher: one integer of this many
@@ -201,8 +202,14 @@ def user_traceback(exc):
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SCRIPT_FILENAME]
     lines = ["Traceback (most recent call last):\n"]
     lines.extend(traceback.format_list(frames))
-    lines.extend(traceback.format_exception_only(type(exc), exc))
-    return "".join(lines)
+    # The exception's own text is capped like the error message: a huge
+    # message must be reported as the exception it is, not overflow the
+    # report and come back as an output_limit.
+    lines.extend(line[:MAX_MESSAGE_CHARS] for line in traceback.format_exception_only(type(exc), exc))
+    text = "".join(lines)
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = "...\n" + text[-MAX_TRACEBACK_CHARS:]
+    return text
 
 
 def describe(exc):

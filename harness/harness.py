@@ -68,11 +68,17 @@ def has_top_level_main(tree):
 
     Only the syntax is read; no user code runs. Statements that do not open a
     scope (if, try, with, loops, match) are searched too, since what they bind
-    is still a module global; function and class bodies are not.
+    is still a module global; function and class bodies are not. A
+    comprehension's own variables are its own, but a := inside it binds in
+    the module. A bare annotation (`main: int`) binds nothing.
     """
-    pending = list(tree.body)
+    pending = [(node, False) for node in tree.body]
     while pending:
-        node = pending.pop()
+        node, in_comprehension = pending.pop()
+        if isinstance(node, ast.NamedExpr) and node.target.id == "main":
+            return True
+        if isinstance(node, ast.AnnAssign) and node.value is None:
+            continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name == "main":
                 return True
@@ -83,11 +89,12 @@ def has_top_level_main(tree):
             if any((alias.asname or alias.name.split(".")[0]) == "main" for alias in node.names):
                 return True
             continue
-        if isinstance(node, ast.Name) and node.id == "main" and isinstance(node.ctx, ast.Store):
+        if isinstance(node, ast.Name) and node.id == "main" and isinstance(node.ctx, ast.Store) and not in_comprehension:
             return True
         if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name == "main":
             return True
-        pending.extend(ast.iter_child_nodes(node))
+        inner = in_comprehension or isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+        pending.extend((child, inner) for child in ast.iter_child_nodes(node))
     return False
 
 

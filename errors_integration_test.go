@@ -295,6 +295,16 @@ func TestScriptsThatFailAnswerTheirErrorType(t *testing.T) {
 			want:   failure{400, "no_main", "Script must contain a 'def main()' function"},
 		},
 		{
+			name:   "no_main: main only as a comprehension variable, and nothing runs",
+			script: "print('module ran')\nsquares = [main * main for main in range(3)]\n",
+			want:   failure{400, "no_main", "Script must contain a 'def main()' function"},
+		},
+		{
+			name:   "no_main: main only annotated, and nothing runs",
+			script: "print('module ran')\nmain: object\n",
+			want:   failure{400, "no_main", "Script must contain a 'def main()' function"},
+		},
+		{
 			name:   "syntax_error: a broken def",
 			script: "def main(:\n    return 1\n",
 			want:   failure{400, "syntax_error", "SyntaxError: "},

@@ -35,7 +35,7 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean
+.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -67,7 +67,7 @@ lint: tools
 	'$(STATICCHECK)' ./...
 
 ## test: everything CI runs
-test: runtime lint test-python test-go
+test: runtime lint test-python test-go test-fuzz
 
 ## test-python: the harness's unit tests, run with the runtime's interpreter
 # unittest reports success when it finds nothing to run, so the count of tests
@@ -89,6 +89,13 @@ test-go: runtime
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
 bench: runtime build
 	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec' $(BENCH_FLAGS)
+
+## test-fuzz: a short run of each fuzz target (FUZZTIME each) on top of its
+## committed seed corpus in testdata/fuzz/
+FUZZTIME ?= 20s
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadScript$$' -fuzztime '$(FUZZTIME)' .
+	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;
 ## remove it with rm -rf if you mean to)

@@ -12,9 +12,19 @@ import (
 // selfTestScript reports, from inside a jail, the facts the isolation
 // promises. The executor compares them with what they must be.
 const selfTestScript = `
-import os, socket
+import ctypes, os, socket
 
 def main():
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.strip()
+    libc = ctypes.CDLL(None, use_errno=True)
+    # A user namespace needs no privilege to create, so only the seccomp
+    # filter can refuse it; mount needs privilege in some namespace.
+    unshare = libc.unshare(0x10000000) == 0
+    mounted = libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) == 0
     try:
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         inet = True
@@ -36,6 +46,12 @@ def main():
         "inet": inet,
         "usr_writable": usr_writable,
         "processes": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+        "capabilities": [status.get(k, "") for k in ("CapEff", "CapPrm", "CapInh", "CapAmb")],
+        "no_new_privs": status.get("NoNewPrivs", ""),
+        "seccomp": status.get("Seccomp", ""),
+        "unshare": unshare,
+        "mount": mounted,
+        "tmp": os.listdir("/tmp"),
     }
 `
 
@@ -48,6 +64,12 @@ type selfTestFacts struct {
 	Inet        bool     `json:"inet"`
 	USRWritable bool     `json:"usr_writable"`
 	Processes   []string `json:"processes"`
+	Caps        []string `json:"capabilities"`
+	NoNewPrivs  string   `json:"no_new_privs"`
+	Seccomp     string   `json:"seccomp"`
+	Unshare     bool     `json:"unshare"`
+	Mount       bool     `json:"mount"`
+	Tmp         []string `json:"tmp"`
 }
 
 // selfTest runs the isolation check and a memory-limit probe through the
@@ -97,6 +119,27 @@ func checkFacts(f selfTestFacts) error {
 	}
 	if f.USRWritable {
 		fail("/usr is writable")
+	}
+	for _, c := range f.Caps {
+		if strings.Trim(c, "0") != "" || c == "" {
+			fail("capabilities %v, want none", f.Caps)
+			break
+		}
+	}
+	if f.NoNewPrivs != "1" {
+		fail("no_new_privs is %q, want 1", f.NoNewPrivs)
+	}
+	if f.Seccomp != "2" {
+		fail("seccomp mode %q, want 2 (filter)", f.Seccomp)
+	}
+	if f.Unshare {
+		fail("a new user namespace could be created despite seccomp")
+	}
+	if f.Mount {
+		fail("a file system could be mounted")
+	}
+	if len(f.Tmp) != 0 {
+		fail("/tmp holds %v, want a fresh empty /tmp", f.Tmp)
 	}
 	allowed := map[string]bool{}
 	for _, kv := range jailEnv() {

@@ -173,13 +173,13 @@ func TestInvalidRequestsAnswer400WithTheReason(t *testing.T) {
 	})
 }
 
-// countingReader is an endless request body that counts what was taken from it.
-type countingReader struct {
+// endlessBody is an endless request body that counts what was taken from it.
+type endlessBody struct {
 	n     atomic.Int64
 	limit int64 // 0: endless
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
+func (c *endlessBody) Read(p []byte) (int, error) {
 	if c.limit > 0 {
 		left := c.limit - c.n.Load()
 		if left <= 0 {
@@ -216,7 +216,7 @@ func TestBodiesOverOneMebibyteAnswer413WithoutBeingRead(t *testing.T) {
 	t.Run("an endless chunked body is cut off at the cap", func(t *testing.T) {
 		// Without Content-Length the server can only count; an endless body
 		// must still be answered, having read little more than the cap.
-		body := &countingReader{}
+		body := &endlessBody{}
 		req, err := http.NewRequest(http.MethodPost, ts.srv.URL+"/execute", body)
 		if err != nil {
 			t.Fatal(err)
@@ -483,11 +483,11 @@ func TestAFullQueueAnswersBusyWithRetryAfter(t *testing.T) {
 	ts := startService(t, map[string]string{"PYEXEC_CONCURRENCY": "1", "PYEXEC_QUEUE": "0"})
 	sleeper := make(chan response, 1)
 	go func() {
-		sleeper <- ts.execute(t, "import time\n\ndef main():\n    time.sleep(4)\n    return 'slept'\n")
+		sleeper <- ts.execute(t, nameProcess("pyexec-sleeper")+"import time\n\ndef main():\n    time.sleep(4)\n    return 'slept'\n")
 	}()
-	// The sleeper holds the only slot once its jail exists.
-	waitFor(t, 30*time.Second, "the sleeping script's jail to start", func() bool {
-		return len(leakcheck.Descendants(os.Getpid())) > 0
+	// The sleeper holds the only slot once its process runs.
+	waitFor(t, 30*time.Second, "the sleeping script to run", func() bool {
+		return len(namedProcesses("pyexec-sleeper")) > 0
 	})
 	r := ts.execute(t, "def main():\n    return 1\n")
 	checkFailure(t, "while the only slot is taken", r, failure{503, "busy", "Service busy, retry later"})

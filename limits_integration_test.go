@@ -1,6 +1,7 @@
 package pyexec
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +26,28 @@ func limitsService(t *testing.T) *testService {
 func checkRecovered(t *testing.T, ts *testService) {
 	t.Helper()
 	checkOK(t, "the next ordinary script", ts.execute(t, "def main():\n    print('fine')\n    return {'ok': True}\n"), `{"ok":true}`, "fine")
+}
+
+// nameProcess is Python that names the calling process (and the children it
+// forks afterwards) so that a test can find it from outside with
+// namedProcesses.
+func nameProcess(name string) string {
+	return fmt.Sprintf("import ctypes\nctypes.CDLL(None).prctl(15, %q.encode(), 0, 0, 0)  # PR_SET_NAME\n", name)
+}
+
+// namedProcesses lists the test's descendant processes called name. The
+// sandbox keeps long-lived processes of its own (a pool, a fork server), so
+// "no descendants" is no test that an execution's processes are gone; their
+// names are.
+func namedProcesses(name string) []int {
+	var found []int
+	for _, pid := range leakcheck.Descendants(os.Getpid()) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			found = append(found, pid)
+		}
+	}
+	return found
 }
 
 func TestLimitsEndScriptsAndKeepTheirOutput(t *testing.T) {
@@ -101,7 +124,7 @@ func TestLimitsEndScriptsAndKeepTheirOutput(t *testing.T) {
 
 func TestAForkBombIsContained(t *testing.T) {
 	ts := startService(t, map[string]string{"PYEXEC_TIMEOUT_SECONDS": "5", "PYEXEC_MAX_PROCS": "32"})
-	r := ts.execute(t, `import os
+	r := ts.execute(t, nameProcess("pyexec-bomb")+`import os
 
 def main():
     print('forking')
@@ -118,7 +141,7 @@ def main():
 	}
 	t.Logf("a fork bomb answered %d %s: %s", r.Status, r.ErrorType, r.Error)
 	waitFor(t, 30*time.Second, "the fork bomb's processes to be gone", func() bool {
-		return len(leakcheck.Descendants(os.Getpid())) == 0
+		return len(namedProcesses("pyexec-bomb")) == 0
 	})
 	checkRecovered(t, ts)
 
@@ -153,7 +176,7 @@ def main():
 func TestAnOrphanHoldingStdoutDoesNotDelayTheAnswer(t *testing.T) {
 	ts := startService(t, nil)
 	start := time.Now()
-	r := ts.execute(t, `import os, time
+	r := ts.execute(t, `import ctypes, os, time
 
 def main():
     print('parent')
@@ -161,6 +184,7 @@ def main():
         os.setsid()
         if os.fork() == 0:
             # The grandchild keeps stdout and the report channel open.
+            ctypes.CDLL(None).prctl(15, b'pyexec-orphan', 0, 0, 0)
             print('grandchild', flush=True)
             time.sleep(30)
             os._exit(0)
@@ -179,6 +203,6 @@ def main():
 		t.Errorf("the answer took %v: it waited for the orphaned grandchild", elapsed)
 	}
 	waitFor(t, 15*time.Second, "the orphan to be killed with its jail", func() bool {
-		return len(leakcheck.Descendants(os.Getpid())) == 0
+		return len(namedProcesses("pyexec-orphan")) == 0
 	})
 }

@@ -165,8 +165,9 @@ type jail struct {
 	cg   *execCgroup // nil under the rlimit fallback
 	// done releases what the jail held besides its process and cgroup
 	// (its outside uid in pool mode); may be nil.
-	done func()
-	born time.Time
+	done     func()
+	born     time.Time
+	usedOnce sync.Once
 }
 
 // startJail starts one nsjail (and the interpreter in it) for spec, with its
@@ -210,9 +211,11 @@ func (j *jail) discard() error {
 	if j.cg != nil {
 		err = j.cg.remove()
 	}
-	if j.done != nil {
-		j.done()
-	}
+	j.usedOnce.Do(func() {
+		if j.done != nil {
+			j.done()
+		}
+	})
 	return err
 }
 

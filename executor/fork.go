@@ -339,7 +339,11 @@ func readStatus(c *net.UnixConn) (string, int, error) {
 // namespace) and the status socket on which its keeper reports how it ended.
 type forkProc struct {
 	status *net.UnixConn
-	pidfd  int
+	// mu guards pidfd: kill (from a timer or the output cap) may race with
+	// wait closing it, and a closed descriptor's number can be reused at once
+	// by another execution's pidfd, which the kill would then reach.
+	mu    sync.Mutex
+	pidfd int
 
 	once sync.Once
 	ex   procExit
@@ -347,12 +351,16 @@ type forkProc struct {
 }
 
 func (p *forkProc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.pidfd >= 0 {
 		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
 	}
 }
 
 func (p *forkProc) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.pidfd < 0 {
 		return false
 	}
@@ -367,10 +375,12 @@ func (p *forkProc) wait() (procExit, error) {
 	p.once.Do(func() {
 		defer func() {
 			_ = p.status.Close()
+			p.mu.Lock()
 			if p.pidfd >= 0 {
 				_ = unix.Close(p.pidfd)
 				p.pidfd = -1
 			}
+			p.mu.Unlock()
 		}()
 		msg, _, err := readStatus(p.status)
 		if err != nil {

@@ -336,7 +336,7 @@ func readStatus(c *net.UnixConn) (string, int, error) {
 
 // forkProc is one execution's process in fork mode, as the executor holds
 // it: a pidfd (kills reach exactly that process, and with it its whole pid
-// namespace) and the status socket on which its keeper reports how it ended.
+// namespace) and the status socket on which the server reports how it ended.
 type forkProc struct {
 	status *net.UnixConn
 	// mu guards pidfd: kill (from a timer or the output cap) may race with
@@ -369,8 +369,8 @@ func (p *forkProc) alive() bool {
 	return err == nil && n == 0
 }
 
-// wait reads the keeper's report: it comes once the process is gone, and
-// with it its pid namespace, so every process of the execution.
+// wait reads the server's report: it comes once the process is reaped,
+// and with it its pid namespace, so every process of the execution is gone.
 func (p *forkProc) wait() (procExit, error) {
 	p.once.Do(func() {
 		defer func() {

@@ -17,8 +17,9 @@ Protocol (the Go side is executor/fork.go):
         server exits, and its jail with it.
 
 For each request the server forks a keeper, which unshares new user, mount,
-pid, net, ipc and uts namespaces (mapping its uid to itself) and forks the
-execution's process, pid 1 of the new pid namespace. That process:
+pid, net, ipc and uts namespaces (mapping its uid to itself), forks the
+execution's process, pid 1 of the new pid namespace, tells the server its
+pid through a pipe and exits. The execution's process:
   1. mounts a fresh size-capped tmpfs on /tmp and /dev/shm and a fresh
      read-only /proc, sets the hostname and the rlimits;
   2. sends b"ready" on the status socket; the kernel attaches its pid, so the
@@ -28,9 +29,11 @@ execution's process, pid 1 of the new pid namespace. That process:
      stderr, script on 3, report on 4), drops every capability, sets
      no_new_privs and installs the seccomp filter the executor built;
   4. runs the harness (harness.main), which blocks reading the script.
-The keeper waits for it and sends b"exit N" or b"signal N" on the status
-socket, then exits. The status socket is closed in the execution's process
-before user code runs, so only the keeper can write that line.
+The server, pid 1 of its jail and so the process's parent once the keeper is
+gone, reaps it and sends b"exit N" or b"signal N" on the status socket. The
+status socket is closed in the execution's process before user code runs,
+so only the server can write that line; and the process's pid namespace dies
+with it, so the line means every process of the execution is gone.
 
 Standard library and ctypes only.
 """
@@ -41,6 +44,7 @@ import json
 import os
 import random
 import resource
+import select
 import signal
 import socket
 import struct
@@ -115,48 +119,32 @@ def write_file(path, text):
         os.close(fd)
 
 
-def keeper(fds, config, bpf):
-    """Runs in the process forked per request; see the module docstring."""
+def keeper(fds, pid_pipe, config, bpf):
+    """Runs in the process forked per request: see the module docstring."""
     script, stdout, stderr, report, status_fd = fds
     status = socket.socket(fileno=status_fd)
     try:
-        keep(script, stdout, stderr, report, status, config, bpf)
-    except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
-        status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
-    os._exit(126)
-
-
-def keep(script, stdout, stderr, report, status, config, bpf):
-    os.close(CONTROL_FD)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    uid, gid = os.getuid(), os.getgid()
-    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    write_file("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
-    write_file("/proc/self/setgroups", "deny")
-    write_file("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            sandbox(script, stdout, stderr, report, status, config, bpf)
-        except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
+        os.close(CONTROL_FD)
+        uid, gid = os.getuid(), os.getgid()
+        check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        write_file("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
+        write_file("/proc/self/setgroups", "deny")
+        write_file("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
+        pid = os.fork()
+        if pid == 0:
+            os.close(pid_pipe)
             try:
-                status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
-            finally:
-                os._exit(126)
-        os._exit(126)
-    # The keeper holds nothing of the execution but its status socket.
-    for fd in (script, stdout, stderr, report):
-        os.close(fd)
-    while True:
-        try:
-            _, wstatus = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(wstatus):
-        status.send(b"signal %d" % os.WTERMSIG(wstatus))
-    else:
-        status.send(b"exit %d" % os.WEXITSTATUS(wstatus))
+                sandbox(script, stdout, stderr, report, status, config, bpf)
+            except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
+                try:
+                    status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
+                finally:
+                    os._exit(126)
+            os._exit(126)
+        # The server reaps the process from here on, and reports how it ended.
+        os.write(pid_pipe, b"%d" % pid)
+    except BaseException as exc:  # noqa: BLE001 - reported, then the keeper ends
+        status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
     os._exit(0)
 
 
@@ -209,40 +197,49 @@ def sandbox(script, stdout, stderr, report, status, config, bpf):
     # the memory pages that parsing, running and reporting a script touch
     # first: copying them costs a page fault each, paid here rather than by
     # the script.
-    warm_up()
+    warm_up(thorough=False)
     import harness
 
     harness.main()
     os._exit(0)
 
 
-def warm_up():
-    """Runs the server's own small pandas and numpy workload once.
+WARM_UP_SCRIPT = """
+import numpy as np
+import pandas as pd
+
+def main():
+    values = np.array([1, 2, 3, 4, 5])
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.5, 6.0]})
+    return {"mean": float(np.mean(values)), "sum": int(df["a"].sum()), "rows": df.to_dict(orient="records")}
+"""
+
+
+def warm_up(thorough):
+    """Runs the server's own small pandas and numpy workload.
 
     pandas and numpy initialise much lazily (submodules, dtype and method
-    caches) on first use. Done here, before any fork, it is done once for
-    every execution instead of in each; it is fixed code of the server's,
-    never user code, so executions still start from a state none of them
-    touched. The harness's own paths (parse, run, convert, report) are
-    warmed the same way, without writing a report.
+    caches) on first use. The server does this thoroughly, once, before it
+    forks, so that executions do not each pay for it. Each forked process
+    runs the short script again while it waits for its own, which makes it
+    copy the pages a typical script first writes (a fault each) before the
+    script waits on them. It is fixed code of the server's, never user code,
+    writes nothing to the execution's channels, and leaves no module or
+    source lines behind.
     """
-    try:
-        import numpy as np
-        import pandas as pd
-
-        values = np.array([1, 2, 3, 4, 5])
-        float(np.mean(values)), float(np.std(values)), values.tolist()
-        df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.5, 6.0], "c": ["x", "y", "z"]})
-        int(df["a"].sum()), float(df["b"].mean()), df.to_dict(orient="records")
-        df.groupby("c")["a"].sum().to_dict(), df.describe().to_dict()
-    except Exception:  # noqa: BLE001 - a warm-up that fails only costs speed
-        pass
     import harness
     import linecache
 
-    report = harness.run("import pandas as pd\n\ndef main():\n    return {'a': [1, 2.5, 'x', None, True]}\n")
+    if thorough:
+        try:
+            import pandas as pd
+
+            df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.5, 6.0], "c": ["x", "y", "z"]})
+            float(df["b"].mean()), df.groupby("c")["a"].sum().to_dict(), df.describe().to_dict()
+        except Exception:  # noqa: BLE001 - a warm-up that fails only costs speed
+            pass
+    report = harness.run(WARM_UP_SCRIPT)
     json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-    # The warm-up's module and source lines are not left for a script to find.
     sys.modules.pop(harness.MODULE_NAME, None)
     linecache.cache.pop(harness.SCRIPT_FILENAME, None)
 
@@ -260,34 +257,103 @@ def main():
         except ImportError:
             pass
     sys.path.remove(HARNESS_DIR)
-    warm_up()
+    warm_up(thorough=True)
     # Objects that exist now are never collected again, so forked processes
     # do not copy the pages the collector would otherwise touch.
     gc.collect()
     gc.freeze()
-    # Keepers are reaped by the kernel.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control = socket.socket(fileno=CONTROL_FD)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     control.send(b"ready")
-    while True:
+    serve(control, wake_r, config, bpf)
+
+
+def serve(control, wake_r, config, bpf):
+    """The server's loop: fork on request, reap, report each process's end.
+
+    The server is pid 1 of its jail, so each execution's process, once its
+    keeper has exited, is the server's to reap; the keeper tells its pid
+    through a pipe. A process may end before that pipe is read: its status
+    then waits in `ended` for the pid to arrive.
+    """
+    poller = select.poll()
+    poller.register(control, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    keepers = set()
+    pending = {}  # pid pipe -> status socket
+    waiting = {}  # execution pid -> status socket
+    ended = {}  # execution pid -> wait status, for pids not yet known
+
+    def report(sock, wstatus):
         try:
-            msg, fds, _, _ = socket.recv_fds(control, 16, 5)
-        except InterruptedError:
-            continue
-        if not msg:
-            os._exit(0)
-        if msg != b"fork" or len(fds) != 5:
-            for fd in fds:
+            if os.WIFSIGNALED(wstatus):
+                sock.send(b"signal %d" % os.WTERMSIG(wstatus))
+            else:
+                sock.send(b"exit %d" % os.WEXITSTATUS(wstatus))
+        except OSError:
+            pass  # the executor gave up on it
+        sock.close()
+
+    while True:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                while True:
+                    try:
+                        pid, wstatus = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if pid == 0:
+                        break
+                    if pid in keepers:
+                        keepers.discard(pid)
+                    elif pid in waiting:
+                        report(waiting.pop(pid), wstatus)
+                    else:
+                        ended[pid] = wstatus  # its pid is on its way
+            elif fd in pending:
+                sock = pending.pop(fd)
+                poller.unregister(fd)
+                data = os.read(fd, 32)
                 os.close(fd)
-            continue
-        pid = os.fork()
-        if pid == 0:
-            try:
-                keeper(fds, config, bpf)
-            finally:
-                os._exit(126)
-        for fd in fds:
-            os.close(fd)
+                if not data:
+                    sock.close()  # the keeper failed, and said why on the socket
+                    continue
+                pid = int(data)
+                if pid in ended:
+                    report(sock, ended.pop(pid))
+                else:
+                    waiting[pid] = sock
+            else:
+                msg, fds, _, _ = socket.recv_fds(control, 16, 5)
+                if not msg:
+                    os._exit(0)  # the executor is gone
+                if msg != b"fork" or len(fds) != 5:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        os.close(signal.set_wakeup_fd(-1))
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        os.close(wake_r)
+                        os.close(pid_r)
+                        keeper(fds, pid_w, config, bpf)
+                    finally:
+                        os._exit(126)
+                keepers.add(pid)
+                os.close(pid_w)
+                for fd in fds[:4]:
+                    os.close(fd)
+                pending[pid_r] = socket.socket(fileno=fds[4])
+                poller.register(pid_r, select.POLLIN)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ func TestAdversarialEncodings(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			const size = 20 << 20
-			body := &countingReader{r: io.MultiReader(strings.NewReader(`{"script": "`), io.LimitReader(repeatByte('x'), size))}
+			body := &bodyCounter{r: io.MultiReader(strings.NewReader(`{"script": "`), io.LimitReader(endlessByte('x'), size))}
 			req, err := http.NewRequest(http.MethodPost, ts.srv.URL+"/execute", body)
 			if err != nil {
 				t.Fatal(err)
@@ -82,21 +82,21 @@ func TestAdversarialEncodings(t *testing.T) {
 	}
 }
 
-type countingReader struct {
+type bodyCounter struct {
 	r io.Reader
 	n atomic.Int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
+func (c *bodyCounter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
 }
 
-// repeatByte is an endless reader of one byte.
-type repeatByte byte
+// endlessByte is an endless reader of one byte.
+type endlessByte byte
 
-func (b repeatByte) Read(p []byte) (int, error) {
+func (b endlessByte) Read(p []byte) (int, error) {
 	for i := range p {
 		p[i] = byte(b)
 	}

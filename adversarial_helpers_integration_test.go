@@ -160,14 +160,18 @@ func (s plantedSecrets) assertAbsent(t *testing.T, r response) {
 	}
 }
 
-// jailInterpreters lists the service's descendant processes that run the
-// jail's interpreter.
-func jailInterpreters() []int {
+// nameSelf is Python that names the calling process (and what it forks
+// afterwards) so that the test can find it from the host in /proc/<pid>/comm.
+func nameSelf(name string) string {
+	return fmt.Sprintf("import ctypes as _ct\n_ct.CDLL(None).prctl(15, %q.encode(), 0, 0, 0)  # PR_SET_NAME\n", name)
+}
+
+// processesNamed lists the service's descendant processes called name.
+func processesNamed(name string) []int {
 	var found []int
 	for _, pid := range leakcheck.Descendants(os.Getpid()) {
-		cmd, _ := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "cmdline"))
-		argv0, _, _ := bytes.Cut(cmd, []byte{0})
-		if bytes.Contains(argv0, []byte("python")) {
+		comm, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
 			found = append(found, pid)
 		}
 	}
@@ -186,19 +190,42 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// assertNoLeftoversNow waits until the executor has no process or cgroup left
-// between executions, failing t if one stays.
-func (ts *testService) assertNoLeftoversNow(t *testing.T) {
+// idleProcesses waits until the number of the service's descendant
+// processes holds still (modes that keep warm sandboxes refill them after
+// each execution) and returns it: the count of an idle service.
+func idleProcesses(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	last, since := -1, time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		n := len(leakcheck.Descendants(os.Getpid()))
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) > 300*time.Millisecond {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the service's process count never settled (last %d)", last)
+	return 0
+}
+
+// assertBackToIdle waits until nothing of an execution is left: no process
+// called name, no more processes than the idle service had, no execution
+// cgroup. It fails t if something stays.
+func (ts *testService) assertBackToIdle(t *testing.T, idle int, name string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		procs := leakcheck.Descendants(os.Getpid())
+		named := processesNamed(name)
 		left := ts.exec.Leftovers()
-		if len(procs) == 0 && len(left) == 0 {
+		if len(procs) <= idle && len(named) == 0 && len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("left behind after the execution: processes [%s], cgroups %v", leakcheck.Describe(procs), left)
+			t.Fatalf("left behind after the execution: %d processes (idle: %d) [%s], named %s: %v, cgroups %v",
+				len(procs), idle, leakcheck.Describe(procs), name, named, left)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

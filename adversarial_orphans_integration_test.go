@@ -2,11 +2,8 @@ package pyexec
 
 import (
 	"net/http"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/pyexec/pyexec/internal/leakcheck"
 )
 
 // Orphans and daemons: whatever a script leaves running when main()
@@ -16,6 +13,7 @@ import (
 // theirs alone.
 func TestAdversarialOrphans(t *testing.T) {
 	ts := startService(t, map[string]string{"PYEXEC_TIMEOUT_SECONDS": "10"})
+	const orphanName = "pyexec-orphan"
 	tests := []struct {
 		name, script string
 	}{
@@ -69,8 +67,9 @@ def main():
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			idle := idleProcesses(t)
 			start := time.Now()
-			r := ts.execute(t, tt.script)
+			r := ts.execute(t, nameSelf(orphanName)+tt.script)
 			if r.Status != http.StatusOK || string(r.Result) != `"spawned"` {
 				t.Fatalf("answered %d %s, want 200 spawned", r.Status, clipForLog(r.Raw))
 			}
@@ -80,11 +79,9 @@ def main():
 			if d := time.Since(start); d > 8*time.Second {
 				t.Errorf("the answer took %v: it waited for the leftovers", d)
 			}
-			// Host side: nothing below the service, no cgroup.
-			ts.assertNoLeftoversNow(t)
-			if procs := leakcheck.Descendants(os.Getpid()); len(procs) != 0 {
-				t.Fatalf("processes left: %s", leakcheck.Describe(procs))
-			}
+			// Host side: no process of it (by name, and by count against
+			// the idle service), no cgroup.
+			ts.assertBackToIdle(t, idle, orphanName)
 			// Next execution: alone in its pid namespace, empty /tmp.
 			var next struct {
 				Procs []string `json:"procs"`

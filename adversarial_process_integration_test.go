@@ -18,20 +18,16 @@ func TestAdversarialProcesses(t *testing.T) {
 	// Two executions at once: the first holds a secret in memory; the
 	// second, knowing the first's host pid, tries /proc/<pid>/mem, every
 	// /proc entry it can see and process_vm_readv, and must find nothing.
-	// It runs before the parallel cases, so the only new jail is the
-	// holder's.
+	// The holder names its process, so the test finds its host pid.
 	t.Run("an execution cannot read another's memory", func(t *testing.T) {
 		secret := "HELD-IN-MEMORY-" + fmt.Sprint(time.Now().UnixNano())
-		before := map[int]bool{}
-		for _, p := range jailInterpreters() {
-			before[p] = true
-		}
+		const holderName = "pyexec-holder"
 		var holder response
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			holder = ts.execute(t, fmt.Sprintf(`
+			holder = ts.execute(t, nameSelf(holderName)+fmt.Sprintf(`
 import signal, time
 SECRET = %q * 1000
 released = []
@@ -43,15 +39,12 @@ def main():
     return {"released": bool(released), "held": len(SECRET)}
 `, secret))
 		}()
-		// The holder's host pid: a jail interpreter that was not running
-		// before it started.
+		// The holder's host pid: the process it named.
 		var hostPid int
-		pollUntil(t, 30*time.Second, "the holder's jail to start", func() bool {
-			for _, p := range jailInterpreters() {
-				if !before[p] {
-					hostPid = p
-					return true
-				}
+		pollUntil(t, 30*time.Second, "the holder to run", func() bool {
+			if pids := processesNamed(holderName); len(pids) == 1 {
+				hostPid = pids[0]
+				return true
 			}
 			return false
 		})

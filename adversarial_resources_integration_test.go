@@ -28,6 +28,7 @@ func TestAdversarialResources(t *testing.T) {
 		"PYEXEC_MAX_PROCS":       "24",
 	})
 
+	const resourceName = "pyexec-resource"
 	// watch samples the service's descendant processes while fn runs and
 	// returns the most seen at once.
 	watch := func(fn func()) int {
@@ -195,9 +196,10 @@ def main():
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			idle := idleProcesses(t)
 			var r response
 			start := time.Now()
-			peak := watch(func() { r = ts.execute(t, tt.script) })
+			peak := watch(func() { r = ts.execute(t, nameSelf(resourceName)+tt.script) })
 			elapsed := time.Since(start)
 			ok := false
 			for _, w := range tt.want {
@@ -215,12 +217,12 @@ def main():
 			if limit := time.Duration(timeout+15) * time.Second; elapsed > limit {
 				t.Errorf("took %v, want the timeout to end it within %v", elapsed, limit)
 			}
-			// The jail's processes, plus nsjail itself and a moment of
-			// slack while the executor kills the tree.
-			if peak > procs+2 {
-				t.Errorf("the service had %d descendant processes at once, want at most %d", peak, procs+2)
+			// The execution's processes above the idle service's, plus a
+			// sandbox process and a moment of slack while the tree dies.
+			if peak-idle > procs+2 {
+				t.Errorf("the service had %d descendant processes at once, %d when idle: want at most %d more", peak, idle, procs+2)
 			}
-			ts.assertNoLeftoversNow(t)
+			ts.assertBackToIdle(t, idle, resourceName)
 		})
 	}
 }

@@ -227,6 +227,13 @@ func (s *service) logHTTP(r *http.Request, id string, scriptBytes int, res execu
 		if t == executor.TypeInternal {
 			entry.Fields["cause"] = err.Error() // the client saw only the execution ID
 		}
+		if r.Context().Err() != nil {
+			// The client hung up and the execution was stopped for it: not a
+			// fault of the service, and nobody got the 500.
+			entry.Severity = execlog.Warning
+			entry.Message = "client went away; execution stopped"
+			entry.Fields["client_gone"] = true
+		}
 	}
 	s.log.Log(entry)
 }

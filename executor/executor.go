@@ -204,12 +204,21 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 
 	start := time.Now()
 	run, err := box.run(ctx, execution{id: req.ID, script: []byte(req.Script), slot: slot})
-	if err != nil {
-		return Result{Duration: time.Since(start)}, fmt.Errorf("execution %s: %w", req.ID, err)
+	if err == nil {
+		var res Result
+		res, err = judge(run, e.cfg)
+		res.Duration = time.Since(start)
+		if err == nil || e.hardCtx.Err() == nil {
+			return res, err
+		}
 	}
-	res, err := judge(run, e.cfg)
-	res.Duration = time.Since(start)
-	return res, err
+	if e.hardCtx.Err() != nil {
+		// Shutdown's grace ran out and killed it: the script did not fail
+		// and the service did not break; it is going away, and the client
+		// may run the script again elsewhere.
+		return Result{Duration: time.Since(start)}, fmt.Errorf("execution %s killed at shutdown: %w", req.ID, ErrBusy)
+	}
+	return Result{Duration: time.Since(start)}, fmt.Errorf("execution %s: %w", req.ID, err)
 }
 
 // admit takes a free slot, waiting in the bounded queue for one if needed.

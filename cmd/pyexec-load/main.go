@@ -25,6 +25,7 @@ func main() {
 	conc := flag.Int("c", 16, "requests in flight at once")
 	mix := flag.String("mix", "good=6,failing=2,hostile=2", "weights of the script classes")
 	seed := flag.Uint64("seed", 1, "seed of the script sequence")
+	retry := flag.Int("retry-busy", 0, "times to resend a script answered busy")
 	flag.Parse()
 
 	weights, err := load.ParseMix(*mix)
@@ -38,7 +39,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := load.Run(ctx, load.Config{URL: *url, Count: *count, Concurrency: *conc, Mix: weights, Seed: *seed})
+	rep, err := load.Run(ctx, load.Config{URL: *url, Count: *count, Concurrency: *conc, Mix: weights, Seed: *seed, RetryBusy: *retry})
 	fmt.Print(rep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pyexec-load:", err)

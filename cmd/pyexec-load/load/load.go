@@ -65,6 +65,10 @@ type Config struct {
 	Seed uint64
 	// RequestTimeout bounds one request; 0 means two minutes.
 	RequestTimeout time.Duration
+	// RetryBusy is how many times a script answered busy is sent again
+	// (after a short backoff), so that every script of the mix runs even
+	// far above the service's limits. Every busy answer is counted.
+	RetryBusy int
 }
 
 // ParseMix reads "good=6,failing=2,hostile=2".
@@ -113,12 +117,14 @@ type Mismatch struct {
 
 // Report summarises a run.
 type Report struct {
-	Count    int
+	Count    int // scripts sent
+	Requests int // requests made, retries of busy answers included
 	Duration time.Duration
 	// ByOutcome counts answers as "200", "400 exception", "503 busy",
 	// "transport error".
 	ByOutcome map[string]int
-	// ByScript counts executions per script name.
+	// ByScript counts the scripts that ran (got an answer other than busy)
+	// per script name.
 	ByScript   map[string]int
 	Mismatches []Mismatch
 	Latencies  []time.Duration // sorted
@@ -136,7 +142,7 @@ func (r Report) Percentile(p float64) time.Duration {
 // String renders the report for people.
 func (r Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d executions in %v (%.1f/s)\n", r.Count, r.Duration.Round(time.Millisecond), float64(r.Count)/r.Duration.Seconds())
+	fmt.Fprintf(&b, "%d scripts, %d requests in %v (%.1f requests/s)\n", r.Count, r.Requests, r.Duration.Round(time.Millisecond), float64(r.Requests)/r.Duration.Seconds())
 	keys := make([]string, 0, len(r.ByOutcome))
 	for k := range r.ByOutcome {
 		keys = append(keys, k)
@@ -195,17 +201,27 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		go func() {
 			defer wg.Done()
 			for s := range jobs {
-				t0 := time.Now()
-				outcome, body := Execute(ctx, client, cfg.URL, s.Source)
-				d := time.Since(t0)
-				mu.Lock()
-				rep.ByOutcome[outcome]++
-				rep.ByScript[s.Name]++
-				rep.Latencies = append(rep.Latencies, d)
-				if !Acceptable(s, outcome) {
-					rep.Mismatches = append(rep.Mismatches, Mismatch{Script: s.Name, Got: outcome, Body: clip(body, 300)})
+				for attempt := 0; ; attempt++ {
+					t0 := time.Now()
+					outcome, body := Execute(ctx, client, cfg.URL, s.Source)
+					d := time.Since(t0)
+					mu.Lock()
+					rep.Requests++
+					rep.ByOutcome[outcome]++
+					rep.Latencies = append(rep.Latencies, d)
+					if !Acceptable(s, outcome) {
+						rep.Mismatches = append(rep.Mismatches, Mismatch{Script: s.Name, Got: outcome, Body: clip(body, 300)})
+					}
+					retry := outcome == "503 busy" && attempt < cfg.RetryBusy && ctx.Err() == nil
+					if !retry && outcome != "503 busy" {
+						rep.ByScript[s.Name]++
+					}
+					mu.Unlock()
+					if !retry {
+						break
+					}
+					time.Sleep(time.Duration(20*(attempt+1)) * time.Millisecond)
 				}
-				mu.Unlock()
 			}
 		}()
 	}

@@ -1,12 +1,15 @@
 package pyexec
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"os"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
 	"github.com/pyexec/pyexec/dedup"
@@ -25,13 +29,23 @@ import (
 )
 
 func init() {
-	functions.CloudEvent("ExecuteEvent", executeEvent)
+	// ExecuteEvent is an HTTP function that reads the CloudEvent in the
+	// request's own goroutine. functions.CloudEvent's receiver (cloudevents
+	// sdk-go v2.16.2) passes requests to handlers over one shared channel:
+	// under concurrent deliveries a handler can get another request's
+	// context, and a request can wait for the next one to arrive before it
+	// is handled at all (cloudevents/sdk-go#1224, #1332). Events and answers
+	// are the same as there.
+	functions.HTTP("ExecuteEvent", serveEvent)
 }
 
 // messagePublished is the CloudEvent type Eventarc gives Pub/Sub messages.
 const messagePublished = "google.cloud.pubsub.topic.v1.messagePublished"
 
 const (
+	// maxEventBytes caps what is read of a delivery: a Pub/Sub message is at
+	// most 10 MB, which base64 makes 13.4 MB.
+	maxEventBytes = 16 << 20
 	// maxLoggedBytes caps stdout, result and traceback in a log entry; the
 	// published outcome carries them whole.
 	maxLoggedBytes = 64 << 10
@@ -44,27 +58,42 @@ const (
 	dedupMax = 10000
 )
 
-// executeEvent is the ExecuteEvent function. Returning nil acknowledges the
-// message; returning an error makes Pub/Sub redeliver it.
-func executeEvent(ctx context.Context, e event.Event) error {
+// serveEvent is the ExecuteEvent function: one Pub/Sub message per request,
+// as a CloudEvent from Eventarc (binary or structured mode) or as the bare
+// envelope of a push subscription. A 2xx answer acknowledges the message;
+// any other makes Pub/Sub redeliver it.
+func serveEvent(w http.ResponseWriter, r *http.Request) {
 	s, err := defaultService()
 	if err != nil {
-		return fmt.Errorf("starting service: %w", err)
+		// Only invalid configuration gets here, which cmd/ refuses at start.
+		w.WriteHeader(http.StatusInternalServerError)
+		return
 	}
-	return s.executeEvent(ctx, e)
-}
-
-func (s *service) executeEvent(ctx context.Context, e event.Event) error {
 	ev, err := defaultEvents(s.log.ProjectID())
 	if err != nil {
 		s.log.Log(execlog.Entry{
 			Severity: execlog.Error,
-			Message:  "ExecuteEvent is misconfigured; the message will be redelivered",
+			Message:  "ExecuteEvent is misconfigured; messages are redelivered",
 			Fields:   map[string]any{"function": "ExecuteEvent", "error": err.Error()},
 		})
-		return err
+		w.WriteHeader(http.StatusInternalServerError)
+		return
 	}
-	return ev.handle(ctx, s, e)
+	ev.serveHTTP(w, r, s)
+}
+
+func (ev *events) serveHTTP(w http.ResponseWriter, r *http.Request, s *service) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)
+	if err := ev.handle(r.Context(), s, readDelivery(r, s.log.ProjectID())); err != nil {
+		w.WriteHeader(statusOf(executor.TypeOf(err)))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // eventConfig is ExecuteEvent's own configuration.
@@ -81,13 +110,7 @@ func eventConfigFromEnv(getenv func(string) string) eventConfig {
 // events is what ExecuteEvent keeps from one message to the next.
 type events struct {
 	done    *dedup.Set
-	results publisher // nil without a results topic
-}
-
-// publisher sends an outcome to the results topic and waits until it is
-// accepted.
-type publisher interface {
-	publish(ctx context.Context, o outcome) error
+	results *topicPublisher // nil without a results topic
 }
 
 var (
@@ -143,6 +166,7 @@ func newTopicPublisher(ctx context.Context, topic, projectID string) (*topicPubl
 	return &topicPublisher{topic: client.Publisher(topic)}, nil
 }
 
+// publish sends o to the results topic and waits until it is accepted.
 func (p *topicPublisher) publish(ctx context.Context, o outcome) error {
 	data, err := json.Marshal(o)
 	if err != nil {
@@ -193,7 +217,8 @@ func invalid(format string, args ...any) error {
 	return &executor.Error{Type: executor.TypeInvalidRequest, Message: fmt.Sprintf(format, args...)}
 }
 
-// envelope is the Pub/Sub push envelope Eventarc delivers as event data.
+// envelope is the Pub/Sub push envelope: the body of a push subscription's
+// request, and the data of Eventarc's event.
 type envelope struct {
 	Message struct {
 		Data      *string `json:"data"`
@@ -203,17 +228,77 @@ type envelope struct {
 	} `json:"message"`
 }
 
-// decodeMessage reads the script out of a messagePublished event. The
-// message's ID is returned whenever it can be read, even with an error, so
-// that invalid messages are deduplicated and reported under their ID too.
-func decodeMessage(e event.Event) (message, error) {
-	// Without a Pub/Sub message ID, the event's ID stands in: Eventarc sets
-	// it to the message ID.
-	msg := message{ID: e.ID()}
-	if e.Type() != messagePublished {
-		return msg, invalid("event type %q is not %s", e.Type(), messagePublished)
+// delivery is one delivery of a message: what it says (or why it cannot be
+// read) and the trace it belongs to.
+type delivery struct {
+	msg         message
+	err         error
+	trace, span string
+}
+
+// readDelivery reads a delivery from an HTTP request. A body that cannot be
+// read is a fault to retry; one that can be read but is no message is an
+// invalid payload.
+func readDelivery(r *http.Request, projectID string) delivery {
+	trace, span := execlog.TraceFromHeaders(r.Header, projectID)
+	d := delivery{msg: message{ID: r.Header.Get("Ce-Id")}, trace: trace, span: span}
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		d.err = invalid("delivery is larger than %d bytes", tooLarge.Limit)
+		return d
+	case err != nil:
+		d.err = fmt.Errorf("reading delivery: %w", err)
+		return d
 	}
-	data := e.Data()
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if r.Header.Get("Ce-Specversion") == "" && !strings.HasPrefix(ct, "application/cloudevents") {
+		// A push subscription's own request: the body is the envelope.
+		d.msg, d.err = decodeEnvelope(body, "")
+		return d
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	e, err := cehttp.NewEventFromHTTPRequest(r)
+	if err == nil {
+		err = e.Validate()
+	}
+	if err != nil {
+		d.err = invalid("request is not a valid CloudEvent: %v", err)
+		return d
+	}
+	return deliveryOf(*e, r.Header, projectID)
+}
+
+// deliveryOf reads a delivery from a messagePublished event. Its trace is
+// the request's (h), as in Cloud Run's request log, or else the event's
+// traceparent extension.
+func deliveryOf(e event.Event, h http.Header, projectID string) delivery {
+	msg, err := decodeMessage(e)
+	d := delivery{msg: msg, err: err}
+	d.trace, d.span = execlog.TraceFromHeaders(h, projectID)
+	if d.trace == "" {
+		tp, _ := e.Extensions()["traceparent"].(string)
+		d.trace, d.span = execlog.TraceFromHeaders(http.Header{"Traceparent": {tp}}, projectID)
+	}
+	return d
+}
+
+// decodeMessage reads the script out of a messagePublished event.
+func decodeMessage(e event.Event) (message, error) {
+	if e.Type() != messagePublished {
+		return message{ID: e.ID()}, invalid("event type %q is not %s", e.Type(), messagePublished)
+	}
+	// Eventarc sets the event ID to the message ID, so it stands in for an
+	// envelope without one.
+	return decodeEnvelope(e.Data(), e.ID())
+}
+
+// decodeEnvelope reads the script out of a Pub/Sub push envelope. The
+// message ID is returned whenever it can be read, even with an error, so
+// that invalid messages are deduplicated and reported under their ID too.
+func decodeEnvelope(data []byte, id string) (message, error) {
+	msg := message{ID: id}
 	if len(data) == 0 {
 		return msg, invalid("event has no data")
 	}
@@ -257,12 +342,11 @@ func decodeMessage(e event.Event) (message, error) {
 
 // handle runs the script of one message and tells whether Pub/Sub should
 // deliver it again.
-func (ev *events) handle(ctx context.Context, s *service, e event.Event) error {
+func (ev *events) handle(ctx context.Context, s *service, d delivery) error {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 
-	msg, decodeErr := decodeMessage(e)
-	trace, span := eventTrace(e, s.log.ProjectID())
+	msg, trace, span := d.msg, d.trace, d.span
 	if msg.ID != "" {
 		done, err := ev.done.Claim(ctx, msg.ID)
 		if err != nil {
@@ -288,7 +372,7 @@ func (ev *events) handle(ctx context.Context, s *service, e event.Event) error {
 
 	o := outcome{ExecutionID: uuid.NewString(), MessageID: msg.ID, ID: msg.CallerID, Status: "ok"}
 	var res executor.Result
-	err := decodeErr
+	err := d.err
 	if err == nil {
 		res, err = s.exec.Run(ctx, executor.Request{ID: o.ExecutionID, Script: msg.Script})
 	}
@@ -406,11 +490,4 @@ func capText(s string) (string, bool) {
 		cut--
 	}
 	return s[:cut], true
-}
-
-// eventTrace correlates the entry with the trace the event belongs to:
-// Eventarc passes it as the CloudEvent's traceparent extension.
-func eventTrace(e event.Event, projectID string) (trace, spanID string) {
-	tp, _ := e.Extensions()["traceparent"].(string)
-	return execlog.TraceFromHeaders(http.Header{"Traceparent": {tp}}, projectID)
 }

@@ -2,11 +2,14 @@ package pyexec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,6 +97,11 @@ func newEventService(t *testing.T, r runner) (*service, *logLines) {
 
 func newEventState() *events { return &events{done: dedup.New(dedupMax, dedupTTL)} }
 
+// handleEvent delivers e as Eventarc does, without request headers.
+func handleEvent(ev *events, s *service, e event.Event) error {
+	return ev.handle(context.Background(), s, deliveryOf(e, nil, s.log.ProjectID()))
+}
+
 // pubsubEvent is a messagePublished event as Eventarc delivers it, carrying
 // data as message.data.
 func pubsubEvent(messageID string, data []byte) event.Event {
@@ -158,7 +166,7 @@ func TestInvalidPayloadsAreAcknowledgedWithAWarningSayingWhy(t *testing.T) {
 		t.Run(tt.name+" is acknowledged", func(t *testing.T) {
 			r := stubAnswer(executor.Result{}, nil)
 			s, lines := newEventService(t, r)
-			if err := newEventState().handle(context.Background(), s, tt.event); err != nil {
+			if err := handleEvent(newEventState(), s, tt.event); err != nil {
 				t.Fatalf("handle = %v, want nil (acknowledged)", err)
 			}
 			if n := r.calls.Load(); n != 0 {
@@ -251,7 +259,7 @@ func TestOutcomesAreAcknowledgedOrRetriedBySPEC(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, lines := newEventService(t, tt.runner)
-			err := newEventState().handle(context.Background(), s, pubsubEvent("m1", scriptData(okScript, "caller-1")))
+			err := handleEvent(newEventState(), s, pubsubEvent("m1", scriptData(okScript, "caller-1")))
 			if tt.wantRetry == nil && err != nil {
 				t.Fatalf("handle = %v, want nil (acknowledged)", err)
 			}
@@ -294,7 +302,7 @@ func TestARedeliveredMessageRunsOnce(t *testing.T) {
 	ev := newEventState()
 	e := pubsubEvent("m1", scriptData(okScript, ""))
 	for i := range 3 {
-		if err := ev.handle(context.Background(), s, e); err != nil {
+		if err := handleEvent(ev, s, e); err != nil {
 			t.Fatalf("delivery %d: handle = %v, want nil", i+1, err)
 		}
 	}
@@ -324,11 +332,11 @@ func TestARetriedMessageRunsAgainUntilItCompletes(t *testing.T) {
 	s, _ := newEventService(t, r)
 	ev := newEventState()
 	e := pubsubEvent("m1", scriptData(okScript, ""))
-	if err := ev.handle(context.Background(), s, e); !errors.Is(err, executor.ErrBusy) {
+	if err := handleEvent(ev, s, e); !errors.Is(err, executor.ErrBusy) {
 		t.Fatalf("first delivery: handle = %v, want %v", err, executor.ErrBusy)
 	}
 	for i := range 2 {
-		if err := ev.handle(context.Background(), s, e); err != nil {
+		if err := handleEvent(ev, s, e); err != nil {
 			t.Fatalf("delivery %d: handle = %v, want nil", i+2, err)
 		}
 	}
@@ -349,7 +357,7 @@ func TestDeliveriesOfOneMessageAtOnceRunItOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() {
-			if err := ev.handle(context.Background(), s, e); err != nil {
+			if err := handleEvent(ev, s, e); err != nil {
 				t.Errorf("handle = %v, want nil", err)
 			}
 		})
@@ -369,7 +377,7 @@ func TestLoggedOutputIsCappedAt64KiB(t *testing.T) {
 	stdout := strings.Repeat("é", 40<<10) // 80 KiB of two-byte characters
 	result, _ := json.Marshal(map[string]string{"big": strings.Repeat("x", 70<<10)})
 	s, lines := newEventService(t, stubAnswer(executor.Result{Value: result, Stdout: stdout}, nil))
-	if err := newEventState().handle(context.Background(), s, pubsubEvent("m1", scriptData(okScript, ""))); err != nil {
+	if err := handleEvent(newEventState(), s, pubsubEvent("m1", scriptData(okScript, ""))); err != nil {
 		t.Fatal(err)
 	}
 	got := lines.only(t)
@@ -389,7 +397,7 @@ func TestEntriesCarryTheEventsTrace(t *testing.T) {
 	s, lines := newEventService(t, stubAnswer(executor.Result{Value: json.RawMessage(`1`)}, nil))
 	e := pubsubEvent("m1", scriptData(okScript, ""))
 	e.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	if err := newEventState().handle(context.Background(), s, e); err != nil {
+	if err := handleEvent(newEventState(), s, e); err != nil {
 		t.Fatal(err)
 	}
 	got := lines.only(t)
@@ -457,7 +465,7 @@ func TestOutcomesArePublishedToTheResultsTopic(t *testing.T) {
 				t.Fatalf("newEvents = %v", err)
 			}
 			s, lines := newEventService(t, tt.runner)
-			if err := ev.handle(context.Background(), s, pubsubEvent("m1", tt.data)); err != nil {
+			if err := handleEvent(ev, s, pubsubEvent("m1", tt.data)); err != nil {
 				t.Fatalf("handle = %v, want nil", err)
 			}
 			logged := lines.only(t)
@@ -496,7 +504,7 @@ func TestAFailedPublishIsRetriedAndTheOutcomeStaysLogged(t *testing.T) {
 	e := pubsubEvent("m1", scriptData(okScript, ""))
 
 	// The topic does not exist yet, so the publish fails.
-	if err := ev.handle(context.Background(), s, e); err == nil {
+	if err := handleEvent(ev, s, e); err == nil {
 		t.Fatal("handle with a missing results topic = nil, want an error (redelivered)")
 	}
 	entries := lines.entries(t)
@@ -506,13 +514,13 @@ func TestAFailedPublishIsRetriedAndTheOutcomeStaysLogged(t *testing.T) {
 	}
 
 	createTopic(t, srv, "projects/proj/topics/results")
-	if err := ev.handle(context.Background(), s, e); err != nil {
+	if err := handleEvent(ev, s, e); err != nil {
 		t.Fatalf("redelivery: handle = %v, want nil", err)
 	}
 	if n := len(srv.Messages()); n != 1 {
 		t.Errorf("results topic got %d messages, want 1", n)
 	}
-	if err := ev.handle(context.Background(), s, e); err != nil {
+	if err := handleEvent(ev, s, e); err != nil {
 		t.Fatalf("a later duplicate: handle = %v, want nil", err)
 	}
 	if n := r.calls.Load(); n != 2 {
@@ -561,4 +569,136 @@ func compactJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// startEventHTTP serves ev for s over real HTTP on loopback.
+func startEventHTTP(t *testing.T, ev *events, s *service) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ev.serveHTTP(w, r, s) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestDeliveriesOverHTTPAreAnsweredAsPubSubExpects(t *testing.T) {
+	envelope := func(id string, data []byte) string {
+		b, _ := json.Marshal(map[string]any{"message": map[string]any{"data": base64.StdEncoding.EncodeToString(data), "messageId": id}})
+		return string(b)
+	}
+	tests := []struct {
+		name       string
+		method     string
+		headers    map[string]string
+		body       string
+		runner     *stubRunner
+		wantStatus int
+		wantEntry  map[string]any // fields the one entry must have; nil: no entry
+		wantRuns   int32
+	}{
+		{
+			name:       "a binary-mode CloudEvent runs and is acknowledged",
+			headers:    map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "m1", "Ce-Type": messagePublished, "Ce-Source": "//pubsub", "Content-Type": "application/json"},
+			body:       envelope("m1", scriptData(okScript, "c1")),
+			runner:     stubAnswer(executor.Result{Value: json.RawMessage(`4`)}, nil),
+			wantStatus: 200,
+			wantEntry:  map[string]any{"status": "ok", "message_id": "m1", "id": "c1", "result": float64(4)},
+			wantRuns:   1,
+		},
+		{
+			name:       "a push subscription's bare envelope runs and is acknowledged",
+			headers:    map[string]string{"Content-Type": "application/json"},
+			body:       envelope("m2", scriptData(okScript, "")),
+			runner:     stubAnswer(executor.Result{Value: json.RawMessage(`4`)}, nil),
+			wantStatus: 200,
+			wantEntry:  map[string]any{"status": "ok", "message_id": "m2"},
+			wantRuns:   1,
+		},
+		{
+			name:       "a CloudEvent missing required attributes is acknowledged as invalid",
+			headers:    map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "m3", "Content-Type": "application/json"},
+			body:       envelope("m3", scriptData(okScript, "")),
+			runner:     stubAnswer(executor.Result{}, nil),
+			wantStatus: 200,
+			wantEntry:  map[string]any{"severity": "WARNING", "error_type": "invalid_request", "message_id": "m3"},
+		},
+		{
+			name:       "a delivery over 16 MB is acknowledged as invalid",
+			headers:    map[string]string{"Content-Type": "application/json"},
+			body:       strings.Repeat(" ", maxEventBytes+1),
+			runner:     stubAnswer(executor.Result{}, nil),
+			wantStatus: 200,
+			wantEntry:  map[string]any{"severity": "WARNING", "error_type": "invalid_request", "error": fmt.Sprintf("delivery is larger than %d bytes", maxEventBytes)},
+		},
+		{
+			name:       "a busy executor answers 503, so the message is redelivered",
+			headers:    map[string]string{"Content-Type": "application/json"},
+			body:       envelope("m4", scriptData(okScript, "")),
+			runner:     stubAnswer(executor.Result{}, executor.ErrBusy),
+			wantStatus: 503,
+			wantEntry:  map[string]any{"severity": "ERROR", "error_type": "busy", "retry": true},
+			wantRuns:   1,
+		},
+		{
+			name:       "an internal error answers 500, so the message is redelivered",
+			headers:    map[string]string{"Content-Type": "application/json"},
+			body:       envelope("m5", scriptData(okScript, "")),
+			runner:     stubAnswer(executor.Result{}, errors.New("boom")),
+			wantStatus: 500,
+			wantEntry:  map[string]any{"severity": "ERROR", "error_type": "internal", "retry": true},
+			wantRuns:   1,
+		},
+		{
+			name:       "the request's trace wins over the event's",
+			headers:    map[string]string{"Content-Type": "application/json", "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
+			body:       envelope("m6", scriptData(okScript, "")),
+			runner:     stubAnswer(executor.Result{Value: json.RawMessage(`4`)}, nil),
+			wantStatus: 200,
+			wantEntry:  map[string]any{"logging.googleapis.com/trace": "projects/proj/traces/105445aa7843bc8bf206b12000100000"},
+			wantRuns:   1,
+		},
+		{
+			name:       "GET is not allowed",
+			method:     http.MethodGet,
+			runner:     stubAnswer(executor.Result{}, nil),
+			wantStatus: 405,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, lines := newEventService(t, tt.runner)
+			url := startEventHTTP(t, newEventState(), s)
+			req, err := http.NewRequest(cmp.Or(tt.method, http.MethodPost), url, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus == 405 && resp.Header.Get("Allow") != "POST" {
+				t.Errorf("Allow = %q, want POST", resp.Header.Get("Allow"))
+			}
+			if n := tt.runner.calls.Load(); n != tt.wantRuns {
+				t.Errorf("the executor ran %d times, want %d", n, tt.wantRuns)
+			}
+			if tt.wantEntry == nil {
+				if entries := lines.entries(t); len(entries) != 0 {
+					t.Errorf("got entries %v, want none", entries)
+				}
+				return
+			}
+			got := lines.only(t)
+			for k, want := range tt.wantEntry {
+				if got[k] != want {
+					t.Errorf("entry[%q] = %v, want %v", k, got[k], want)
+				}
+			}
+		})
+	}
 }

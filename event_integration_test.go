@@ -48,6 +48,9 @@ func startEventServer(t *testing.T, env map[string]string) *eventServer {
 	port := freePort(t)
 
 	cmd := exec.Command(bin)
+	// If the test binary dies (a -timeout panic skips cleanups), the
+	// service shuts down with it instead of living on with its jails.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Env = childEnv(map[string]string{
 		"FUNCTION_TARGET": "ExecuteEvent",
 		"PORT":            port,

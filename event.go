@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
@@ -27,17 +26,6 @@ import (
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 )
-
-func init() {
-	// ExecuteEvent is an HTTP function that reads the CloudEvent in the
-	// request's own goroutine. functions.CloudEvent's receiver (cloudevents
-	// sdk-go v2.16.2) passes requests to handlers over one shared channel:
-	// under concurrent deliveries a handler can get another request's
-	// context, and a request can wait for the next one to arrive before it
-	// is handled at all (cloudevents/sdk-go#1224, #1332). Events and answers
-	// are the same as there.
-	functions.HTTP("ExecuteEvent", serveEvent)
-}
 
 // messagePublished is the CloudEvent type Eventarc gives Pub/Sub messages.
 const messagePublished = "google.cloud.pubsub.topic.v1.messagePublished"

@@ -19,8 +19,17 @@ import (
 	"github.com/pyexec/pyexec/executor"
 )
 
+// init registers both functions; FUNCTION_TARGET picks the one served.
 func init() {
 	functions.HTTP("Execute", execute)
+	// ExecuteEvent is an HTTP function that reads the CloudEvent in the
+	// request's own goroutine (event.go). functions.CloudEvent's receiver
+	// (cloudevents sdk-go v2.16.2) passes requests to handlers over one
+	// shared channel: under concurrent deliveries a handler can get another
+	// request's context, and a request can wait for the next one to arrive
+	// before it is handled at all (cloudevents/sdk-go#1224, #1332). Events
+	// and answers are the same as there.
+	functions.HTTP("ExecuteEvent", serveEvent)
 }
 
 // maxBodyBytes caps what is read of a request body.

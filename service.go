@@ -111,9 +111,16 @@ func (s *service) selfTest(ctx context.Context, exec *executor.Executor, stop <-
 }
 
 // Prepare creates the service and starts its sandbox self-test, so that the
-// first request does not pay for it. It fails on invalid configuration.
+// first request does not pay for it. It fails on invalid configuration,
+// the results topic's included.
 func Prepare() error {
-	_, err := defaultService()
+	s, err := defaultService()
+	if err != nil {
+		return err
+	}
+	// A results topic that cannot be used should stop the service at start,
+	// not fail every delivery.
+	_, err = defaultEvents(s.log.ProjectID())
 	return err
 }
 

@@ -394,6 +394,15 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 		}
 		parseNsjailLog(&run)
 	} else {
+		if st, ok := proc.(interface{ exitStatus() procExit }); ok {
+			if _, err := parseReport(run.Report); err != nil {
+				// The report does not settle the outcome: how the process
+				// ended does.
+				mu.Unlock()
+				ex = st.exitStatus()
+				mu.Lock()
+			}
+		}
 		run.Ended, run.ExitCode, run.Signal = ex.ended, ex.code, ex.signal
 		if !ex.ended {
 			run.NsjailLog = string(stderrTail)

@@ -345,9 +345,10 @@ type forkProc struct {
 	mu    sync.Mutex
 	pidfd int
 
-	once sync.Once
-	ex   procExit
-	err  error
+	waitOnce sync.Once
+	ended    procExit // as wait tells it: the process ended, not yet how
+	once     sync.Once
+	ex       procExit
 }
 
 func (p *forkProc) kill() {
@@ -369,9 +370,45 @@ func (p *forkProc) alive() bool {
 	return err == nil && n == 0
 }
 
-// wait reads the server's report: it comes once the process is reaped,
-// and with it its pid namespace, so every process of the execution is gone.
+// wait returns once the process has ended. Its pidfd says so as soon as it
+// has, and as the process was pid 1 of its pid namespace, its end comes only
+// after every other process of that namespace has ended: nothing of the
+// execution is left. How it ended (status) comes from the server a moment
+// later, and is needed only when the report does not settle the outcome.
 func (p *forkProc) wait() (procExit, error) {
+	p.waitOnce.Do(func() { p.ended = p.awaitEnd() })
+	return p.ended, nil
+}
+
+// awaitEnd polls the pidfd until the process has ended. Only it polls the
+// pidfd, and exitStatus, which closes it, runs only after it.
+func (p *forkProc) awaitEnd() procExit {
+	p.mu.Lock()
+	pidfd := p.pidfd
+	p.mu.Unlock()
+	if pidfd < 0 {
+		return p.exitStatus()
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EINTR) {
+			// Without the pidfd, the server's word is the only signal left.
+			return p.exitStatus()
+		}
+	}
+	// The server's report is read (and the descriptors closed) in the
+	// background; exitStatus waits for it when it is wanted.
+	go p.exitStatus()
+	return procExit{ended: true}
+}
+
+// exitStatus reads the server's report of how the process ended, once, and
+// releases the process's descriptors.
+func (p *forkProc) exitStatus() procExit {
 	p.once.Do(func() {
 		defer func() {
 			_ = p.status.Close()
@@ -397,7 +434,7 @@ func (p *forkProc) wait() (procExit, error) {
 			p.ex = procExit{ended: true, signal: syscall.Signal(n)}
 		}
 	})
-	return p.ex, p.err
+	return p.ex
 }
 
 // attach moves pid into the execution's cgroup.

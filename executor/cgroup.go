@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -60,7 +61,7 @@ func setupV1(root string) (cgroups, error) {
 		// The two hierarchies place us differently; use their roots.
 		memSelf = ""
 	}
-	cg.parent = strings.TrimPrefix(filepath.Join(memSelf, "pyexec", strconv.Itoa(os.Getpid())), "/")
+	cg.parent = strings.TrimPrefix(filepath.Join(memSelf, "pyexec", instanceName()), "/")
 	for _, dir := range []string{filepath.Join(mem, cg.parent), filepath.Join(pids, cg.parent)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return cgroups{}, err
@@ -105,14 +106,15 @@ func setupV2(root string) (cgroups, error) {
 			return cgroups{}, fmt.Errorf("enabling memory and pids in %s: %w", dir, err)
 		}
 	}
-	mine := filepath.Join(jails, strconv.Itoa(os.Getpid()))
+	instance := instanceName()
+	mine := filepath.Join(jails, instance)
 	if err := os.MkdirAll(mine, 0o755); err != nil {
 		return cgroups{}, err
 	}
 	if err := os.WriteFile(filepath.Join(mine, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
 		return cgroups{}, fmt.Errorf("enabling memory and pids in %s: %w", mine, err)
 	}
-	rel := strings.TrimPrefix(filepath.Join(self, "pyexec", strconv.Itoa(os.Getpid())), "/")
+	rel := strings.TrimPrefix(filepath.Join(self, "pyexec", instance), "/")
 	return cgroups{kind: limitCgroupV2, memMount: root, pidsMount: root, parent: rel}, nil
 }
 
@@ -269,34 +271,56 @@ func removeCgroupTree(dir string) error {
 	return fmt.Errorf("removing cgroup %s: %w", dir, last)
 }
 
-// sweep removes the cgroups of service processes that no longer exist (a
-// crash, or a kill the kernel was slow to finish), and this process's own
-// from a previous life of the same PID.
+// instanceCount numbers the executors of this process.
+var instanceCount atomic.Int64
+
+// instanceName names one executor's cgroup parent: "<pid>-<n>". Each
+// executor has a parent of its own, so one executor's sweep or shutdown never
+// touches another's cgroups, even in the same process.
+func instanceName() string {
+	return fmt.Sprintf("%d-%d", os.Getpid(), instanceCount.Add(1))
+}
+
+// sweep removes what earlier executors left: the cgroups of service
+// processes that no longer exist (a crash, or a kill the kernel was slow to
+// finish), and any execution cgroup under this executor's own parent.
 func (c cgroups) sweep() {
 	if c.kind == limitRlimit {
 		return
 	}
 	for _, m := range c.mounts() {
 		own := filepath.Join(m, c.parent)
-		services, _ := os.ReadDir(filepath.Dir(own))
-		for _, s := range services {
-			pid, err := strconv.Atoi(s.Name())
-			if err != nil || !s.IsDir() {
+		entries, _ := os.ReadDir(own)
+		for _, e := range entries {
+			if e.IsDir() {
+				_ = removeCgroupTree(filepath.Join(own, e.Name()))
+			}
+		}
+		instances, _ := os.ReadDir(filepath.Dir(own))
+		for _, s := range instances {
+			pid, err := strconv.Atoi(strings.SplitN(s.Name(), "-", 2)[0])
+			if err != nil || !s.IsDir() || pid == os.Getpid() {
 				continue
 			}
-			dir := filepath.Join(filepath.Dir(own), s.Name())
-			if pid == os.Getpid() {
-				entries, _ := os.ReadDir(dir)
-				for _, e := range entries {
-					if e.IsDir() {
-						_ = removeCgroupTree(filepath.Join(dir, e.Name()))
-					}
-				}
-			} else if syscall.Kill(pid, 0) == syscall.ESRCH {
-				_ = removeCgroupTree(dir)
+			if syscall.Kill(pid, 0) == syscall.ESRCH {
+				_ = removeCgroupTree(filepath.Join(filepath.Dir(own), s.Name()))
 			}
 		}
 	}
+}
+
+// release removes this executor's parent cgroups and everything in them.
+func (c cgroups) release() error {
+	if c.kind == limitRlimit {
+		return nil
+	}
+	var errs []error
+	for _, m := range c.mounts() {
+		if err := removeCgroupTree(filepath.Join(m, c.parent)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c cgroups) mounts() []string {
@@ -318,6 +342,20 @@ func (c cgroups) leftovers() []string {
 			if e.IsDir() {
 				found = append(found, filepath.Join(m, c.parent, e.Name()))
 			}
+		}
+	}
+	return found
+}
+
+// parents lists this executor's parent cgroups that exist.
+func (c cgroups) parents() []string {
+	if c.kind == limitRlimit {
+		return nil
+	}
+	var found []string
+	for _, m := range c.mounts() {
+		if _, err := os.Stat(filepath.Join(m, c.parent)); err == nil {
+			found = append(found, filepath.Join(m, c.parent))
 		}
 	}
 	return found

@@ -304,12 +304,12 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	e.closeBox()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.groups.sweep()
-	return err
+	return errors.Join(err, e.groups.release())
 }
 
-// Leftovers lists the cgroups of this executor that still exist. Between executions there must be no cgroup, and after
-// Shutdown nothing at all.
+// Leftovers lists the cgroups of this executor that still exist. Between
+// executions there must be none but those of warm processes, and after
+// Shutdown none at all, the executor's own parent included.
 func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
 	groups, box := e.groups, e.box
@@ -331,6 +331,11 @@ func (e *Executor) Leftovers() []string {
 		if !isWarm {
 			found = append(found, path)
 		}
+	}
+	select {
+	case <-e.closing:
+		found = append(found, groups.parents()...)
+	default:
 	}
 	return found
 }

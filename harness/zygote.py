@@ -193,11 +193,6 @@ def sandbox(script, stdout, stderr, report, status, config, bpf):
     if numpy_random is not None:
         numpy_random.seed()
     sys.argv[:] = [HARNESS_DIR + "/harness.py"]
-    # While it waits for its script, the process makes its own copies of
-    # the memory pages that parsing, running and reporting a script touch
-    # first: copying them costs a page fault each, paid here rather than by
-    # the script.
-    warm_up(thorough=False)
     import harness
 
     harness.main()
@@ -215,29 +210,25 @@ def main():
 """
 
 
-def warm_up(thorough):
-    """Runs the server's own small pandas and numpy workload.
+def warm_up():
+    """Runs the server's own small pandas and numpy workload once.
 
     pandas and numpy initialise much lazily (submodules, dtype and method
-    caches) on first use. The server does this thoroughly, once, before it
-    forks, so that executions do not each pay for it. Each forked process
-    runs the short script again while it waits for its own, which makes it
-    copy the pages a typical script first writes (a fault each) before the
-    script waits on them. It is fixed code of the server's, never user code,
-    writes nothing to the execution's channels, and leaves no module or
-    source lines behind.
+    caches) on first use. The server does it once, before it forks, so that
+    executions do not each pay for it. It is fixed code of the server's,
+    never user code, and leaves no module or source lines behind, so every
+    execution still starts from a state no execution touched.
     """
     import harness
     import linecache
 
-    if thorough:
-        try:
-            import pandas as pd
+    try:
+        import pandas as pd
 
-            df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.5, 6.0], "c": ["x", "y", "z"]})
-            float(df["b"].mean()), df.groupby("c")["a"].sum().to_dict(), df.describe().to_dict()
-        except Exception:  # noqa: BLE001 - a warm-up that fails only costs speed
-            pass
+        df = pd.DataFrame({"a": [1, 2, 3], "b": [4.0, 5.5, 6.0], "c": ["x", "y", "z"]})
+        float(df["b"].mean()), df.groupby("c")["a"].sum().to_dict(), df.describe().to_dict()
+    except Exception:  # noqa: BLE001 - a warm-up that fails only costs speed
+        pass
     report = harness.run(WARM_UP_SCRIPT)
     json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
     sys.modules.pop(harness.MODULE_NAME, None)
@@ -257,7 +248,7 @@ def main():
         except ImportError:
             pass
     sys.path.remove(HARNESS_DIR)
-    warm_up(thorough=True)
+    warm_up()
     # Objects that exist now are never collected again, so forked processes
     # do not copy the pages the collector would otherwise touch.
     gc.collect()

@@ -48,9 +48,10 @@ const (
 )
 
 // serverSeccompPolicy is the server jail's kafel policy: seccompPolicy's,
-// less the calls the server needs to build the nested sandboxes (unshare,
-// mount, sethostname). Every execution's process adds the full filter of
-// seccomp_bpf.go before user code runs, which denies those too.
+// less the calls the server needs to build the nested sandboxes (clone with
+// namespace flags, unshare, mount, sethostname). Every execution's process
+// adds the full filter of seccomp_bpf.go before user code runs, which denies
+// those too.
 const serverSeccompPolicy = `POLICY pyexec_server {
   ERRNO(1) {
     ptrace, process_vm_readv, process_vm_writev,
@@ -63,7 +64,6 @@ const serverSeccompPolicy = `POLICY pyexec_server {
     setdomainname, swapon, swapoff, reboot, acct, quotactl,
     open_by_handle_at, name_to_handle_at, lookup_dcookie, fanotify_init,
     syslog, vhangup, iopl, ioperm,
-    clone { (clone_flags & 0x7e020000) != 0 },
     socket { family != 1 },
     ioctl { cmd == 0x5412 }
   },

@@ -16,10 +16,9 @@ Protocol (the Go side is executor/fork.go):
         End of file on the control socket means the executor is gone: the
         server exits, and its jail with it.
 
-For each request the server forks a keeper, which unshares new user, mount,
-pid, net, ipc and uts namespaces (mapping its uid to itself), forks the
-execution's process, pid 1 of the new pid namespace, tells the server its
-pid through a pipe and exits. The execution's process:
+For each request the server forks the execution's process straight into new
+user, mount, pid, net, ipc and uts namespaces (clone with their flags); it is
+pid 1 of its pid namespace, maps its uid and gid to themselves and:
   1. mounts a fresh size-capped tmpfs on /tmp and /dev/shm and a fresh
      read-only /proc, sets the hostname and the rlimits;
   2. sends b"ready" on the status socket; the kernel attaches its pid, so the
@@ -29,11 +28,11 @@ pid through a pipe and exits. The execution's process:
      stderr, script on 3, report on 4), drops every capability, sets
      no_new_privs and installs the seccomp filter the executor built;
   4. runs the harness (harness.main), which blocks reading the script.
-The server, pid 1 of its jail and so the process's parent once the keeper is
-gone, reaps it and sends b"exit N" or b"signal N" on the status socket. The
-status socket is closed in the execution's process before user code runs,
-so only the server can write that line; and the process's pid namespace dies
-with it, so the line means every process of the execution is gone.
+The server, its parent, reaps it and sends b"exit N" or b"signal N" on the
+status socket. That socket is closed in the execution's process before user
+code runs, so only the server can write that line; and the process's pid
+namespace dies with it, so the line means every process of the execution is
+gone.
 
 Standard library and ctypes only.
 """
@@ -119,33 +118,51 @@ def write_file(path, text):
         os.close(fd)
 
 
-def keeper(fds, pid_pipe, config, bpf):
-    """Runs in the process forked per request: see the module docstring."""
+# os.fork() into new namespaces. The interpreter's own fork hooks run around
+# the call exactly as os.fork runs them (PyDLL keeps the GIL held across it,
+# as os.fork does). glibc's fork wrapper is bypassed: the server is single-
+# threaded, so no lock it would reset is held, and as pid 1 of its jail its
+# cached thread id (1) is the child's own, pid 1 of its new pid namespace.
+SYS_CLONE = 56  # x86_64
+SIGCHLD_SIGNAL = 17
+_nogil = ctypes.PyDLL(None, use_errno=True)
+_nogil.syscall.restype = ctypes.c_long
+_nogil.syscall.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong]
+
+
+def fork_into_namespaces():
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = _nogil.syscall(SYS_CLONE, flags | SIGCHLD_SIGNAL, None, None, None, 0)
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, "clone: %s" % os.strerror(err))
+    return pid
+
+
+def child(fds, config, bpf):
+    """Runs in the execution's process, pid 1 of its new namespaces."""
     script, stdout, stderr, report, status_fd = fds
     status = socket.socket(fileno=status_fd)
     try:
         os.close(CONTROL_FD)
-        uid, gid = os.getuid(), os.getgid()
-        check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        # The uid and gid outside map to themselves inside; an unprivileged
+        # process may map exactly its own ids into a namespace it created.
+        uid, gid = config["uid"], config["gid"]
         write_file("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
         write_file("/proc/self/setgroups", "deny")
         write_file("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
-        pid = os.fork()
-        if pid == 0:
-            os.close(pid_pipe)
-            try:
-                sandbox(script, stdout, stderr, report, status, config, bpf)
-            except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
-                try:
-                    status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
-                finally:
-                    os._exit(126)
+        sandbox(script, stdout, stderr, report, status, config, bpf)
+    except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
+        try:
+            status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
+        finally:
             os._exit(126)
-        # The server reaps the process from here on, and reports how it ended.
-        os.write(pid_pipe, b"%d" % pid)
-    except BaseException as exc:  # noqa: BLE001 - reported, then the keeper ends
-        status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
-    os._exit(0)
+    os._exit(126)
 
 
 def sandbox(script, stdout, stderr, report, status, config, bpf):
@@ -236,8 +253,12 @@ def warm_up():
 
 
 def main():
+    if os.getpid() != 1:
+        # fork_into_namespaces relies on it; see there.
+        sys.exit("the fork server must be pid 1 of its jail")
     with open(CONFIG_FILE) as f:
         config = json.load(f)
+    config["uid"], config["gid"] = os.getuid(), os.getgid()
     bpf = bytes.fromhex(config["seccomp"])
     sys.path.insert(0, HARNESS_DIR)
     import harness  # noqa: F401 - imported once here, shared by every fork
@@ -262,20 +283,11 @@ def main():
 
 
 def serve(control, wake_r, config, bpf):
-    """The server's loop: fork on request, reap, report each process's end.
-
-    The server is pid 1 of its jail, so each execution's process, once its
-    keeper has exited, is the server's to reap; the keeper tells its pid
-    through a pipe. A process may end before that pipe is read: its status
-    then waits in `ended` for the pid to arrive.
-    """
+    """The server's loop: fork on request, reap, report each process's end."""
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    keepers = set()
-    pending = {}  # pid pipe -> status socket
     waiting = {}  # execution pid -> status socket
-    ended = {}  # execution pid -> wait status, for pids not yet known
 
     def report(sock, wstatus):
         try:
@@ -301,50 +313,37 @@ def serve(control, wake_r, config, bpf):
                         break
                     if pid == 0:
                         break
-                    if pid in keepers:
-                        keepers.discard(pid)
-                    elif pid in waiting:
-                        report(waiting.pop(pid), wstatus)
-                    else:
-                        ended[pid] = wstatus  # its pid is on its way
-            elif fd in pending:
-                sock = pending.pop(fd)
-                poller.unregister(fd)
-                data = os.read(fd, 32)
-                os.close(fd)
-                if not data:
-                    sock.close()  # the keeper failed, and said why on the socket
-                    continue
-                pid = int(data)
-                if pid in ended:
-                    report(sock, ended.pop(pid))
-                else:
-                    waiting[pid] = sock
-            else:
-                msg, fds, _, _ = socket.recv_fds(control, 16, 5)
-                if not msg:
-                    os._exit(0)  # the executor is gone
-                if msg != b"fork" or len(fds) != 5:
-                    for fd in fds:
-                        os.close(fd)
-                    continue
-                pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-                pid = os.fork()
-                if pid == 0:
-                    try:
-                        os.close(signal.set_wakeup_fd(-1))
-                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                        os.close(wake_r)
-                        os.close(pid_r)
-                        keeper(fds, pid_w, config, bpf)
-                    finally:
-                        os._exit(126)
-                keepers.add(pid)
-                os.close(pid_w)
+                    sock = waiting.pop(pid, None)
+                    if sock is not None:
+                        report(sock, wstatus)
+                continue
+            msg, fds, _, _ = socket.recv_fds(control, 16, 5)
+            if not msg:
+                os._exit(0)  # the executor is gone
+            if msg != b"fork" or len(fds) != 5:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            try:
+                pid = fork_into_namespaces()
+            except OSError as exc:
+                with socket.socket(fileno=fds[4]) as sock:
+                    sock.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
                 for fd in fds[:4]:
                     os.close(fd)
-                pending[pid_r] = socket.socket(fileno=fds[4])
-                poller.register(pid_r, select.POLLIN)
+                continue
+            if pid == 0:
+                try:
+                    os.close(signal.set_wakeup_fd(-1))
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.close(wake_r)
+                    child(fds, config, bpf)
+                finally:
+                    os._exit(126)
+            # Registered before the loop reaps anything: its end cannot be missed.
+            waiting[pid] = socket.socket(fileno=fds[4])
+            for fd in fds[:4]:
+                os.close(fd)
 
 
 if __name__ == "__main__":

@@ -190,15 +190,22 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// idleProcesses waits until the number of the service's descendant
-// processes holds still (modes that keep warm sandboxes refill them after
-// each execution) and returns it: the count of an idle service.
+// idleProcesses waits until the number of this test process's descendants
+// (the service's) holds still and returns it: the count of an idle service.
 func idleProcesses(t *testing.T) int {
+	t.Helper()
+	return settledDescendants(t, os.Getpid())
+}
+
+// settledDescendants waits until the number of pid's descendant processes
+// holds still (modes that keep warm sandboxes refill them after each
+// execution) and returns it.
+func settledDescendants(t *testing.T, pid int) int {
 	t.Helper()
 	last, since := -1, time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		n := len(leakcheck.Descendants(os.Getpid()))
+		n := len(leakcheck.Descendants(pid))
 		if n != last {
 			last, since = n, time.Now()
 		} else if time.Since(since) > 300*time.Millisecond {

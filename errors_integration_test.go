@@ -486,7 +486,7 @@ func TestAFullQueueAnswersBusyWithRetryAfter(t *testing.T) {
 		sleeper <- ts.execute(t, nameProcess("pyexec-sleeper")+"import time\n\ndef main():\n    time.sleep(4)\n    return 'slept'\n")
 	}()
 	// The sleeper holds the only slot once its process runs.
-	waitFor(t, 30*time.Second, "the sleeping script to run", func() bool {
+	pollUntil(t, 30*time.Second, "the sleeping script to run", func() bool {
 		return len(namedProcesses("pyexec-sleeper")) > 0
 	})
 	r := ts.execute(t, "def main():\n    return 1\n")
@@ -503,33 +503,13 @@ func TestAFullQueueAnswersBusyWithRetryAfter(t *testing.T) {
 	checkOK(t, "after the slot is free again", ts.execute(t, "def main():\n    return 1\n"), "1", "")
 }
 
-// waitFor polls cond until it holds, failing t after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startUnavailableService is startService for a sandbox whose self-test
 // fails: the executor is configured with env, its Start must fail, and the
 // service answers anyway. Cleanup checks that nothing was left, as
 // startService does.
 func startUnavailableService(t *testing.T, env map[string]string) *testService {
 	t.Helper()
-	cfg, err := executor.ConfigFromEnv(func(name string) string {
-		if v, ok := env[name]; ok {
-			return v
-		}
-		return os.Getenv(name)
-	})
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
-	}
+	cfg := configWith(t, env)
 	exec, err := executor.New(cfg)
 	if err != nil {
 		t.Fatalf("executor.New: %v", err)

@@ -140,7 +140,7 @@ def main():
 		t.Errorf("POST /execute a fork bomb = %d %s, want a 400 script failure with its stdout", r.Status, clip(r.Raw))
 	}
 	t.Logf("a fork bomb answered %d %s: %s", r.Status, r.ErrorType, r.Error)
-	waitFor(t, 30*time.Second, "the fork bomb's processes to be gone", func() bool {
+	pollUntil(t, 30*time.Second, "the fork bomb's processes to be gone", func() bool {
 		return len(namedProcesses("pyexec-bomb")) == 0
 	})
 	checkRecovered(t, ts)
@@ -202,7 +202,7 @@ def main():
 	if elapsed > 20*time.Second {
 		t.Errorf("the answer took %v: it waited for the orphaned grandchild", elapsed)
 	}
-	waitFor(t, 15*time.Second, "the orphan to be killed with its jail", func() bool {
+	pollUntil(t, 15*time.Second, "the orphan to be killed with its jail", func() bool {
 		return len(namedProcesses("pyexec-orphan")) == 0
 	})
 }

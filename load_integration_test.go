@@ -115,25 +115,6 @@ func (p *process) health(t *testing.T, want int) map[string]any {
 	return body
 }
 
-// idleDescendants waits until the process's descendant count holds still
-// (warm sandboxes are refilled after executions) and returns it.
-func (p *process) idleDescendants(t *testing.T) int {
-	t.Helper()
-	last, since := -1, time.Now()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		n := len(leakcheck.Descendants(p.cmd.Process.Pid))
-		if n != last {
-			last, since = n, time.Now()
-		} else if time.Since(since) > 300*time.Millisecond {
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the service's process count never settled (last %d)", last)
-	return 0
-}
-
 // fds counts the process's open descriptors.
 func (p *process) fds(t *testing.T) int {
 	t.Helper()
@@ -205,7 +186,7 @@ func TestLoadMixedExecutions(t *testing.T) {
 	if _, err := load.Run(context.Background(), load.Config{URL: p.url, Count: 8, Concurrency: 2, Mix: map[string]int{"good": 1}}); err != nil {
 		t.Fatal(err)
 	}
-	idleProcs := p.idleDescendants(t)
+	idleProcs := settledDescendants(t, p.cmd.Process.Pid)
 	idleCgroups, _ := cgroupsOf(pid)
 	fdsBefore, rssBefore := p.fds(t), p.rssKB(t)
 

@@ -33,15 +33,7 @@ type testService struct {
 func startService(t *testing.T, env map[string]string) *testService {
 	t.Helper()
 	requireRuntime(t)
-	cfg, err := executor.ConfigFromEnv(func(name string) string {
-		if v, ok := env[name]; ok {
-			return v
-		}
-		return os.Getenv(name)
-	})
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
-	}
+	cfg := configWith(t, env)
 	exec, err := executor.New(cfg)
 	if err != nil {
 		t.Fatalf("executor.New: %v", err)
@@ -67,6 +59,22 @@ func startService(t *testing.T, env map[string]string) *testService {
 		assertNothingLeft(t, exec)
 	})
 	return ts
+}
+
+// configWith is the configuration from the environment, with env's values
+// in place of the environment's.
+func configWith(t *testing.T, env map[string]string) executor.Config {
+	t.Helper()
+	cfg, err := executor.ConfigFromEnv(func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
+		return os.Getenv(name)
+	})
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	return cfg
 }
 
 // assertNothingLeft fails t if the executor left a process, cgroup or file.

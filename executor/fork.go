@@ -135,7 +135,8 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 	}
 	spec.Server = true
 	spec.OutsideUID = forkServerUID
-	// Every execution, warm or running, with its keeper, plus the server.
+	// Every execution, warm or running, each with a process to spare, plus
+	// the server.
 	spec.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
 	spec.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailZygoteConfig, string(zcJSON)}}
 	f := &forkSandbox{nsjail: nsjail, spec: spec, groups: groups, cfg: cfg}

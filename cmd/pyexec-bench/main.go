@@ -249,8 +249,15 @@ func startService(o options, mode string) (*service, error) {
 		env = append(env, "PYEXEC_MODE="+mode)
 	}
 	cmd.Env = env
-	// The services log one line per execution; the benchmark does not need them.
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	// The services log one line per execution; the benchmark does not need
+	// them. They go straight to /dev/null: through a pipe, copying them
+	// would take CPU from the services being measured.
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	cmd.Stdout, cmd.Stderr = devnull, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)

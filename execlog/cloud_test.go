@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	logpb "cloud.google.com/go/logging/apiv2/loggingpb"
 	"google.golang.org/api/option"
@@ -188,8 +189,14 @@ func TestCloudModeReportsAFailingAPIToOnErrorAndNeverToTheCaller(t *testing.T) {
 	if closeErr == nil || !strings.Contains(closeErr.Error(), "denied") {
 		t.Errorf("Close() = %v, want the API's error", closeErr)
 	}
+	// The client hands errors to OnError from a goroutine of its own, which
+	// Close does not wait for.
+	deadline := time.Now().Add(10 * time.Second)
+	for errs.len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if errs.len() == 0 {
-		t.Errorf("OnError was not called, want the API's error")
+		t.Errorf("OnError was not called within 10 s, want the API's error")
 	}
 }
 

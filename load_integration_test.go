@@ -142,14 +142,15 @@ func (p *process) rssKB(t *testing.T) int {
 	return 0
 }
 
-// cgroupsOf lists the execution cgroups under the service's own parent
-// (pyexec/<pid>) in every hierarchy, and the processes anywhere on the host
-// that still sit in one of them: a jail that outlived its execution or its
-// service would show here even once reparented away from the service.
+// cgroupsOf lists the execution cgroups under the service's own parents
+// (pyexec/<pid>-<n>, one per executor) in every hierarchy, and the processes
+// anywhere on the host that still sit in one of them: a jail that outlived
+// its execution or its service would show here even once reparented away
+// from the service.
 func cgroupsOf(pid int) (dirs []string, procs []string) {
-	mark := fmt.Sprintf("/pyexec/%d/", pid)
-	matches, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/pyexec/%d/*", pid))
-	more, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/*/pyexec/%d/*", pid))
+	mark := fmt.Sprintf("/pyexec/%d-", pid)
+	matches, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/pyexec/%d-*/*", pid))
+	more, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/*/pyexec/%d-*/*", pid))
 	for _, m := range append(matches, more...) {
 		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
 			dirs = append(dirs, m)
@@ -310,8 +311,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Errorf("the service exited with %v, want a clean exit", p.err)
 	}
 	dirs, procs := cgroupsOf(pid)
-	if len(dirs) != 0 || len(procs) != 0 {
-		t.Errorf("after the service exited: cgroups %v and processes %v of it remain", dirs, procs)
+	parents, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/pyexec/%d-*", pid))
+	if len(dirs) != 0 || len(procs) != 0 || len(parents) != 0 {
+		t.Errorf("after the service exited: cgroups %v %v and processes %v of it remain", parents, dirs, procs)
 	}
 	pollUntil(t, 5*time.Second, "no script process anywhere on the host", func() bool {
 		return len(namedAnywhere(long))+len(namedAnywhere(short)) == 0

@@ -254,7 +254,9 @@ func (e *execCgroup) remove() error {
 
 func removeCgroupTree(dir string) error {
 	var last error
-	for attempt := 0; attempt < 50; attempt++ {
+	// Up to about a second: the last task of a killed jail can take a while
+	// to leave, and a fork mode process stays a zombie until it is reaped.
+	for attempt := 0; attempt < 500; attempt++ {
 		entries, _ := os.ReadDir(dir)
 		for _, entry := range entries {
 			if entry.IsDir() {
@@ -266,7 +268,7 @@ func removeCgroupTree(dir string) error {
 			return nil
 		}
 		last = err
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("removing cgroup %s: %w", dir, last)
 }

@@ -37,6 +37,9 @@ type jailRun struct {
 	ExitCode  int
 	Signal    syscall.Signal
 	NsjailLog string
+	// Cleanup, when set, discards the sandbox (its processes, pipes and
+	// cgroup). It must run, even when run returned an error.
+	Cleanup func() error
 }
 
 // sandbox runs executions; cold mode's is one nsjail per execution. Faster
@@ -222,16 +225,16 @@ func (j *jail) discard() error {
 // finish feeds the jail its script, collects what it produced and discards
 // it. The wall-clock limit runs from here: time a jail spent waiting for its
 // script does not count.
-func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (run jailRun, err error) {
-	defer func() {
-		if j.cg != nil {
-			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
-		}
-		if rmErr := j.discard(); rmErr != nil && err == nil {
-			err = rmErr
-		}
-	}()
-	return collect(ctx, j.proc, j.ch, script, cfg)
+func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (jailRun, error) {
+	run, err := collect(ctx, j.proc, j.ch, script, cfg)
+	if j.cg != nil {
+		run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+	}
+	// Removing the cgroup waits for the kernel to let go of the last
+	// process, which can take milliseconds; the executor does it after the
+	// answer, holding the execution's slot until it is done.
+	run.Cleanup = j.discard
+	return run, err
 }
 
 // nsjailProc is one nsjail process, which runs one interpreter.

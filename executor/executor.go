@@ -38,6 +38,9 @@ type Executor struct {
 	hardStop  context.CancelFunc // kills running executions
 	running   sync.WaitGroup
 	closeOnce sync.Once
+	// cleanupErrs are teardowns that failed after their execution was
+	// answered (at most a few are kept).
+	cleanupErrs []error
 }
 
 // New prepares an executor. It validates cfg and does no I/O; Start sets the
@@ -193,7 +196,22 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	defer release()
+	var cleanup func() error
+	defer func() {
+		if cleanup == nil {
+			release()
+			return
+		}
+		// The sandbox is torn down after the answer; the slot stays taken
+		// until it is, so the limits on concurrency (and the slot's uid)
+		// hold.
+		go func() {
+			if err := cleanup(); err != nil {
+				e.noteCleanupError(fmt.Errorf("execution %s: %w", req.ID, err))
+			}
+			release()
+		}()
+	}()
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
@@ -204,6 +222,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 
 	start := time.Now()
 	run, err := box.run(ctx, execution{id: req.ID, script: []byte(req.Script), slot: slot})
+	cleanup = run.Cleanup
 	if err == nil {
 		var res Result
 		res, err = judge(run, e.cfg)
@@ -337,5 +356,20 @@ func (e *Executor) Leftovers() []string {
 		found = append(found, groups.parents()...)
 	default:
 	}
+	e.mu.Lock()
+	for _, err := range e.cleanupErrs {
+		found = append(found, "teardown failed: "+err.Error())
+	}
+	e.mu.Unlock()
 	return found
+}
+
+// noteCleanupError keeps a failed teardown for Leftovers: it happens after
+// the execution has been answered, so there is no caller to return it to.
+func (e *Executor) noteCleanupError(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.cleanupErrs) < 16 {
+		e.cleanupErrs = append(e.cleanupErrs, err)
+	}
 }

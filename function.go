@@ -202,6 +202,9 @@ func (s *service) handleHealth(w http.ResponseWriter) {
 	if h.Fallback != "" {
 		body["fallback"] = h.Fallback
 	}
+	if h.TeardownFailures > 0 {
+		body["teardown_failures"] = h.TeardownFailures
+	}
 	if h.Ready {
 		body["status"] = "ok"
 		writeJSON(w, http.StatusOK, body)

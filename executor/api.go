@@ -33,9 +33,13 @@ type Health struct {
 	Mode   string `json:"mode"`
 	// Fallback says why faster modes than Mode are not in use (their
 	// self-test failed), when Mode was chosen automatically.
-	Fallback  string    `json:"fallback,omitempty"`
-	Isolation Isolation `json:"isolation"`
-	Versions  Versions  `json:"versions"`
+	Fallback string `json:"fallback,omitempty"`
+	// TeardownFailures counts sandboxes whose teardown (after their
+	// execution was answered) failed; what they left is swept at the next
+	// start. Non-zero deserves an operator's look.
+	TeardownFailures int64     `json:"teardown_failures"`
+	Isolation        Isolation `json:"isolation"`
+	Versions         Versions  `json:"versions"`
 }
 
 // Isolation names the layers each execution runs under.

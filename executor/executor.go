@@ -40,7 +40,8 @@ type Executor struct {
 	closeOnce sync.Once
 	// cleanupErrs are teardowns that failed after their execution was
 	// answered (at most a few are kept).
-	cleanupErrs []error
+	cleanupErrs      []error
+	teardownFailures int64
 }
 
 // New prepares an executor. It validates cfg and does no I/O; Start sets the
@@ -71,6 +72,7 @@ func (e *Executor) Health() Health {
 	defer e.mu.Unlock()
 	h := e.health
 	h.Isolation.Namespaces = append([]string(nil), h.Isolation.Namespaces...)
+	h.TeardownFailures = e.teardownFailures
 	return h
 }
 
@@ -369,6 +371,7 @@ func (e *Executor) Leftovers() []string {
 func (e *Executor) noteCleanupError(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.teardownFailures++
 	if len(e.cleanupErrs) < 16 {
 		e.cleanupErrs = append(e.cleanupErrs, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/leakcheck"
 )
@@ -517,23 +515,7 @@ func startUnavailableService(t *testing.T, env map[string]string) *testService {
 	if err := exec.Start(context.Background()); err == nil {
 		t.Fatalf("Start with %v succeeded, want the self-test to fail", env)
 	}
-	logs := &syncBuffer{}
-	log, err := execlog.New(context.Background(), execlog.Config{Mode: "stdout", Out: logs})
-	if err != nil {
-		t.Fatalf("execlog.New: %v", err)
-	}
-	s := &service{exec: exec, health: exec.Health, log: log, cfg: cfg, stop: exec.Shutdown}
-	srv := httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := exec.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		assertNothingLeft(t, exec)
-	})
-	return &testService{service: s, exec: exec, srv: srv, logs: logs}
+	return serveExecutor(t, cfg, exec)
 }
 
 func TestWithoutASandboxNothingRunsAndHealthSaysWhy(t *testing.T) {

@@ -41,6 +41,14 @@ func startService(t *testing.T, env map[string]string) *testService {
 	if err := exec.Start(context.Background()); err != nil {
 		t.Fatalf("sandbox self-test failed: %v", err)
 	}
+	return serveExecutor(t, cfg, exec)
+}
+
+// serveExecutor serves exec over real HTTP on loopback with its log entries
+// captured, and at cleanup shuts it down and fails t if any process, cgroup
+// or file it made is left.
+func serveExecutor(t *testing.T, cfg executor.Config, exec *executor.Executor) *testService {
+	t.Helper()
 	logs := &syncBuffer{}
 	log, err := execlog.New(context.Background(), execlog.Config{Mode: "stdout", Out: logs})
 	if err != nil {
@@ -48,7 +56,6 @@ func startService(t *testing.T, env map[string]string) *testService {
 	}
 	s := &service{exec: exec, health: exec.Health, log: log, cfg: cfg, stop: exec.Shutdown}
 	srv := httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	ts := &testService{service: s, exec: exec, srv: srv, logs: logs}
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -58,7 +65,7 @@ func startService(t *testing.T, env map[string]string) *testService {
 		}
 		assertNothingLeft(t, exec)
 	})
-	return ts
+	return &testService{service: s, exec: exec, srv: srv, logs: logs}
 }
 
 // configWith is the configuration from the environment, with env's values

@@ -3,7 +3,6 @@ package executor
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,37 +18,12 @@ var allModes = []Mode{ModeCold, ModePool, ModeFork}
 // shuts it down at cleanup, failing if it leaves a cgroup behind.
 func modeExecutor(t *testing.T, mode Mode) *Executor {
 	t.Helper()
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
-	}
-	for _, p := range []string{cfg.PythonPath, cfg.NsjailPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("runtime missing (%v): run `make runtime` or set PYEXEC_PYTHON and PYEXEC_NSJAIL", err)
-		}
-	}
+	cfg := realConfig(t)
 	cfg.Mode = mode
 	cfg.Concurrency = 2
 	cfg.Queue = 8
 	cfg.Timeout = 20 * time.Second
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatalf("Start in %s mode: %v", mode, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := e.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if left := e.Leftovers(); len(left) > 0 {
-			t.Errorf("Leftovers() = %v, want none", left)
-		}
-	})
-	return e
+	return startExecutor(t, cfg)
 }
 
 func runJSON(t *testing.T, e *Executor, script string, into any) {

@@ -232,7 +232,7 @@ func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (jailRun, 
 	}
 	// Removing the cgroup waits for the kernel to let go of the last
 	// process, which can take milliseconds; the executor does it after the
-	// answer, holding the execution's slot until it is done.
+	// answer (Shutdown waits for it).
 	run.Cleanup = j.discard
 	return run, err
 }

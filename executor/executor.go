@@ -37,6 +37,7 @@ type Executor struct {
 	hardCtx   context.Context
 	hardStop  context.CancelFunc // kills running executions
 	running   sync.WaitGroup
+	teardowns sync.WaitGroup // sandboxes being removed after their answer
 	closeOnce sync.Once
 	// cleanupErrs are teardowns that failed after their execution was
 	// answered (at most a few are kept).
@@ -198,22 +199,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	var cleanup func() error
-	defer func() {
-		if cleanup == nil {
-			release()
-			return
-		}
-		// The sandbox is torn down after the answer; the slot stays taken
-		// until it is, so the limits on concurrency (and the slot's uid)
-		// hold.
-		go func() {
-			if err := cleanup(); err != nil {
-				e.noteCleanupError(fmt.Errorf("execution %s: %w", req.ID, err))
-			}
-			release()
-		}()
-	}()
+	defer release()
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
@@ -224,7 +210,18 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 
 	start := time.Now()
 	run, err := box.run(ctx, execution{id: req.ID, script: []byte(req.Script), slot: slot})
-	cleanup = run.Cleanup
+	if run.Cleanup != nil {
+		// Every process of the execution has ended by now; what is left
+		// (the cgroup, which the kernel may hold on to for milliseconds
+		// more) is removed after the answer, off the request's path.
+		e.teardowns.Add(1)
+		go func() {
+			defer e.teardowns.Done()
+			if err := run.Cleanup(); err != nil {
+				e.noteCleanupError(fmt.Errorf("execution %s: %w", req.ID, err))
+			}
+		}()
+	}
 	if err == nil {
 		var res Result
 		res, err = judge(run, e.cfg)
@@ -319,6 +316,8 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("executions killed at shutdown: %w", ctx.Err())
 	}
 	e.hardStop()
+	// Every execution has returned, so every teardown has been started.
+	e.teardowns.Wait()
 	e.mu.Lock()
 	e.health.Ready, e.health.Reason = false, "shutting down"
 	e.mu.Unlock()

@@ -1,0 +1,85 @@
+// Package api is pyexec's wire contract: the JSON bodies of POST /execute
+// (and of ExecuteEvent's message data, which carries the same request), the
+// answers, and the OpenAPI document that describes them.
+//
+// The server decodes requests with its own strict decoder (it must tell an
+// absent field from a zero one and keep numbers exact); these types are what
+// clients encode, what tool schemas are generated from, and what answers are
+// written as. Field order is the order of the JSON the service writes.
+package api
+
+import "encoding/json"
+
+// Request is the body of POST /execute. Only Script is required; a request
+// with only Script is answered exactly as by the original service.
+type Request struct {
+	// Script is the Python source. It must bind main at the top level.
+	Script string `json:"script" jsonschema:"Python 3.11 source that defines main(); main's return value is the result"`
+	// Input, when present, is passed to main as its one positional argument.
+	// It is kept as raw JSON so that numbers arrive exactly.
+	Input json.RawMessage `json:"input,omitempty" jsonschema:"any JSON value; when given, main is called as main(input)"`
+	// Stdin is the script's standard input. Empty means none.
+	Stdin string `json:"stdin,omitempty" jsonschema:"text fed to the script's standard input"`
+	// Files are written into the execution's working directory before any
+	// user code runs.
+	Files []File `json:"files,omitempty" jsonschema:"files written into the working directory before the script runs"`
+	// Limits may tighten the service's limits for this execution, never
+	// loosen them.
+	Limits *Limits `json:"limits,omitempty" jsonschema:"per-execution limits; may only tighten the service's caps"`
+}
+
+// File is an input file.
+type File struct {
+	// Path is relative to the working directory, e.g. "data/in.csv".
+	Path string `json:"path" jsonschema:"relative path, e.g. data/in.csv; no .., not absolute"`
+	// Content is the file's content, encoded as Encoding says.
+	Content string `json:"content" jsonschema:"the file's content, as encoding says"`
+	// Encoding is EncodingUTF8 (the default when empty) or EncodingBase64.
+	Encoding string `json:"encoding,omitempty" jsonschema:"utf-8 (default) or base64"`
+}
+
+// Encodings of File and OutputFile contents.
+const (
+	EncodingUTF8   = "utf-8"
+	EncodingBase64 = "base64"
+)
+
+// Limits tighten the service's caps for one execution. Zero means the
+// service's cap.
+type Limits struct {
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty" jsonschema:"wall-clock limit in seconds, at most the service's cap"`
+	MemoryMB       int     `json:"memory_mb,omitempty" jsonschema:"memory limit in MiB, at most the service's cap"`
+}
+
+// Success is the 200 answer.
+type Success struct {
+	Result json.RawMessage `json:"result"`
+	Stdout string          `json:"stdout"`
+	// Files are the regular files the script left under outputs/, sorted by
+	// path; absent when there are none.
+	Files []OutputFile `json:"files,omitempty"`
+}
+
+// OutputFile is a file the script left under outputs/.
+type OutputFile struct {
+	Path     string `json:"path"`
+	Content  string `json:"content"`  // base64
+	Encoding string `json:"encoding"` // always EncodingBase64
+	Bytes    int    `json:"bytes"`    // decoded size
+}
+
+// Failure is every non-200 answer.
+type Failure struct {
+	Error     string `json:"error"`
+	ErrorType string `json:"error_type"`
+	Stdout    string `json:"stdout"`
+	// Traceback holds the user's frames of an exception.
+	Traceback string `json:"traceback,omitempty"`
+}
+
+// Headers of the answers.
+const (
+	// HeaderExecutionID names the execution on every answer; the same ID is
+	// in the service's log entry.
+	HeaderExecutionID = "X-Execution-Id"
+)

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyexec/pyexec/cmd/pyexec-load/load"
+	"github.com/pyexec/pyexec/internal/load"
 	"github.com/pyexec/pyexec/internal/leakcheck"
 )
 

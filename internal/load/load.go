@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 					rep.ByOutcome[outcome]++
 					rep.Latencies = append(rep.Latencies, d)
 					if !Acceptable(s, outcome) {
-						rep.Mismatches = append(rep.Mismatches, Mismatch{Script: s.Name, Got: outcome, Body: clip(body, 300)})
+						rep.Mismatches = append(rep.Mismatches, Mismatch{Script: s.Name, Got: outcome, Body: fmt.Sprintf("%.300s", body)})
 					}
 					retry := outcome == "503 busy" && attempt < cfg.RetryBusy && ctx.Err() == nil
 					if !retry && outcome != "503 busy" {
@@ -271,7 +271,7 @@ func Execute(ctx context.Context, client *http.Client, base, source string) (out
 		ErrorType string `json:"error_type"`
 	}
 	if err := json.Unmarshal(raw, &answer); err != nil || resp.Header.Get("X-Execution-Id") == "" {
-		return "bad body", clip(string(raw), 300)
+		return "bad body", fmt.Sprintf("%.300s", raw)
 	}
 	if resp.StatusCode == http.StatusOK && answer.ErrorType == "" {
 		return "200", string(raw)
@@ -287,11 +287,4 @@ func weighted(mix map[string]int) []Script {
 		}
 	}
 	return pool
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -2,6 +2,7 @@
 #
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
+#                 with the integration tests (go test ./... alone runs the unit tests)
 #   make bench    start a cold and a default-mode service and measure both (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
@@ -35,6 +36,11 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
+# The integration, adversarial and load tests (tests/, and the jail-starting
+# tests beside the code) carry this build tag: go test ./... without it runs
+# only the fast unit tests. Lint and make test set it.
+GO_TAGS := integration
+
 .PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
 
 ## run: install the runtime on first use, build and serve on $(PORT)
@@ -58,13 +64,13 @@ $(STATICCHECK):
 	mv '$(BIN)/.staticcheck-install/staticcheck' '$@'
 	rmdir '$(BIN)/.staticcheck-install'
 
-## lint: go vet, gofmt and staticcheck
+## lint: go vet, gofmt and staticcheck, the tagged tests included
 lint: tools
-	$(GO) vet ./...
+	$(GO) vet -tags '$(GO_TAGS)' ./...
 	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
 	unformatted=$$(if [[ -n $$files ]]; then gofmt -l $$files; fi); \
 	if [[ -n $$unformatted ]]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
-	'$(STATICCHECK)' ./...
+	'$(STATICCHECK)' -tags '$(GO_TAGS)' ./...
 
 ## test: everything CI runs
 test: runtime lint test-python test-go test-fuzz
@@ -81,9 +87,10 @@ test-python: runtime
 	  echo "test-python: no Python tests ran (expected harness/test_*.py)" >&2; exit 1; \
 	fi
 
-## test-go: the Go tests with the race detector, against the installed runtime
+## test-go: the Go tests with the race detector, the integration tests
+## included, against the installed runtime
 test-go: runtime
-	$(GO) test -race -count=1 -timeout '$(GO_TEST_TIMEOUT)' ./...
+	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## bench: latency and throughput of cold and default mode side by side, with
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
@@ -94,7 +101,7 @@ bench: runtime build
 ## committed seed corpus in testdata/fuzz/
 FUZZTIME ?= 20s
 test-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadScript$$' -fuzztime '$(FUZZTIME)' .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime '$(FUZZTIME)' ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;

@@ -1,5 +1,8 @@
 //go:build integration
 
+// Package adversarial attacks the real service over HTTP the way hostile
+// scripts do, and asserts precisely what containment means for each attack.
+// SECURITY.md maps every attack class to its test.
 package adversarial
 
 import (
@@ -18,11 +21,6 @@ import (
 	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
-
-// The adversarial suite (this package) attacks the real
-// service over HTTP the way hostile scripts do, and asserts precisely what
-// containment means for each attack. SECURITY.md maps every attack class to
-// its test.
 
 // probePrelude is prepended to probe scripts. attempt runs fn and tells what
 // happened in a form the test can compare exactly; sc makes a raw syscall
@@ -117,8 +115,9 @@ type plantedSecrets struct {
 }
 
 // plantSecrets sets fake credentials in the process environment (which is
-// the service's: startService runs it in this process) and writes files that
-// hold a canary. It must be called before any subtest goes parallel.
+// the service's: testsupport.StartService runs it in this process) and
+// writes files that hold a canary. It must be called before any subtest
+// goes parallel.
 func plantSecrets(t *testing.T) plantedSecrets {
 	t.Helper()
 	raw := make([]byte, 12)

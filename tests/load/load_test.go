@@ -1,5 +1,8 @@
 //go:build integration
 
+// Package load runs the load and fault tests against the real binary,
+// cmd/pyexec, as Cloud Run would: a process of its own, its own cgroups,
+// signals from outside.
 package load
 
 import (
@@ -19,9 +22,6 @@ import (
 	loadgen "github.com/pyexec/pyexec/internal/load"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
-
-// The load and fault tests run the real binary, cmd/pyexec, as Cloud Run
-// would: a process of its own, its own cgroups, signals from outside.
 
 func TestMain(m *testing.M) { testsupport.Main(m) }
 

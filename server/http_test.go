@@ -203,3 +203,63 @@ func TestAPanicAnswersAnInternalErrorWithTheExecutionID(t *testing.T) {
 		t.Errorf("log = %v, want one entry with the panic, its stack and the execution ID", logged)
 	}
 }
+
+// stuckShutdown is a fakeExecutor whose one execution runs until release
+// is closed, and whose Shutdown reports the deadline it was given.
+type stuckShutdown struct {
+	fakeExecutor
+	running  chan struct{}
+	deadline chan time.Time
+}
+
+func (f *stuckShutdown) Shutdown(ctx context.Context) error {
+	d, _ := ctx.Deadline()
+	f.deadline <- d
+	return nil
+}
+
+func TestShutdownKeepsToItsContext(t *testing.T) {
+	release := make(chan struct{})
+	exec := &stuckShutdown{running: make(chan struct{}), deadline: make(chan time.Time, 1)}
+	exec.run = func(executor.Request) (executor.Result, error) {
+		close(exec.running)
+		<-release
+		return executor.Result{Value: json.RawMessage(`1`)}, nil
+	}
+	s := startServer(t, exec, nil)
+	body := ts.ScriptBody(t, okScript)
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(s.executeURL+"/execute", "application/json", bytes.NewReader(body))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	<-exec.running
+
+	const grace = 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	start := time.Now()
+	err := s.Shutdown(ctx)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "requests still being answered") {
+		t.Errorf("Shutdown with an answer still being written = %v, want an error saying so", err)
+	}
+	if took < grace-100*time.Millisecond || took > grace+time.Second {
+		t.Errorf("Shutdown returned after %v, want its context's %v", took, grace)
+	}
+	// The executor is told to stop a second early, so that what it kills
+	// is still answered within the context.
+	if got := <-exec.deadline; !got.Equal(deadline.Add(-time.Second)) {
+		t.Errorf("the executor's shutdown deadline = %v, want a second before Shutdown's (%v)", got, deadline)
+	}
+	close(release)
+	if status := <-answered; status != http.StatusOK {
+		t.Errorf("the execution let go after Shutdown answered %d, want 200", status)
+	}
+}

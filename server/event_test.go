@@ -245,10 +245,11 @@ func TestDeliveriesOfOneMessageAtOnceRunItOnce(t *testing.T) {
 	}}
 	s := startServer(t, exec, nil)
 	e := ts.PublishedEvent("m1", ts.ScriptData(okScript, ""))
+	sender := ts.NewSender(t, s.eventURL)
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() {
-			if status, err := ts.NewSender(t, s.eventURL).Send(ts.BinaryMode, e); err != nil || status != http.StatusOK {
+			if status, err := sender.Send(ts.BinaryMode, e); err != nil || status != http.StatusOK {
 				t.Errorf("delivery: status %d, error %v; want 200", status, err)
 			}
 		})

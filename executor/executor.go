@@ -33,12 +33,11 @@ type Executor struct {
 
 	slots     chan int      // free slot numbers; a held slot is a running execution
 	waiting   atomic.Int64  // executions queued for a slot
-	closing   chan struct{} // closed when Shutdown starts: no new executions
+	closing   chan struct{} // closed, under mu, when Shutdown starts: no new executions
 	hardCtx   context.Context
 	hardStop  context.CancelFunc // kills running executions
 	running   sync.WaitGroup
 	teardowns sync.WaitGroup // sandboxes being removed after their answer
-	closeOnce sync.Once
 	// cleanupErrs are teardowns that failed after their execution was
 	// answered (at most a few are kept).
 	cleanupErrs      []error
@@ -241,12 +240,17 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 
 // admit takes a free slot, waiting in the bounded queue for one if needed.
 func (e *Executor) admit(ctx context.Context) (int, func(), error) {
+	// Under mu, with Shutdown's closing: an execution is either counted
+	// before Shutdown waits for the running ones, or refused.
+	e.mu.Lock()
 	select {
 	case <-e.closing:
+		e.mu.Unlock()
 		return 0, nil, ErrBusy
 	default:
 	}
 	e.running.Add(1)
+	e.mu.Unlock()
 	take := func(slot int) (int, func(), error) {
 		return slot, func() { e.slots <- slot; e.running.Done() }, nil
 	}
@@ -304,7 +308,13 @@ func sizeText(n int) string {
 // done, then kills what is left and removes the executor's cgroups. Nothing
 // it started survives it.
 func (e *Executor) Shutdown(ctx context.Context) error {
-	e.closeOnce.Do(func() { close(e.closing) })
+	e.mu.Lock()
+	select {
+	case <-e.closing:
+	default:
+		close(e.closing)
+	}
+	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.running.Wait(); close(done) }()
 	var err error

@@ -93,6 +93,11 @@ func (e *Executor) Start(ctx context.Context) error {
 }
 
 func (e *Executor) start(ctx context.Context) error {
+	select {
+	case <-e.closing:
+		return ErrBusy // shut down: nothing more is set up
+	default:
+	}
 	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
 	}
@@ -168,10 +173,13 @@ func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups
 	return e.selfTest(ctx)
 }
 
-// closeBox stops the current sandbox's warm processes, if it has any.
+// closeBox stops the current sandbox's warm processes, if it has any, and
+// forgets the sandbox: a sandbox is closed once (a second close of a warm
+// pool would panic when Start is retried, or Shutdown called again).
 func (e *Executor) closeBox() {
 	e.mu.Lock()
 	box := e.box
+	e.box = nil
 	e.mu.Unlock()
 	if c, ok := box.(interface{ close() error }); ok {
 		_ = c.close()

@@ -5,6 +5,22 @@
 // self-test (Start), and only then runs scripts: until the self-test passes,
 // Run answers ErrSandboxUnavailable. Concurrency and queueing are bounded;
 // beyond them Run answers ErrBusy at once.
+//
+// Every execution runs in a jail of its own, under the same namespaces,
+// seccomp filter, uid mapping and limits whatever the mode (Mode): cold,
+// pool and fork differ only in what they start before the script arrives.
+// Start picks the fastest mode whose self-test passes, unless Config.Mode
+// names one.
+//
+// Where each part lives: executor.go admits executions and picks the mode;
+// mode_cold.go, mode_pool.go and mode_fork.go are the modes, each a sandbox
+// (jail.go), the last two sharing warmpool.go; jail.go starts nsjail and
+// collects what a jail produced; jailspec.go describes a jail, validates
+// that description and renders it as nsjail's configuration; seccomp.go
+// (with seccomp_bpf*.go), cgroup.go and uid.go are the policies every jail
+// shares; host.go finds what the host provides; result.go judges what a
+// jail produced, treating it as untrusted; selftest.go proves the isolation
+// from inside a jail.
 package executor
 
 import (
@@ -12,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,9 +78,6 @@ func New(cfg Config) (*Executor, error) {
 	return e, nil
 }
 
-// Config returns the configuration the executor runs with.
-func (e *Executor) Config() Config { return e.cfg }
-
 // Health reports readiness, mode, isolation and versions.
 func (e *Executor) Health() Health {
 	e.mu.Lock()
@@ -107,17 +119,7 @@ func (e *Executor) start(ctx context.Context) error {
 	}
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
-	links, binds := hostLayout()
-	spec := jailSpec{
-		Interp:      interp,
-		HostLinks:   links,
-		HostBinds:   binds,
-		Timeout:     e.cfg.Timeout,
-		MemoryBytes: e.cfg.MemoryBytes,
-		MaxProcs:    e.cfg.MaxProcs,
-		TmpBytes:    e.cfg.TmpBytes,
-		Limiter:     groups.kind,
-	}
+	spec := baseSpec(interp, e.cfg, groups.kind)
 	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}
@@ -140,49 +142,46 @@ func (e *Executor) start(ctx context.Context) error {
 	return errors.New(strings.Join(failed, "; "))
 }
 
-// tryMode sets the sandbox of one mode up and runs the self-test through it.
-func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
-	iso := Isolation{
-		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
-		Seccomp:     true,
-		UID:         jailUID,
-		OutsideUIDs: fmt.Sprintf("%d-%d", outsideUIDBase, outsideUIDBase+e.cfg.Concurrency-1),
-		Limits:      string(groups.kind),
-	}
-	var box sandbox
+// newSandbox sets up one mode's sandbox.
+func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox, error) {
 	switch mode {
 	case ModeFork:
 		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		box = f
-		iso.OutsideUIDs = strconv.Itoa(forkServerUID)
+		return f, nil
 	case ModePool:
-		box = newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
-		iso.OutsideUIDs = fmt.Sprintf("%d-%d", poolUIDBase, poolUIDBase+2*e.cfg.Concurrency)
+		return newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
 	default:
-		box = &coldSandbox{nsjail: e.cfg.NsjailPath, cgroups: groups, cfg: e.cfg, spec: spec}
+		return newColdSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
+	}
+}
+
+// tryMode sets the sandbox of one mode up and runs the self-test through it.
+func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
+	box, err := e.newSandbox(mode, spec, groups)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	e.box, e.groups = box, groups
 	e.health.Mode = string(mode)
-	e.health.Isolation = iso
+	e.health.Isolation = box.isolation()
 	e.health.Versions = versions
 	e.mu.Unlock()
-	return e.selfTest(ctx)
+	return e.selfTest(ctx, box)
 }
 
-// closeBox stops the current sandbox's warm processes, if it has any, and
-// forgets the sandbox: a sandbox is closed once (a second close of a warm
-// pool would panic when Start is retried, or Shutdown called again).
+// closeBox stops the current sandbox, if there is one, and forgets it: a
+// sandbox is closed once.
 func (e *Executor) closeBox() {
 	e.mu.Lock()
 	box := e.box
 	e.box = nil
 	e.mu.Unlock()
-	if c, ok := box.(interface{ close() error }); ok {
-		_ = c.close()
+	if box != nil {
+		_ = box.close()
 	}
 }
 
@@ -352,11 +351,11 @@ func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
 	groups, box := e.groups, e.box
 	e.mu.Unlock()
+	// The cgroups of jails started ahead, waiting for a script, are not
+	// left over: they belong to the next executions.
 	var warm map[string]bool
-	if w, ok := box.(interface{ warmCgroups() map[string]bool }); ok {
-		// The cgroups of processes started ahead, waiting for a script, are
-		// not left over: they belong to the next executions.
-		warm = w.warmCgroups()
+	if box != nil {
+		warm = box.warmCgroups()
 	}
 	var found []string
 	for _, path := range groups.leftovers() {

@@ -77,3 +77,28 @@ func buildSeccompPolicy() string {
 USE pyexec DEFAULT ALLOW
 `
 }
+
+// serverSeccompPolicy is the server jail's kafel policy: seccompPolicy's,
+// less the calls the server needs to build the nested sandboxes (clone with
+// namespace flags, unshare, mount, sethostname). Every execution's process
+// adds the full filter of seccomp_bpf.go before user code runs, which denies
+// those too.
+const serverSeccompPolicy = `POLICY pyexec_server {
+  ERRNO(1) {
+    ptrace, process_vm_readv, process_vm_writev,
+    umount, pivot_root, chroot, setns,
+    move_mount, open_tree, fsopen, fsconfig, fsmount, fspick, mount_setattr,
+    kexec_load, kexec_file_load, init_module, finit_module, delete_module,
+    bpf, perf_event_open, userfaultfd, add_key, request_key, keyctl,
+    io_uring_setup, io_uring_enter, io_uring_register,
+    settimeofday, clock_settime, clock_adjtime, adjtimex,
+    setdomainname, swapon, swapoff, reboot, acct, quotactl,
+    open_by_handle_at, name_to_handle_at, lookup_dcookie, fanotify_init,
+    syslog, vhangup, iopl, ioperm,
+    socket { family != 1 },
+    ioctl { cmd == 0x5412 }
+  },
+  ERRNO(38) { clone3 }
+}
+USE pyexec_server DEFAULT ALLOW
+`

@@ -291,24 +291,13 @@ func (e *Executor) validateScript(script string) error {
 	case strings.TrimSpace(script) == "":
 		return invalid("Script must be a non-empty string")
 	case len(script) > e.cfg.MaxScriptBytes:
-		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes)))
+		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes, "")))
 	case !utf8.ValidString(script):
 		return invalid("Script must be valid UTF-8")
 	case strings.ContainsRune(script, 0):
 		return invalid("Script must not contain NUL bytes")
 	}
 	return nil
-}
-
-func sizeText(n int) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dKB", n>>10)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }
 
 // Shutdown stops taking executions, lets running ones finish until ctx is

@@ -124,7 +124,7 @@ func (s jailSpec) Validate() error {
 		}
 		mounts[dst] = what
 	}
-	for _, dst := range []string{"/", "/proc", "/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/urandom"} {
+	for _, dst := range append([]string{"/", "/proc", "/tmp", "/dev/shm"}, jailDevices...) {
 		mountAt(dst, "the jail's own "+dst)
 	}
 	for _, f := range append(jailFiles(), s.Files...) {
@@ -338,8 +338,7 @@ func jailConfig(s jailSpec) string {
 	for _, f := range append(jailFiles(), s.Files...) {
 		mount(fmt.Sprintf("dst: %q src_content: %s rw: false", f.path, quote(f.content)))
 	}
-	// Device nodes are bound from the host: a user namespace cannot mknod.
-	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
+	for _, dev := range jailDevices {
 		mount(fmt.Sprintf("src: %q dst: %q is_bind: true rw: true nosuid: true", dev, dev))
 	}
 	// The fork server writes the uid maps of its nested user namespaces
@@ -350,6 +349,10 @@ func jailConfig(s jailSpec) string {
 	mount(fmt.Sprintf(`dst: "/dev/shm" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
 	return b.String()
 }
+
+// jailDevices are the device nodes a jail has, bound from the host: a user
+// namespace cannot mknod.
+var jailDevices = []string{"/dev/null", "/dev/zero", "/dev/urandom"}
 
 // jailFile is a file nsjail creates in the jail, read-only.
 type jailFile struct{ path, content string }

@@ -1,9 +1,9 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,14 +13,31 @@ import (
 	"github.com/pyexec/pyexec/harness"
 )
 
-// Paths inside the jail.
+// Paths inside the jail: the jail's own files, which nsjail writes into it
+// from the configuration.
 const (
 	jailHarness = "/pyexec/harness.py"
-	jailUID     = 65534 // nobody inside; mapped to an unprivileged id outside
+	jailZygote  = "/pyexec/zygote.py" // fork mode's server (mode_fork.go)
 )
 
+// The rlimits every execution runs under, whichever sandbox sets them:
+// jailConfig for an nsjail per execution, the fork server for its processes
+// (zygoteConfig, mode_fork.go).
+const (
+	rlimitNofile   = 1024
+	rlimitStackMiB = 16
+)
+
+// cpuSeconds is the CPU-time rlimit: a backstop past the wall-clock limit,
+// which the executor enforces itself.
+func cpuSeconds(timeout time.Duration) int { return 2*int(timeout/time.Second) + 5 }
+
 // jailSpec is everything that decides one jail's configuration. It is plain
-// data so that the configuration can be built and tested without nsjail.
+// data so that the configuration can be built and tested without nsjail,
+// and it is checked like a container runtime's config: Validate says what
+// is wrong with it before any jail starts. Start builds one template per
+// executor (baseSpec); every jail's spec is derived from it (derive), which
+// validates the result.
 type jailSpec struct {
 	Interp    interpreter
 	HostLinks map[string]string // merged-/usr symlinks to recreate, e.g. /lib -> usr/lib
@@ -30,7 +47,7 @@ type jailSpec struct {
 	MemoryBytes int64
 	MaxProcs    int
 	TmpBytes    int64
-	OutsideUID  int // the host uid the jail's nobody maps to; unique per execution slot
+	OutsideUID  int // the host uid the jail's nobody maps to (uid.go)
 
 	Limiter limiter
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
@@ -38,12 +55,12 @@ type jailSpec struct {
 	CgroupMemMount, CgroupPidsMount, CgroupParent string
 
 	// Preload makes the harness import numpy and pandas before it reads its
-	// script (pool mode, pool.go). MaxIdle is how long such a jail may wait
+	// script (pool mode, mode_pool.go). MaxIdle is how long such a jail may wait
 	// for its script; the time-limit backstop grows by as much.
 	Preload bool
 	MaxIdle time.Duration
 
-	// Server makes this the outer jail of the fork server (fork.go): a
+	// Server makes this the outer jail of the fork server (mode_fork.go): a
 	// long-lived interpreter that builds a nested sandbox for every
 	// execution. Its seccomp policy lets it create those namespaces and
 	// mounts, its /proc is writable for their uid maps, and it has no time,
@@ -61,6 +78,150 @@ const (
 	fdNsjailLog = 5 // nsjail's own messages; never reaches the jail
 	fdConfig    = 6 // this configuration, read by nsjail at start
 )
+
+// baseSpec is the template every jail of an executor is derived from: the
+// interpreter, the host's layout and the configured limits. It is not yet
+// any jail's: it has no outside uid or cgroup, which derive adds.
+func baseSpec(interp interpreter, cfg Config, limits limiter) jailSpec {
+	links, binds := hostLayout()
+	return jailSpec{
+		Interp:      interp,
+		HostLinks:   links,
+		HostBinds:   binds,
+		Timeout:     cfg.Timeout,
+		MemoryBytes: cfg.MemoryBytes,
+		MaxProcs:    cfg.MaxProcs,
+		TmpBytes:    cfg.TmpBytes,
+		Limiter:     limits,
+	}
+}
+
+// derive is the one way a mode or a jail adapts a spec: it returns a copy
+// of s with change applied, if the result is valid. change must not modify
+// the maps and slices s shares with its template; it may replace them.
+func (s jailSpec) derive(change func(*jailSpec)) (jailSpec, error) {
+	change(&s)
+	if err := s.Validate(); err != nil {
+		return jailSpec{}, fmt.Errorf("invalid jail: %w", err)
+	}
+	return s, nil
+}
+
+// Validate reports every problem of the spec at once: what would make
+// nsjail fail, or the jail less isolated than it promises.
+func (s jailSpec) Validate() error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	// What the jail takes from the host: read-only binds and symlinks, none
+	// exposing a directory the jail replaces, and nothing mounted where
+	// something else is (the same host path bound twice aside).
+	const bind = "a read-only host bind"
+	mounts := map[string]string{}
+	mountAt := func(dst, what string) {
+		if other, taken := mounts[dst]; taken && (other != bind || what != bind) {
+			fail("%s and %s are both mounted at %s", other, what, dst)
+		}
+		mounts[dst] = what
+	}
+	for _, dst := range append([]string{"/", "/proc", "/tmp", "/dev/shm"}, jailDevices...) {
+		mountAt(dst, "the jail's own "+dst)
+	}
+	for _, f := range append(jailFiles(), s.Files...) {
+		if !filepath.IsAbs(f.path) || filepath.Clean(f.path) != f.path {
+			fail("jail file %q is not a clean absolute path", f.path)
+		}
+		mountAt(f.path, "the jail file "+f.path)
+	}
+	var fromHost []string
+	hostPath := func(what, p string, allowed []string) {
+		switch root, forbidden := forbiddenRoot(p); {
+		case !filepath.IsAbs(p) || filepath.Clean(p) != p:
+			fail("%s %q is not a clean absolute path", what, p)
+		case p == "/":
+			fail("%s is the host's root", what)
+		case forbidden && !slices.Contains(allowed, p):
+			fail("%s %s lies under %s, which the jail replaces", what, p, root)
+		}
+		fromHost = append(fromHost, p)
+	}
+	if len(s.Interp.Roots) == 0 {
+		fail("no interpreter directories to bind")
+	}
+	for _, root := range s.Interp.Roots {
+		hostPath("interpreter directory", root, nil)
+		mountAt(root, bind)
+	}
+	for _, p := range s.HostBinds {
+		hostPath("host bind", p, etcBinds)
+		mountAt(p, bind)
+	}
+	for _, link := range slices.Sorted(maps.Keys(s.HostLinks)) {
+		hostPath("host symlink", link, etcLinks)
+		mountAt(link, "the symlink "+link)
+		if s.HostLinks[link] == "" {
+			fail("host symlink %s has no target", link)
+		}
+	}
+	exe := s.Interp.Executable
+	reachable := false
+	for _, p := range fromHost {
+		reachable = reachable || exe == p || strings.HasPrefix(exe, p+"/")
+	}
+	if !filepath.IsAbs(exe) || !reachable {
+		fail("interpreter %q is not an absolute path inside what the jail takes from the host", exe)
+	}
+
+	// Limits. nsjail takes sizes in MiB, so less than one is none at all.
+	if s.Timeout <= 0 {
+		fail("timeout %v is not positive", s.Timeout)
+	}
+	if s.MemoryBytes < 1<<20 {
+		fail("memory limit of %d bytes is under 1 MiB", s.MemoryBytes)
+	}
+	if s.TmpBytes < 1<<20 {
+		fail("/tmp size of %d bytes is under 1 MiB", s.TmpBytes)
+	}
+	if s.MaxProcs < 1 {
+		fail("process limit %d is not positive", s.MaxProcs)
+	}
+	if s.MaxIdle < 0 || (s.MaxIdle > 0 && !s.Preload) {
+		fail("idle time %v is for jails started ahead (preload) only", s.MaxIdle)
+	}
+	if err := checkOutsideUID(s.OutsideUID); err != nil {
+		fail("%v", err)
+	}
+
+	// Cgroup placement: each execution's jail in a cgroup of its own; the
+	// fork server's jail in none (its executions' processes get theirs).
+	placed := s.CgroupMemMount != "" || s.CgroupPidsMount != "" || s.CgroupParent != ""
+	switch {
+	case s.Limiter != limitCgroupV1 && s.Limiter != limitCgroupV2 && s.Limiter != limitRlimit:
+		fail("unknown limiter %q", s.Limiter)
+	case s.Server || s.Limiter == limitRlimit:
+		if placed {
+			fail("a cgroup placement for a jail that is not limited by its cgroup")
+		}
+	default:
+		parent := s.CgroupParent
+		if parent == "" || filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.HasPrefix(parent, "..") {
+			fail("cgroup %q is not a clean relative path below the mount", parent)
+		}
+		if !filepath.IsAbs(s.CgroupMemMount) || (s.Limiter == limitCgroupV1 && !filepath.IsAbs(s.CgroupPidsMount)) {
+			fail("cgroup mounts %q and %q are not absolute paths", s.CgroupMemMount, s.CgroupPidsMount)
+		}
+	}
+
+	if s.Server {
+		if s.Preload {
+			fail("the fork server's jail preloads by itself")
+		}
+		if _, ok := mounts[jailZygote]; !ok {
+			fail("the fork server's jail lacks %s", jailZygote)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // jailConfig renders spec as an nsjail configuration (protobuf text format).
 func jailConfig(s jailSpec) string {
@@ -106,18 +267,17 @@ func jailConfig(s jailSpec) string {
 
 	// rlimits. nproc and stack default to type SOFT, which ignores the
 	// number, hence the explicit VALUE types.
-	cpuSeconds := 2*int(s.Timeout/time.Second) + 5
 	if s.Server {
 		b.WriteString("rlimit_cpu_type: INF\n")
 	} else {
-		kv("rlimit_cpu", cpuSeconds)
+		kv("rlimit_cpu", cpuSeconds(s.Timeout))
 		b.WriteString("rlimit_cpu_type: VALUE\n")
 	}
 	kv("rlimit_fsize", s.TmpBytes>>20)
-	kv("rlimit_nofile", 1024)
+	kv("rlimit_nofile", rlimitNofile)
 	kv("rlimit_nproc", s.MaxProcs)
 	b.WriteString("rlimit_nproc_type: VALUE\n")
-	kv("rlimit_stack", 16)
+	kv("rlimit_stack", rlimitStackMiB)
 	b.WriteString("rlimit_stack_type: VALUE\n")
 	kv("rlimit_core", 0)
 	if s.Limiter == limitRlimit && !s.Server {
@@ -178,8 +338,7 @@ func jailConfig(s jailSpec) string {
 	for _, f := range append(jailFiles(), s.Files...) {
 		mount(fmt.Sprintf("dst: %q src_content: %s rw: false", f.path, quote(f.content)))
 	}
-	// Device nodes are bound from the host: a user namespace cannot mknod.
-	for _, dev := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
+	for _, dev := range jailDevices {
 		mount(fmt.Sprintf("src: %q dst: %q is_bind: true rw: true nosuid: true", dev, dev))
 	}
 	// The fork server writes the uid maps of its nested user namespaces
@@ -190,6 +349,10 @@ func jailConfig(s jailSpec) string {
 	mount(fmt.Sprintf(`dst: "/dev/shm" fstype: "tmpfs" rw: true options: %q nosuid: true nodev: true noexec: true`, tmpOpts))
 	return b.String()
 }
+
+// jailDevices are the device nodes a jail has, bound from the host: a user
+// namespace cannot mknod.
+var jailDevices = []string{"/dev/null", "/dev/zero", "/dev/urandom"}
 
 // jailFile is a file nsjail creates in the jail, read-only.
 type jailFile struct{ path, content string }
@@ -221,8 +384,12 @@ func jailEnv() []string {
 
 // jailArgv is the command nsjail runs: the interpreter, isolated from any
 // PYTHON* variable and user site, unbuffered so that output printed before a
-// timeout or a kill still reaches the executor.
+// timeout or a kill still reaches the executor, running the harness (or, in
+// the fork server's jail, the server).
 func jailArgv(s jailSpec) []string {
+	if s.Server {
+		return []string{s.Interp.Executable, "-I", "-B", "-u", jailZygote}
+	}
 	argv := []string{s.Interp.Executable, "-I", "-B", "-u", jailHarness}
 	if s.Preload {
 		argv = append(argv, "--preload")
@@ -230,8 +397,9 @@ func jailArgv(s jailSpec) []string {
 	return argv
 }
 
-// quote renders a protobuf text-format string. Go's %q escapes are a superset
-// only for non-ASCII, which hostLinks and roots are checked not to contain.
+// quote renders a protobuf text-format string, writing every byte outside
+// printable ASCII as an octal escape, which the text format reads back as
+// that very byte whatever its encoding.
 func quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -251,35 +419,4 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// hostLayout finds how the host lays out /bin, /lib and friends (symlinks into
-// /usr on merged-/usr systems, directories elsewhere) and which /etc files
-// the interpreter's libraries need.
-func hostLayout() (links map[string]string, binds []string) {
-	links = map[string]string{}
-	for _, p := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
-		fi, err := os.Lstat(p)
-		switch {
-		case err != nil:
-			continue
-		case fi.Mode()&os.ModeSymlink != 0:
-			if target, err := os.Readlink(p); err == nil {
-				links[p] = target
-			}
-		case fi.IsDir():
-			binds = append(binds, p)
-		}
-	}
-	// ld.so.cache lets the loader find libraries; numpy's BLAS is linked
-	// through /etc/alternatives on Debian; localtime gives time.localtime().
-	for _, p := range []string{"/etc/ld.so.cache", "/etc/alternatives"} {
-		if _, err := os.Stat(p); err == nil {
-			binds = append(binds, p)
-		}
-	}
-	if target, err := os.Readlink("/etc/localtime"); err == nil {
-		links["/etc/localtime"] = target
-	}
-	return links, binds
 }

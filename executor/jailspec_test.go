@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,8 +9,8 @@ import (
 	"time"
 )
 
-// testSpec is a jail specification like the one Start builds, with host
-// paths chosen to be recognisable.
+// testSpec is the specification of one jail like those Start derives,
+// valid, with host paths chosen to be recognisable.
 func testSpec(l limiter) jailSpec {
 	return jailSpec{
 		Interp: interpreter{
@@ -285,4 +286,120 @@ func TestQuoteWritesProtobufTextStrings(t *testing.T) {
 			t.Errorf("quote(%q) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
+	cfg := Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxProcs: 64, TmpBytes: 64 << 20, Concurrency: 4}
+	base := testSpec(limitCgroupV1)
+	base.OutsideUID, base.CgroupMemMount, base.CgroupPidsMount, base.CgroupParent = 0, "", "", ""
+	placed := func(s *jailSpec) {
+		s.OutsideUID = coldUID(3)
+		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "pyexec/1-1/exec-id"
+	}
+	cold, err := base.derive(placed)
+	if err != nil {
+		t.Fatalf("cold jail: %v", err)
+	}
+	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = poolUIDBase })
+	if err != nil {
+		t.Fatalf("pool jail: %v", err)
+	}
+	server, err := forkServerSpec(base, cfg)
+	if errors.Is(err, errNoFilter) {
+		t.Skip("no seccomp filter table for this architecture; fork mode is not offered here")
+	}
+	if err != nil {
+		t.Fatalf("fork server jail: %v", err)
+	}
+	for name, spec := range map[string]jailSpec{"cold": cold, "pool": pool, "fork server": server} {
+		if n := len(jailConfig(spec)); n > maxJailConfig {
+			t.Errorf("%s jail configuration is %d bytes, past the %d its pipe takes", name, n, maxJailConfig)
+		}
+	}
+	if argv := jailArgv(server); argv[len(argv)-1] != jailZygote {
+		t.Errorf("jailArgv(fork server) = %v, want it to run %s", argv, jailZygote)
+	}
+	if base.OutsideUID != 0 || len(base.Files) != 0 || base.Preload {
+		t.Errorf("derive changed its template: %+v", base)
+	}
+	if _, err := base.derive(func(*jailSpec) {}); err == nil {
+		t.Error("the template itself (no outside uid, no cgroup) validates; want it refused as a jail")
+	}
+}
+
+func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
+	server := func(s *jailSpec) {
+		s.Server = true
+		s.OutsideUID = forkServerUID
+		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "", "", ""
+		s.Files = []jailFile{{jailZygote, "print()"}}
+	}
+	tests := []struct {
+		name   string
+		change func(*jailSpec)
+		want   string
+	}{
+		{"a relative interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"opt/pyexec", "/usr"} }, `"opt/pyexec" is not a clean absolute path`},
+		{"an unclean interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"/opt/pyexec/../pyexec", "/usr"} }, "not a clean absolute path"},
+		{"the host's root bound whole", func(s *jailSpec) { s.Interp.Roots = []string{"/"} }, "is the host's root"},
+		{"no interpreter directory", func(s *jailSpec) { s.Interp.Roots = nil }, "no interpreter directories"},
+		{"an interpreter directory under /home", func(s *jailSpec) { s.Interp.Roots = []string{"/home/me/venv", "/usr"} }, "/home/me/venv lies under /home"},
+		{"a bind of the host's /etc", func(s *jailSpec) { s.HostBinds = []string{"/etc"} }, "/etc lies under /etc"},
+		{"a bind of /etc/shadow", func(s *jailSpec) { s.HostBinds = []string{"/etc/shadow"} }, "/etc/shadow lies under /etc"},
+		{"a bind of /run", func(s *jailSpec) { s.HostBinds = []string{"/run/secrets"} }, "lies under /run"},
+		{"a bind of the host's /tmp", func(s *jailSpec) { s.HostBinds = []string{"/tmp"} }, "lies under /tmp"},
+		{"a symlink where a bind is", func(s *jailSpec) { s.HostLinks = map[string]string{"/usr": "opt"} }, "mounted at /usr"},
+		{"a symlink without a target", func(s *jailSpec) { s.HostLinks = map[string]string{"/lib": ""} }, "has no target"},
+		{"an interpreter the jail cannot reach", func(s *jailSpec) { s.Interp.Executable = "/srv/python3" }, `interpreter "/srv/python3"`},
+		{"a zero timeout", func(s *jailSpec) { s.Timeout = 0 }, "timeout"},
+		{"memory under 1 MiB", func(s *jailSpec) { s.MemoryBytes = 1<<20 - 1 }, "memory limit"},
+		{"a /tmp under 1 MiB", func(s *jailSpec) { s.TmpBytes = 0 }, "/tmp size"},
+		{"no process allowed", func(s *jailSpec) { s.MaxProcs = 0 }, "process limit"},
+		{"root outside (an unset uid)", func(s *jailSpec) { s.OutsideUID = 0 }, "outside uid 0"},
+		{"a uid below pyexec's ranges", func(s *jailSpec) { s.OutsideUID = 1000 }, "outside uid 1000"},
+		{"a uid past pyexec's ranges", func(s *jailSpec) { s.OutsideUID = lastOutsideUID + 1 }, "outside uid"},
+		{"an unknown limiter", func(s *jailSpec) { s.Limiter = "ulimit" }, `unknown limiter "ulimit"`},
+		{"a cgroup jail without its cgroup", func(s *jailSpec) { s.CgroupParent = "" }, "cgroup \"\""},
+		{"a cgroup above the mount", func(s *jailSpec) { s.CgroupParent = "../escape" }, "cgroup \"../escape\""},
+		{"an absolute cgroup", func(s *jailSpec) { s.CgroupParent = "/pyexec/x" }, "cgroup \"/pyexec/x\""},
+		{"a relative cgroup mount", func(s *jailSpec) { s.CgroupMemMount = "sys/fs/cgroup" }, "cgroup mounts"},
+		{"a cgroup for a jail limited by rlimits", func(s *jailSpec) { s.Limiter = limitRlimit }, "cgroup placement"},
+		{"an idle time without preload", func(s *jailSpec) { s.MaxIdle = time.Minute }, "idle time"},
+		{"a fork server with a cgroup of its own", func(s *jailSpec) { server(s); s.CgroupParent = "pyexec/x" }, "cgroup placement"},
+		{"a fork server that preloads", func(s *jailSpec) { server(s); s.Preload = true }, "preloads by itself"},
+		{"a fork server without its program", func(s *jailSpec) { server(s); s.Files = nil }, "lacks " + jailZygote},
+		{"a jail file at a relative path", func(s *jailSpec) { s.Files = []jailFile{{"pyexec/x", ""}} }, `jail file "pyexec/x"`},
+		{"a jail file over the harness", func(s *jailSpec) { s.Files = []jailFile{{jailHarness, ""}} }, "mounted at " + jailHarness},
+		{"a jail file over /proc", func(s *jailSpec) { s.Files = []jailFile{{"/proc", ""}} }, "mounted at /proc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec(limitCgroupV1)
+			tt.change(&spec)
+			err := spec.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate(%s) = %v, want an error saying %q", tt.name, err, tt.want)
+			}
+			if _, err := testSpec(limitCgroupV1).derive(tt.change); err == nil {
+				t.Errorf("derive(%s) succeeded, want it refused", tt.name)
+			}
+		})
+	}
+	t.Run("every problem is reported at once", func(t *testing.T) {
+		spec := testSpec(limitCgroupV1)
+		spec.Timeout, spec.MaxProcs, spec.OutsideUID = 0, 0, 0
+		err := spec.Validate()
+		for _, want := range []string{"timeout", "process limit", "outside uid"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Validate with three problems = %v, want %q named", err, want)
+			}
+		}
+	})
+	t.Run("the same host directory bound twice is not a conflict", func(t *testing.T) {
+		spec := testSpec(limitCgroupV1)
+		spec.HostBinds = append(spec.HostBinds, "/usr")
+		if err := spec.Validate(); err != nil {
+			t.Errorf("Validate(/usr bound as a root and a host bind) = %v, want nil", err)
+		}
+	})
 }

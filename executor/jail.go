@@ -42,16 +42,40 @@ type jailRun struct {
 	Cleanup func() error
 }
 
-// sandbox runs executions; cold mode's is one nsjail per execution. Faster
-// modes implement the same interface with the same isolation.
+// sandbox is one mode's way of giving executions their jails (mode_cold.go,
+// mode_pool.go, mode_fork.go). Every mode gives each execution the same
+// isolation; they differ in what is started before the script arrives.
 type sandbox interface {
+	// run runs one execution in a jail of its own and returns what the
+	// jail produced; the executor judges it.
 	run(ctx context.Context, x execution) (jailRun, error)
+	// warmCgroups names the cgroups of jails started ahead, waiting for a
+	// script: they belong to the next executions, so they are not left over.
+	warmCgroups() map[string]bool
+	// isolation is what /healthz reports of this mode's jails.
+	isolation() Isolation
+	// close stops whatever the mode keeps running between executions and
+	// discards every jail not yet used.
+	close() error
 }
 
-// outsideUIDBase is the first host uid jails map to: slot N runs as
-// outsideUIDBase+N, so concurrent executions never share a uid (nor an
-// RLIMIT_NPROC count) with each other or with anything on the host.
-const outsideUIDBase = 200000
+// jailIsolation is the isolation every mode's jails have: the namespaces,
+// the seccomp filter and the uid jailConfig sets up (or, in fork mode, the
+// fork server sets up the same way), with memory and process limits by
+// cgroup or rlimit.
+func jailIsolation(limits limiter, outsideUIDs string) Isolation {
+	return Isolation{
+		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
+		Seccomp:     true,
+		UID:         jailUID,
+		OutsideUIDs: outsideUIDs,
+		Limits:      string(limits),
+	}
+}
+
+// maxJailConfig bounds a jail's configuration: it fits a pipe's buffer, so
+// startNsjail can write it before nsjail starts reading it.
+const maxJailConfig = 60 << 10
 
 // Caps on what is read from a jail besides stdout.
 const (
@@ -60,24 +84,6 @@ const (
 	stderrCap      = 4 << 10
 	drainTimeout   = 250 * time.Millisecond
 )
-
-// coldSandbox starts a fresh nsjail and interpreter for every execution.
-type coldSandbox struct {
-	nsjail  string
-	spec    jailSpec // the parts shared by every execution
-	cgroups cgroups
-	cfg     Config
-}
-
-func (c *coldSandbox) run(ctx context.Context, x execution) (jailRun, error) {
-	spec := c.spec
-	spec.OutsideUID = outsideUIDBase + x.slot
-	j, err := startJail(c.nsjail, spec, c.cgroups, c.cfg, x.id)
-	if err != nil {
-		return jailRun{}, err
-	}
-	return j.finish(ctx, x.script, c.cfg)
-}
 
 // pipes holds both ends of the jail's channels; close closes whatever is
 // still open.
@@ -141,16 +147,20 @@ func (c *channels) closeChildEnds() {
 	}
 }
 
-// process is a started sandboxed interpreter, as the executor controls it.
+// process is a started sandboxed interpreter, as the executor controls it:
+// an nsjail process (nsjailProc) or a process of the fork server
+// (forkProc, mode_fork.go).
 type process interface {
 	// kill ends the interpreter and everything it started. It is safe to
 	// call at any time, more than once, and after the process has ended.
 	kill()
 	// alive tells whether the process is still there, waiting for its script.
 	alive() bool
-	// wait blocks until the interpreter is gone and tells how it ended.
-	// ended is false when that is to be read from nsjail's log instead.
-	wait() (ex procExit, err error)
+	// wait blocks until the interpreter and every process it started are gone.
+	wait() error
+	// exitStatus tells how the interpreter ended, once wait has returned.
+	// ended is false when nothing but nsjail's log can tell.
+	exitStatus() procExit
 }
 
 // procExit is how an interpreter ended.
@@ -173,27 +183,52 @@ type jail struct {
 	usedOnce sync.Once
 }
 
-// startJail starts one nsjail (and the interpreter in it) for spec, with its
-// own cgroup, and returns it waiting for its script on fd 3.
-func startJail(nsjail string, spec jailSpec, groups cgroups, cfg Config, id string) (*jail, error) {
+// jailStarter starts the jails of cold and pool mode: one nsjail per jail,
+// each in a cgroup of its own.
+type jailStarter struct {
+	nsjail string
+	// spec is the template every jail's spec is derived from; adapt, when
+	// set, is the mode's change to it (pool mode's preload).
+	spec   jailSpec
+	adapt  func(*jailSpec)
+	groups cgroups
+	cfg    Config
+}
+
+// start starts one nsjail (and the interpreter in it) as outsideUID, with a
+// cgroup of its own named after id, and returns it waiting for its script
+// on fd 3.
+func (s jailStarter) start(id string, outsideUID int) (*jail, error) {
 	j := &jail{born: time.Now()}
-	if groups.kind != limitRlimit {
-		cg, err := groups.create(id, cfg.MemoryBytes, cfg.MaxProcs)
+	if s.groups.kind != limitRlimit {
+		cg, err := s.groups.create(id, s.cfg.MemoryBytes, s.cfg.MaxProcs)
 		if err != nil {
 			return nil, err
 		}
 		j.cg = cg
-		spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = groups.memMount, groups.pidsMount, cg.name
+	}
+	spec, err := s.spec.derive(func(spec *jailSpec) {
+		if s.adapt != nil {
+			s.adapt(spec)
+		}
+		spec.OutsideUID = outsideUID
+		if j.cg != nil {
+			spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = s.groups.memMount, s.groups.pidsMount, j.cg.name
+		}
+	})
+	if err != nil {
+		_ = j.discard()
+		return nil, err
 	}
 	ch, err := newChannels(true)
 	if err != nil {
-		j.discard()
+		_ = j.discard()
 		return nil, err
 	}
 	j.ch = ch
-	proc, err := startNsjail(nsjail, jailConfig(spec), jailArgv(spec), ch)
+	proc, err := startNsjail(s.nsjail, spec, ch)
 	if err != nil {
-		j.discard()
+		_ = j.discard()
 		return nil, err
 	}
 	j.proc = proc
@@ -205,7 +240,7 @@ func startJail(nsjail string, spec jailSpec, groups cgroups, cfg Config, id stri
 func (j *jail) discard() error {
 	if j.proc != nil {
 		j.proc.kill()
-		_, _ = j.proc.wait()
+		_ = j.proc.wait()
 	}
 	if j.ch != nil {
 		j.ch.all.close()
@@ -244,12 +279,12 @@ type nsjailProc struct {
 	waitErr error
 }
 
-// startNsjail starts nsjail with config, passing the interpreter's ends of
-// ch as fds 3, 4 and 5 (script, report, nsjail's log) and stdout/stderr.
-func startNsjail(nsjail, config string, argv []string, ch *channels) (*nsjailProc, error) {
-	// The configuration fits a pipe's buffer, so it can be written before
-	// nsjail starts reading it.
-	if len(config) > 60<<10 {
+// startNsjail starts nsjail for spec, passing the interpreter's ends of ch
+// as fds 3, 4 and 5 (script, report, nsjail's log) and stdout/stderr. spec
+// comes from derive, which validated it.
+func startNsjail(nsjail string, spec jailSpec, ch *channels) (*nsjailProc, error) {
+	config := jailConfig(spec)
+	if len(config) > maxJailConfig {
 		return nil, errors.New("jail configuration too large for its pipe")
 	}
 	configR, configW, err := os.Pipe()
@@ -263,7 +298,7 @@ func startNsjail(nsjail, config string, argv []string, ch *channels) (*nsjailPro
 	}
 	_ = configW.Close()
 
-	args := append([]string{"--config", fmt.Sprintf("/proc/self/fd/%d", fdConfig), "--"}, argv...)
+	args := append([]string{"--config", fmt.Sprintf("/proc/self/fd/%d", fdConfig), "--"}, jailArgv(spec)...)
 	cmd := exec.Command(nsjail, args...)
 	cmd.Env = []string{} // nsjail gets nothing of the service's environment
 	cmd.Stdin = nil      // /dev/null: input() raises EOFError at once
@@ -303,17 +338,20 @@ func (p *nsjailProc) alive() bool {
 	}
 }
 
-// wait waits for nsjail, which outlives every process of its jail. How the
-// interpreter ended is in nsjail's log, unlike nsjail's exit code, which
-// cannot be told from a script's exit(255).
-func (p *nsjailProc) wait() (procExit, error) {
+// wait waits for nsjail, which outlives every process of its jail.
+func (p *nsjailProc) wait() error {
 	<-p.exited
 	var exitErr *exec.ExitError
 	if p.waitErr != nil && !errors.As(p.waitErr, &exitErr) {
-		return procExit{}, fmt.Errorf("waiting for nsjail: %w", p.waitErr)
+		return fmt.Errorf("waiting for nsjail: %w", p.waitErr)
 	}
-	return procExit{}, nil
+	return nil
 }
+
+// exitStatus is unknown here: nsjail's exit code cannot be told from a
+// script's exit(255). How the interpreter ended is in nsjail's log, which
+// collect reads (parseNsjailLog).
+func (p *nsjailProc) exitStatus() procExit { return procExit{} }
 
 // collect feeds the script to a started process and waits for it,
 // collecting stdout, the report and nsjail's log, each capped. It decides
@@ -369,7 +407,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 		_ = scriptW.Close()
 	}()
 
-	ex, waitErr := proc.wait()
+	waitErr := proc.wait()
 	if waitErr != nil {
 		killOnce.Do(proc.kill)
 	}
@@ -390,6 +428,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 	mu.Lock()
 	defer mu.Unlock()
 	if ch.logR != nil {
+		// An nsjail per execution: its log says how the interpreter ended.
 		run.NsjailLog = string(nsjailLog)
 		if len(run.NsjailLog) == 0 {
 			// nsjail writes to stderr until it has read its configuration.
@@ -397,14 +436,13 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 		}
 		parseNsjailLog(&run)
 	} else {
-		if st, ok := proc.(interface{ exitStatus() procExit }); ok {
-			if _, err := parseReport(run.Report); err != nil {
-				// The report does not settle the outcome: how the process
-				// ended does.
-				mu.Unlock()
-				ex = st.exitStatus()
-				mu.Lock()
-			}
+		ex := procExit{ended: true}
+		if _, err := parseReport(run.Report); err != nil {
+			// The report does not settle the outcome: how the process
+			// ended does.
+			mu.Unlock()
+			ex = proc.exitStatus()
+			mu.Lock()
 		}
 		run.Ended, run.ExitCode, run.Signal = ex.ended, ex.code, ex.signal
 		if !ex.ended {

@@ -8,11 +8,9 @@ import (
 	"time"
 )
 
-// Pool mode: every execution still gets a jail and an interpreter of its
-// own, exactly as in cold mode, but the jail is started ahead of its script
-// with numpy and pandas already imported, and discarded after one use. It
-// saves the script its wait; it does not save the CPU a fresh interpreter
-// costs, so throughput stays near cold mode's.
+// A warm pool keeps jails started ahead of their scripts, used once each:
+// pool mode's (a fresh nsjail each) and fork mode's (a process of the fork
+// server each).
 
 // maxIdle is how long a started jail may wait for its script before it is
 // replaced.
@@ -139,51 +137,3 @@ func (p *warmPool) cgroupNames() map[string]bool {
 	}
 	return names
 }
-
-// poolSandbox runs every execution in a jail of its own, started ahead.
-type poolSandbox struct {
-	pool *warmPool
-	cfg  Config
-}
-
-// Outside uids of pool jails: a range of their own beyond the cold slots',
-// one per jail alive (waiting or running), never two jails at once.
-const poolUIDBase = outsideUIDBase + 1024
-
-func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *poolSandbox {
-	uids := make(chan int, 2*cfg.Concurrency+1)
-	for i := 0; i < cap(uids); i++ {
-		uids <- poolUIDBase + i
-	}
-	spec.Preload, spec.MaxIdle = true, maxIdle
-	var seq sync.Mutex
-	n := 0
-	start := func() (*jail, error) {
-		uid := <-uids
-		seq.Lock()
-		n++
-		id := fmt.Sprintf("pool-%d", n)
-		seq.Unlock()
-		s := spec
-		s.OutsideUID = uid
-		j, err := startJail(nsjail, s, groups, cfg, id)
-		if err != nil {
-			uids <- uid
-			return nil, err
-		}
-		j.done = func() { uids <- uid }
-		return j, nil
-	}
-	return &poolSandbox{pool: newWarmPool(cfg.Concurrency, start), cfg: cfg}
-}
-
-func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
-	j, err := p.pool.take(ctx)
-	if err != nil {
-		return jailRun{}, err
-	}
-	return j.finish(ctx, x.script, p.cfg)
-}
-
-func (p *poolSandbox) close() error                 { return p.pool.close() }
-func (p *poolSandbox) warmCgroups() map[string]bool { return p.pool.cgroupNames() }

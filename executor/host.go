@@ -41,9 +41,28 @@ print(json.dumps({"paths": sorted(paths), "python": sys.version.split()[0],
                   "pandas": version("pandas"), "numpy": version("numpy")}))
 `
 
-// forbiddenRoots may never be bound into a jail from the host: the jail
-// mounts its own private versions of them (or none at all).
+// forbiddenRoots may never be bound into a jail from the host, nor anything
+// under them: the jail mounts its own private versions of them (or none at
+// all). The one exception is the few /etc entries of etcBinds and etcLinks.
 var forbiddenRoots = []string{"/tmp", "/proc", "/dev", "/sys", "/run", "/etc", "/root", "/home"}
+
+// forbiddenRoot tells which forbidden root p is, or lies under.
+func forbiddenRoot(p string) (string, bool) {
+	for _, root := range forbiddenRoots {
+		if p == root || strings.HasPrefix(p, root+"/") {
+			return root, true
+		}
+	}
+	return "", false
+}
+
+// etcBinds and etcLinks are all a jail takes from the host's /etc: the
+// loader's cache, the alternatives numpy's BLAS is linked through on
+// Debian, and the symlink that names the time zone for time.localtime().
+var (
+	etcBinds = []string{"/etc/ld.so.cache", "/etc/alternatives"}
+	etcLinks = []string{"/etc/localtime"}
+)
 
 func probeInterpreter(ctx context.Context, python string) (interpreter, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -86,10 +105,8 @@ func mountRoots(paths []string) ([]string, error) {
 		if real == "/" {
 			return nil, fmt.Errorf("interpreter path %s resolves to /, which cannot be bound into a jail", p)
 		}
-		for _, bad := range forbiddenRoots {
-			if real == bad || strings.HasPrefix(real, bad+"/") {
-				return nil, fmt.Errorf("interpreter path %s lies under %s, which the jail replaces; install the runtime elsewhere (PYEXEC_RUNTIME)", real, bad)
-			}
+		if bad, forbidden := forbiddenRoot(real); forbidden {
+			return nil, fmt.Errorf("interpreter path %s lies under %s, which the jail replaces; install the runtime elsewhere (PYEXEC_RUNTIME)", real, bad)
 		}
 		resolved = append(resolved, real)
 	}
@@ -124,4 +141,35 @@ func nsjailVersion(path string) string {
 		return string(m[1])
 	}
 	return "unknown"
+}
+
+// hostLayout finds how the host lays out /bin, /lib and friends (symlinks into
+// /usr on merged-/usr systems, directories elsewhere) and which /etc files
+// the interpreter's libraries need.
+func hostLayout() (links map[string]string, binds []string) {
+	links = map[string]string{}
+	for _, p := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			continue
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(p); err == nil {
+				links[p] = target
+			}
+		case fi.IsDir():
+			binds = append(binds, p)
+		}
+	}
+	for _, p := range etcBinds {
+		if _, err := os.Stat(p); err == nil {
+			binds = append(binds, p)
+		}
+	}
+	for _, p := range etcLinks {
+		if target, err := os.Readlink(p); err == nil {
+			links[p] = target
+		}
+	}
+	return links, binds
 }

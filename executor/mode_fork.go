@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,49 +27,18 @@ import (
 // user, pid, mount, net, ipc, uts and cgroup namespaces, mounts its own
 // /tmp, /dev/shm and /proc, sets its rlimits, is moved by the executor into
 // the execution's cgroup (memory and pids limits), drops every capability,
-// sets no_new_privs and installs the seccomp filter of seccomp_bpf.go. It
-// is pid 1 of its pid namespace, so killing it kills everything the script
-// started. The server itself never runs user code, so every execution starts
+// sets no_new_privs and installs the seccomp filter of seccomp_bpf.go, built
+// from the rules every mode shares (seccomp.go). It is pid 1 of its pid
+// namespace, so killing it kills everything the script started. The server itself never runs user code, so every execution starts
 // from the state the server had after its imports.
 //
 // Processes are forked ahead of their scripts (one per concurrency slot) and
 // used once, like pool mode's jails; a fork costs milliseconds where a fresh
 // interpreter costs a large fraction of a CPU-second.
 
-// forkServerUID is the host uid the server jail's nobody maps to: below the
-// cold slots' range and the pool's, so no other jail shares it.
-const forkServerUID = outsideUIDBase - 1
-
-// Paths in the server jail.
-const (
-	jailZygote       = "/pyexec/zygote.py"
-	jailZygoteConfig = "/pyexec/zygote.json"
-)
-
-// serverSeccompPolicy is the server jail's kafel policy: seccompPolicy's,
-// less the calls the server needs to build the nested sandboxes (clone with
-// namespace flags, unshare, mount, sethostname). Every execution's process
-// adds the full filter of seccomp_bpf.go before user code runs, which denies
-// those too.
-const serverSeccompPolicy = `POLICY pyexec_server {
-  ERRNO(1) {
-    ptrace, process_vm_readv, process_vm_writev,
-    umount, pivot_root, chroot, setns,
-    move_mount, open_tree, fsopen, fsconfig, fsmount, fspick, mount_setattr,
-    kexec_load, kexec_file_load, init_module, finit_module, delete_module,
-    bpf, perf_event_open, userfaultfd, add_key, request_key, keyctl,
-    io_uring_setup, io_uring_enter, io_uring_register,
-    settimeofday, clock_settime, clock_adjtime, adjtimex,
-    setdomainname, swapon, swapoff, reboot, acct, quotactl,
-    open_by_handle_at, name_to_handle_at, lookup_dcookie, fanotify_init,
-    syslog, vhangup, iopl, ioperm,
-    socket { family != 1 },
-    ioctl { cmd == 0x5412 }
-  },
-  ERRNO(38) { clone3 }
-}
-USE pyexec_server DEFAULT ALLOW
-`
+// jailZygoteConfig is the fork server's configuration file in its jail;
+// harness/zygote.py reads it.
+const jailZygoteConfig = "/pyexec/zygote.json"
 
 // Timeouts of the fork server's own steps.
 const (
@@ -113,17 +81,33 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 		// rest on rlimits that executions of one uid share.
 		return nil, errors.New("fork mode needs a cgroup hierarchy for per-execution limits")
 	}
-	filter, err := seccompFilter()
+	serverSpec, err := forkServerSpec(spec, cfg)
 	if err != nil {
 		return nil, err
+	}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg}
+	if _, err := f.ensureServer(); err != nil {
+		return nil, err
+	}
+	f.pool = newWarmPool(cfg.Concurrency, f.fork)
+	return f, nil
+}
+
+// forkServerSpec derives the server jail's spec from the executor's: the
+// server and its configuration, with everything the executions' processes
+// need to set their own limits and filter up.
+func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
+	filter, err := seccompFilter()
+	if err != nil {
+		return jailSpec{}, err
 	}
 	zc := zygoteConfig{
 		TmpBytes: cfg.TmpBytes,
 		Rlimits: map[string]int64{
-			"cpu":    int64(2*int(cfg.Timeout/time.Second) + 5),
+			"cpu":    int64(cpuSeconds(cfg.Timeout)),
 			"fsize":  cfg.TmpBytes,
-			"nofile": 1024,
-			"stack":  16 << 20,
+			"nofile": rlimitNofile,
+			"stack":  rlimitStackMiB << 20,
 			"core":   0,
 			"as":     -1, // the cgroup limits memory; see jailConfig
 		},
@@ -131,20 +115,16 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 	}
 	zcJSON, err := json.Marshal(zc)
 	if err != nil {
-		return nil, err
+		return jailSpec{}, err
 	}
-	spec.Server = true
-	spec.OutsideUID = forkServerUID
-	// Every execution, warm or running, each with a process to spare, plus
-	// the server.
-	spec.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
-	spec.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailZygoteConfig, string(zcJSON)}}
-	f := &forkSandbox{nsjail: nsjail, spec: spec, groups: groups, cfg: cfg}
-	if _, err := f.ensureServer(); err != nil {
-		return nil, err
-	}
-	f.pool = newWarmPool(cfg.Concurrency, f.fork)
-	return f, nil
+	return spec.derive(func(s *jailSpec) {
+		s.Server = true
+		s.OutsideUID = forkServerUID
+		// Every execution, warm or running, each with a process to spare,
+		// plus the server.
+		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
+		s.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailZygoteConfig, string(zcJSON)}}
+	})
 }
 
 func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
@@ -156,6 +136,10 @@ func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 }
 
 func (f *forkSandbox) warmCgroups() map[string]bool { return f.pool.cgroupNames() }
+
+func (f *forkSandbox) isolation() Isolation {
+	return jailIsolation(f.groups.kind, outsideUIDs(ModeFork, f.cfg.Concurrency))
+}
 
 func (f *forkSandbox) close() error {
 	err := f.pool.close()
@@ -211,8 +195,7 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 	}
 	log := newCapture(logR, nsjailLogCap)
 	ch := &channels{scriptR: theirs, stdoutW: logW, stderrW: logW, logW: logW}
-	argv := []string{spec.Interp.Executable, "-I", "-B", "-u", jailZygote}
-	proc, err := startNsjail(nsjail, jailConfig(spec), argv, ch)
+	proc, err := startNsjail(nsjail, spec, ch)
 	_ = logW.Close()
 	if err != nil {
 		ctl.Close()
@@ -233,7 +216,7 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 func (s *forkServer) stop() {
 	_ = s.ctl.Close() // the server exits on EOF
 	s.proc.kill()
-	_, _ = s.proc.wait()
+	_ = s.proc.wait()
 }
 
 // fork asks the server for one sandboxed process, moves it into a fresh
@@ -347,7 +330,6 @@ type forkProc struct {
 	pidfd int
 
 	waitOnce sync.Once
-	ended    procExit // as wait tells it: the process ended, not yet how
 	once     sync.Once
 	ex       procExit
 }
@@ -374,21 +356,23 @@ func (p *forkProc) alive() bool {
 // wait returns once the process has ended. Its pidfd says so as soon as it
 // has, and as the process was pid 1 of its pid namespace, its end comes only
 // after every other process of that namespace has ended: nothing of the
-// execution is left. How it ended (status) comes from the server a moment
-// later, and is needed only when the report does not settle the outcome.
-func (p *forkProc) wait() (procExit, error) {
-	p.waitOnce.Do(func() { p.ended = p.awaitEnd() })
-	return p.ended, nil
+// execution is left. How it ended (exitStatus) comes from the server a
+// moment later, and is needed only when the report does not settle the
+// outcome.
+func (p *forkProc) wait() error {
+	p.waitOnce.Do(p.awaitEnd)
+	return nil
 }
 
 // awaitEnd polls the pidfd until the process has ended. Only it polls the
 // pidfd, and exitStatus, which closes it, runs only after it.
-func (p *forkProc) awaitEnd() procExit {
+func (p *forkProc) awaitEnd() {
 	p.mu.Lock()
 	pidfd := p.pidfd
 	p.mu.Unlock()
 	if pidfd < 0 {
-		return p.exitStatus()
+		p.exitStatus()
+		return
 	}
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	for {
@@ -398,13 +382,13 @@ func (p *forkProc) awaitEnd() procExit {
 		}
 		if !errors.Is(err, unix.EINTR) {
 			// Without the pidfd, the server's word is the only signal left.
-			return p.exitStatus()
+			p.exitStatus()
+			return
 		}
 	}
 	// The server's report is read (and the descriptors closed) in the
 	// background; exitStatus waits for it when it is wanted.
 	go p.exitStatus()
-	return procExit{ended: true}
 }
 
 // exitStatus reads the server's report of how the process ended, once, and
@@ -436,31 +420,6 @@ func (p *forkProc) exitStatus() procExit {
 		}
 	})
 	return p.ex
-}
-
-// attach moves pid into the execution's cgroup.
-func (e *execCgroup) attach(pid int) error {
-	var dirs []string
-	switch e.cg.kind {
-	case limitCgroupV1:
-		dirs = []string{e.memDir(), filepath.Join(e.cg.pidsMount, e.name)}
-	case limitCgroupV2:
-		// The execution's cgroup delegates its controllers, so under v2's
-		// no-internal-processes rule the process goes into a leaf.
-		leaf := filepath.Join(e.memDir(), "run")
-		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("creating cgroup %s: %w", leaf, err)
-		}
-		dirs = []string{leaf}
-	default:
-		return errors.New("no cgroup hierarchy available")
-	}
-	for _, dir := range dirs {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			return fmt.Errorf("moving the execution into cgroup %s: %w", dir, err)
-		}
-	}
-	return nil
 }
 
 // seqpacketPair returns a connected pair of SOCK_SEQPACKET unix sockets:

@@ -34,6 +34,9 @@ event_operations=(executeEvent)
 
 max_examples=${CONFORMANCE_MAX_EXAMPLES:-200}
 read -r -a modes <<<"${CONFORMANCE_MODES:-default cold}"
+# The services listen on loopback only; a proxy set in the environment (for
+# package registries) must not carry these requests.
+export no_proxy="127.0.0.1${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1${NO_PROXY:+,$NO_PROXY}"
 export PYEXEC_PYTHON=${PYEXEC_PYTHON:-/opt/pyexec/venv/bin/python3}
 export PYEXEC_NSJAIL=${PYEXEC_NSJAIL:-/opt/pyexec/bin/nsjail}
 
@@ -63,6 +66,19 @@ free_port() {
   "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# health_status PORT: the status of GET /healthz on the loopback port, or 0.
+health_status() {
+  "$venv/bin/python" - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except OSError:
+    print(0)
+PY
+}
+
 # start_service TARGET MODE: starts the binary and waits until it is ready:
 # /healthz answers 200, or (ExecuteEvent, which does not route /healthz yet)
 # the service has logged that its sandbox self-test passed. Sets $port.
@@ -74,7 +90,7 @@ start_service() {
   env "${env[@]}" "$work/pyexec" >"$logfile" 2>&1 &
   service_pid=$!
   local deadline=$((SECONDS + 120))
-  until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz") == 200 ]] ||
+  until [[ $(health_status "$port") == 200 ]] ||
     grep -q '"message":"sandbox self-test passed"' "$logfile"; do
     if ! kill -0 "$service_pid" 2>/dev/null || ((SECONDS > deadline)); then
       tail -n 20 "$logfile" >&2

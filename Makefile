@@ -2,7 +2,8 @@
 #
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
-#                 with the integration tests (go test ./... alone runs the unit tests)
+#                 with the integration tests (go test ./... alone runs the unit tests),
+#                 fuzzing, API conformance (schemathesis against a running service)
 #   make bench    start a cold and a default-mode service and measure both (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
@@ -41,7 +42,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
+.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz test-conformance
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -73,7 +74,7 @@ lint: tools
 	'$(STATICCHECK)' -tags '$(GO_TAGS)' ./...
 
 ## test: everything CI runs
-test: runtime lint test-python test-go test-fuzz
+test: runtime lint test-python test-go test-fuzz test-conformance
 
 ## test-python: the harness's unit tests, run with the runtime's interpreter
 # unittest reports success when it finds nothing to run, so the count of tests
@@ -91,6 +92,12 @@ test-python: runtime
 ## included, against the installed runtime
 test-go: runtime
 	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
+
+## test-conformance: schemathesis (pinned, installed into its own venv by
+## scripts/install-schemathesis.sh) against a running service in the default
+## and cold modes and as ExecuteEvent: every answer keeps to api/openapi.yaml
+test-conformance: runtime
+	bash scripts/conformance.sh
 
 ## bench: latency and throughput of cold and default mode side by side, with
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench

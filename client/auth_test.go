@@ -185,4 +185,3 @@ func jwtClaims(t *testing.T, jwt string, v any) {
 		t.Fatalf("JWT claims: %v", err)
 	}
 }
-

@@ -102,8 +102,8 @@ func TestRetriesAreBounded(t *testing.T) {
 		{"by the default attempts", busy, ErrorTypeBusy, nil, defaultRetry.maxAttempts},
 		// Waits of 1 s (the Retry-After), 1 s, then at least 1 s: the third
 		// would pass 2.5 s.
-		{"by total wait", busy, ErrorTypeBusy, []Option{WithRetry(100, 2500 * time.Millisecond)}, 3},
-		{"by a Retry-After beyond the total wait", sandboxUnavailable, ErrorTypeSandboxUnavailable, []Option{WithRetry(5, 5 * time.Second)}, 1},
+		{"by total wait", busy, ErrorTypeBusy, []Option{WithRetry(100, 2500*time.Millisecond)}, 3},
+		{"by a Retry-After beyond the total wait", sandboxUnavailable, ErrorTypeSandboxUnavailable, []Option{WithRetry(5, 5*time.Second)}, 1},
 		{"off with one attempt", busy, ErrorTypeBusy, []Option{WithRetry(1, time.Hour)}, 1},
 	}
 	for _, tt := range tests {

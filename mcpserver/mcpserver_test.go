@@ -143,6 +143,10 @@ func TestToolsListShowsRunPythonWithTheRequestSchema(t *testing.T) {
 	if input["type"] != nil || input["items"] != nil {
 		t.Errorf("input schema = %v, want any JSON value (no type, no items)", input)
 	}
+	file := props["files"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
+	if got := file["encoding"].(map[string]any)["enum"]; !reflect.DeepEqual(got, []any{"utf-8", "base64"}) {
+		t.Errorf("files[].encoding enum = %v, want [utf-8 base64]", got)
+	}
 	limits := props["limits"].(map[string]any)["properties"].(map[string]any)
 	if got := limits["timeout_seconds"].(map[string]any)["maximum"]; got != 30.0 {
 		t.Errorf("limits.timeout_seconds maximum = %v, want the service's 30", got)

@@ -141,13 +141,14 @@ func encodeJSON(v any) json.RawMessage {
 // integers.
 var anyJSON = map[reflect.Type]*jsonschema.Schema{reflect.TypeFor[json.RawMessage](): {}}
 
-// inputSchema is api.Request's schema, with the service's caps as the
-// maxima of the per-execution limits.
+// inputSchema is api.Request's schema, with the encodings a file may have
+// and the service's caps as the maxima of the per-execution limits.
 func inputSchema(opts Options) *jsonschema.Schema {
 	s, err := jsonschema.For[api.Request](&jsonschema.ForOptions{TypeSchemas: anyJSON})
 	if err != nil {
 		panic(fmt.Sprintf("mcpserver: schema of api.Request: %v", err))
 	}
+	s.Properties["files"].Items.Properties["encoding"].Enum = []any{api.EncodingUTF8, api.EncodingBase64}
 	limits := s.Properties["limits"].Properties
 	limits["timeout_seconds"].ExclusiveMinimum = new(0.0)
 	limits["timeout_seconds"].Maximum = new(opts.Timeout.Seconds())

@@ -31,7 +31,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -95,13 +94,8 @@ func New(run RunFunc, opts Options) http.Handler {
 		panic(fmt.Sprintf("mcpserver.New: limits must be positive, got timeout %v, memory %d MiB, request %d bytes",
 			opts.Timeout, opts.MemoryMB, opts.MaxRequestBytes))
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-
 	server := mcp.NewServer(&mcp.Implementation{Name: "pyexec", Title: "pyexec", Version: version()}, &mcp.ServerOptions{
-		Logger: logger,
+		Logger: opts.Logger, // nil: the SDK logs nothing
 		// Tools only. A stateless server cannot notify a client that its
 		// tool list changed, and it never does change.
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
@@ -111,7 +105,7 @@ func New(run RunFunc, opts Options) http.Handler {
 	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Stateless:    true,
 		JSONResponse: true,
-		Logger:       logger,
+		Logger:       opts.Logger,
 		// The body is already capped by capBody; the same cap here keeps the
 		// SDK from ever falling back to its own default.
 		MaxRequestBodyBytes: opts.MaxRequestBytes,

@@ -22,6 +22,10 @@ PYEXEC_PYTHON ?= $(PYEXEC_RUNTIME)/venv/bin/python3
 PYEXEC_NSJAIL ?= $(PYEXEC_RUNTIME)/bin/nsjail
 export PYEXEC_RUNTIME PYEXEC_PYTHON PYEXEC_NSJAIL
 
+# The independent MCP client (Python SDK) the tests check /mcp with.
+PYEXEC_MCP_CLIENT ?= /opt/pyexec-tools/mcp-client
+export PYEXEC_MCP_CLIENT
+
 # Functions Framework contract: the port to listen on and the function to serve
 # (Execute for HTTP, ExecuteEvent for Pub/Sub CloudEvents).
 PORT ?= 8080
@@ -42,7 +46,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz test-conformance
+.PHONY: run build runtime mcp-client tools lint test test-python test-go bench clean test-fuzz test-conformance
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -57,6 +61,10 @@ build:
 ## runtime: install the pinned Python runtime and nsjail into $(PYEXEC_RUNTIME)
 runtime:
 	bash scripts/install-runtime.sh
+
+## mcp-client: install the pinned Python MCP client into $(PYEXEC_MCP_CLIENT)
+mcp-client:
+	bash scripts/install-mcp-client.sh
 
 ## tools: install the pinned Go lint tools into ./bin
 tools: $(STATICCHECK)
@@ -92,7 +100,7 @@ test-python: runtime
 
 ## test-go: the Go tests with the race detector, the integration tests
 ## included, against the installed runtime
-test-go: runtime
+test-go: runtime mcp-client
 	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## test-conformance: schemathesis (pinned, installed into its own venv by

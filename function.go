@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/playground"
 )
 
 // init registers both functions; FUNCTION_TARGET picks the one served.
@@ -60,7 +61,8 @@ func statusOf(t executor.ErrorType) int {
 	}
 }
 
-// execute is the Execute function: POST /execute and GET /healthz.
+// execute is the Execute function: POST /execute, GET /healthz and the
+// playground at GET /.
 func execute(w http.ResponseWriter, r *http.Request) {
 	s, err := defaultService()
 	if err != nil {
@@ -100,6 +102,12 @@ func (s *service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.handleHealth(w)
 	default:
+		// Browsers get the playground at / (and its files); API clients
+		// keep the JSON 404 they always had.
+		if playground.Wants(r) {
+			playground.Handler().ServeHTTP(w, r)
+			return
+		}
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not found: use POST /execute or GET /healthz", ErrorType: typeNotFound})
 	}
 }

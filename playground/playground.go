@@ -99,17 +99,19 @@ var menu = []struct {
 	{"numpy: mean and standard deviation", "numpy_stats.py", examples.FS, ""},
 	{"os: platform and CPU count", "os_info.py", examples.FS, ""},
 	{"No main(): rejected before it runs", "no_main.py", examples.FS, ""},
-	{"input: main(data) gets the input box", "input_totals.py", extraExamples(), `{"name": "pyexec", "numbers": [3, 1, 4, 1, 5]}`},
-	{"Output file: writes outputs/result.csv", "output_csv.py", extraExamples(), ""},
+	{"input: main(data) gets the input box", "input_totals.py", extras, `{"name": "pyexec", "numbers": [3, 1, 4, 1, 5]}`},
+	{"Output file: writes outputs/result.csv", "output_csv.py", extras, ""},
 }
 
-func extraExamples() fs.FS {
+// extras holds the playground's own examples (playground/examples/), the
+// ones that use the request's extensions.
+var extras = func() fs.FS {
 	sub, err := fs.Sub(embedded, "examples")
 	if err != nil {
 		panic(err) // fs.Sub fails only for an invalid literal path
 	}
 	return sub
-}
+}()
 
 func menuJSON() ([]byte, error) {
 	var list []example

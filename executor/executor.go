@@ -78,6 +78,9 @@ func New(cfg Config) (*Executor, error) {
 	return e, nil
 }
 
+// Config is the validated configuration the executor runs with.
+func (e *Executor) Config() Config { return e.cfg }
+
 // Health reports readiness, mode, isolation and versions.
 func (e *Executor) Health() Health {
 	e.mu.Lock()

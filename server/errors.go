@@ -24,6 +24,8 @@ const (
 var (
 	// errNotFound is a path Execute does not serve.
 	errNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: use POST /execute or GET /healthz"}
+	// errEventNotFound is a path ExecuteEvent does not serve.
+	errEventNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: deliver messages with POST / or use GET /healthz"}
 	// errBodyTooLarge is the one invalid request answered 413 rather than
 	// 400.
 	errBodyTooLarge = &executor.Error{Type: executor.TypeInvalidRequest, Message: "Request body too large (max 1MB)"}

@@ -30,9 +30,10 @@ const maxEventBytes = 16 << 20
 
 // ExecuteEvent is the handler of the ExecuteEvent function: one Pub/Sub
 // message per POST, as a CloudEvent from Eventarc (binary or structured
-// mode) or as the bare envelope of a push subscription, and GET /healthz
-// as Execute serves it. A 2xx answer acknowledges the message; any other
-// makes Pub/Sub deliver it again.
+// mode) or as the bare envelope of a push subscription, at /; and
+// GET /healthz as Execute serves it. A 2xx answer acknowledges the message;
+// any other makes Pub/Sub deliver it again. Other paths answer Execute's
+// JSON 404 (and /healthz its 405): they are never taken as deliveries.
 //
 // The event is decoded here with sdk-go rather than by the Functions
 // Framework's CloudEvent receiver, which passes requests to handlers over
@@ -41,8 +42,13 @@ const maxEventBytes = 16 << 20
 // can wait for the next one to arrive before it is handled at all
 // (cloudevents/sdk-go#1224, #1332).
 func (s *Server) ExecuteEvent(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == healthPath {
-		s.serve(w, r, func(string) error { return s.serveHealth(w, r) })
+	if r.URL.Path != rootPath {
+		s.serve(w, r, func(string) error {
+			if r.URL.Path == healthPath {
+				return s.serveHealth(w, r)
+			}
+			return errEventNotFound
+		})
 		return
 	}
 	s.answering.add()

@@ -11,16 +11,23 @@ import (
 
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
+	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/playground"
 )
 
-// The paths Execute serves; ExecuteEvent serves healthPath too.
+// The paths Execute serves (and mcpPath); ExecuteEvent serves healthPath
+// too, and takes its deliveries at rootPath.
 const (
 	executePath = "/execute"
 	healthPath  = "/healthz"
+	openAPIPath = "/openapi.json"
+	rootPath    = "/"
 )
 
-// Execute is the handler of the Execute function: POST /execute and
-// GET /healthz. Other paths answer 404, other methods 405 with Allow.
+// Execute is the handler of the Execute function: POST /execute,
+// GET /healthz, GET /openapi.json, POST /mcp, and the playground (GET / and
+// its files) for browsers. Other paths answer 404, other methods 405 with
+// Allow.
 func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, func(id string) error {
 		switch r.URL.Path {
@@ -28,9 +35,22 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 			return s.serveExecute(w, r, id)
 		case healthPath:
 			return s.serveHealth(w, r)
-		default:
-			return errNotFound
+		case openAPIPath:
+			return serveOpenAPI(w, r)
+		case mcpPath:
+			s.serveMCP(w, r, id)
+			return nil
 		}
+		// The page goes only to browsers (they ask for HTML); an API
+		// client's GET / keeps its JSON 404.
+		if playground.Wants(r) {
+			playground.Handler().ServeHTTP(w, r)
+			return nil
+		}
+		if r.URL.Path == rootPath && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return methodNotAllowed("GET, HEAD")
+		}
+		return errNotFound
 	})
 }
 
@@ -100,6 +120,26 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// serveOpenAPI answers GET /openapi.json with the OpenAPI document of the
+// API, embedded in the binary, so it describes the build that serves it.
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed("GET, HEAD")
+	}
+	writeJSON(w, http.StatusOK, json.RawMessage(api.OpenAPIJSON()))
+	return nil
+}
+
+// unencodable is the body writeJSON answers when a body cannot be encoded:
+// an internal error, in the shape of every failure.
+var unencodable = func() []byte {
+	body, err := json.Marshal(api.Failure{Error: "Internal error", ErrorType: string(executor.TypeInternal)})
+	if err != nil {
+		panic(err) // strings only: cannot fail
+	}
+	return append(body, '\n')
+}()
+
 // writeJSON is the one writer of response bodies. Bodies are strict JSON;
 // HTML characters are left as they are so stdout comes back verbatim.
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -109,7 +149,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
 		buf.Reset()
-		buf.WriteString(`{"error":"Internal error","error_type":"internal"}` + "\n")
+		buf.Write(unencodable)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))

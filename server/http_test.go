@@ -3,13 +3,16 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
 	ts "github.com/pyexec/pyexec/internal/testsupport"
 	"github.com/pyexec/pyexec/server"
@@ -261,5 +264,136 @@ func TestShutdownKeepsToItsContext(t *testing.T) {
 	close(release)
 	if status := <-answered; status != http.StatusOK {
 		t.Errorf("the execution let go after Shutdown answered %d, want 200", status)
+	}
+}
+
+// request sends a request with the given headers and returns the answer.
+func request(t *testing.T, method, url string, header http.Header) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(raw)}
+}
+
+func TestOpenAPIJSONIsTheEmbeddedDocument(t *testing.T) {
+	s := startServer(t, answering(executor.Result{}, nil), nil)
+	got := request(t, http.MethodGet, s.executeURL+"/openapi.json", nil)
+	var doc, want any
+	if err := json.Unmarshal([]byte(got.body), &doc); err != nil {
+		t.Fatalf("GET /openapi.json body is not JSON: %v", err)
+	}
+	if err := json.Unmarshal(api.OpenAPIJSON(), &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.status != http.StatusOK || got.header.Get("Content-Type") != "application/json" || !reflect.DeepEqual(doc, want) {
+		t.Errorf("GET /openapi.json = %d %s, want 200 application/json with api.OpenAPIJSON()", got.status, got.header.Get("Content-Type"))
+	}
+	if got.header.Get("X-Execution-Id") == "" {
+		t.Error("GET /openapi.json has no X-Execution-Id")
+	}
+	head := request(t, http.MethodHead, s.executeURL+"/openapi.json", nil)
+	if head.status != http.StatusOK || head.body != "" || head.header.Get("Content-Length") != got.header.Get("Content-Length") {
+		t.Errorf("HEAD /openapi.json = %d, Content-Length %s, body %d bytes; want 200, GET's length, no body",
+			head.status, head.header.Get("Content-Length"), len(head.body))
+	}
+	post := send(t, http.MethodPost, s.executeURL+"/openapi.json", "{}")
+	if post.status != http.StatusMethodNotAllowed || post.header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /openapi.json = %d Allow %q, want 405 Allow GET, HEAD", post.status, post.header.Get("Allow"))
+	}
+}
+
+func TestRootServesThePlaygroundToBrowsersOnly(t *testing.T) {
+	exec := answering(executor.Result{}, nil)
+	s := startServer(t, exec, nil)
+	const notFound = `{"error":"Not found: use POST /execute or GET /healthz","error_type":"not_found","stdout":""}` + "\n"
+	browser := "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	for _, tt := range []struct {
+		name, method, path, accept string
+		status                     int
+		contentType, body, allow   string // body: "" for any
+	}{
+		{"a browser gets the page", http.MethodGet, "/", browser, 200, "text/html; charset=utf-8", "", ""},
+		{"the page's script", http.MethodGet, "/playground/app.js", "*/*", 200, "text/javascript; charset=utf-8", "", ""},
+		{"an API client asking for JSON gets the 404", http.MethodGet, "/", "application/json", 404, "application/json", notFound, ""},
+		{"an API client asking for anything gets the 404", http.MethodGet, "/", "*/*", 404, "application/json", notFound, ""},
+		{"an API client saying nothing gets the 404", http.MethodGet, "/", "", 404, "application/json", notFound, ""},
+		{"a file the playground does not have", http.MethodGet, "/playground/nope.js", browser, 404, "application/json", notFound, ""},
+		{"POST / is not a method of /", http.MethodPost, "/", browser, 405, "application/json", "", "GET, HEAD"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{}
+			if tt.accept != "" {
+				header.Set("Accept", tt.accept)
+			}
+			got := request(t, tt.method, s.executeURL+tt.path, header)
+			if got.status != tt.status || got.header.Get("Content-Type") != tt.contentType || got.header.Get("Allow") != tt.allow {
+				t.Errorf("%s %s = %d %q Allow %q, want %d %q Allow %q", tt.method, tt.path, got.status,
+					got.header.Get("Content-Type"), got.header.Get("Allow"), tt.status, tt.contentType, tt.allow)
+			}
+			if tt.body != "" && got.body != tt.body {
+				t.Errorf("%s %s body = %q, want %q", tt.method, tt.path, got.body, tt.body)
+			}
+			if got.header.Get("X-Execution-Id") == "" {
+				t.Errorf("%s %s has no X-Execution-Id", tt.method, tt.path)
+			}
+		})
+	}
+	if n := exec.calls.Load(); n != 0 {
+		t.Errorf("the executor ran %d times, want never", n)
+	}
+}
+
+func TestExecuteEventTakesDeliveriesOnlyAtTheRoot(t *testing.T) {
+	exec := answering(executor.Result{Value: json.RawMessage(`1`)}, nil)
+	s := startServer(t, exec, nil)
+	delivery := `{"message":{"data":"` + base64.StdEncoding.EncodeToString(ts.ScriptData(okScript, "")) + `","messageId":"m1"}}`
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodPost, "/execute", 404, ""},
+		{http.MethodPost, "/topic", 404, ""},
+		{http.MethodGet, "/openapi.json", 404, ""},
+		{http.MethodPost, "/healthz", 405, "GET, HEAD"},
+	} {
+		got := send(t, tt.method, s.eventURL+tt.path, delivery)
+		var body map[string]any
+		_ = json.Unmarshal([]byte(got.body), &body)
+		if got.status != tt.status || got.header.Get("Allow") != tt.allow || body["error_type"] == nil || body["stdout"] != "" {
+			t.Errorf("ExecuteEvent: %s %s = %d Allow %q %s, want %d Allow %q with a JSON failure",
+				tt.method, tt.path, got.status, got.header.Get("Allow"), got.body, tt.status, tt.allow)
+		}
+	}
+	if n := exec.calls.Load(); n != 0 {
+		t.Errorf("the executor ran %d times for requests that are no deliveries, want never", n)
+	}
+	if got := send(t, http.MethodPost, s.eventURL+"/", delivery); got.status != http.StatusOK || exec.calls.Load() != 1 {
+		t.Errorf("ExecuteEvent: POST / = %d after %d runs, want 200 after one", got.status, exec.calls.Load())
+	}
+}
+
+func TestAnAnswerThatCannotBeEncodedIsAFailureLikeAnyOther(t *testing.T) {
+	// A result that is not JSON cannot be encoded as one.
+	s := startServer(t, answering(executor.Result{Value: json.RawMessage(`{not json`), Stdout: "printed"}, nil), nil)
+	got := send(t, http.MethodPost, s.executeURL+"/execute", string(ts.ScriptBody(t, okScript)))
+	var body api.Failure
+	dec := json.NewDecoder(strings.NewReader(got.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || got.status != http.StatusInternalServerError ||
+		body.ErrorType != "internal" || body.Error == "" || !strings.Contains(got.body, `"stdout":""`) {
+		t.Errorf("POST /execute with an unencodable result = %d %q, want 500 with error, error_type internal and stdout", got.status, got.body)
 	}
 }

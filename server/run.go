@@ -22,6 +22,8 @@ type entryPoint struct {
 var (
 	viaHTTP   = entryPoint{function: "Execute"}
 	viaPubSub = entryPoint{function: "ExecuteEvent", fromPubSub: true}
+	// viaMCP is the run_python tool of Execute's POST /mcp.
+	viaMCP = entryPoint{function: "mcp"}
 )
 
 // execution is one request as an entry point received it.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Executor interface {
 	Start(ctx context.Context) error
 	Run(ctx context.Context, req executor.Request) (executor.Result, error)
 	Health() executor.Health
+	// Config is the validated configuration it runs with. The transport
+	// enforces none of it; the MCP tool states its limits to agents.
+	Config() executor.Config
 	// Shutdown stops taking executions and lets running ones finish until
 	// ctx is done, then kills them.
 	Shutdown(ctx context.Context) error
@@ -72,6 +76,7 @@ type Server struct {
 	log     *execlog.Logger
 	results Publisher  // nil: outcomes are only logged
 	done    *dedup.Set // the message IDs ExecuteEvent completed
+	mcp     http.Handler
 
 	// answering counts the requests being answered, so that Shutdown can
 	// let their answers out.
@@ -92,7 +97,7 @@ type Server struct {
 // publishes ExecuteEvent's outcomes with results, or nowhere when results
 // is nil. Call Start to run the sandbox self-test.
 func New(cfg Config, exec Executor, log *execlog.Logger, results Publisher) *Server {
-	return &Server{
+	s := &Server{
 		cfg:           cfg,
 		exec:          exec,
 		log:           log,
@@ -100,6 +105,8 @@ func New(cfg Config, exec Executor, log *execlog.Logger, results Publisher) *Ser
 		done:          dedup.New(dedupMax, dedupTTL),
 		firstSelfTest: make(chan struct{}),
 	}
+	s.mcp = s.newMCPHandler()
+	return s
 }
 
 // Start runs the sandbox self-test and returns its error. While it fails it

@@ -37,7 +37,12 @@ func (f *fakeExecutor) Run(_ context.Context, req executor.Request) (executor.Re
 }
 
 func (f *fakeExecutor) Health() executor.Health            { return f.health }
+func (f *fakeExecutor) Config() executor.Config            { return fakeConfig }
 func (f *fakeExecutor) Shutdown(ctx context.Context) error { return nil }
+
+// fakeConfig is the configuration every fakeExecutor reports: the
+// defaults' limits.
+var fakeConfig = executor.Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20}
 
 // answering is a fakeExecutor whose every Run answers res, err.
 func answering(res executor.Result, err error) *fakeExecutor {

@@ -179,6 +179,14 @@ func Do(t testing.TB, req *http.Request) Response {
 	if req.Method == http.MethodHead {
 		return r
 	}
+	if err := r.decodeBody(); err != nil {
+		t.Fatalf("%s %s answered %d with non-JSON body %q: %v", req.Method, req.URL.Path, resp.StatusCode, Clip(raw), err)
+	}
+	return r
+}
+
+// decodeBody sets r's body fields from Raw, numbers kept exact.
+func (r *Response) decodeBody() error {
 	var fields struct {
 		Result    json.RawMessage `json:"result"`
 		Stdout    *string         `json:"stdout"`
@@ -186,13 +194,13 @@ func Do(t testing.TB, req *http.Request) Response {
 		ErrorType string          `json:"error_type"`
 		Traceback string          `json:"traceback"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(r.Raw))
 	dec.UseNumber()
 	if err := dec.Decode(&fields); err != nil {
-		t.Fatalf("%s %s answered %d with non-JSON body %q: %v", req.Method, req.URL.Path, resp.StatusCode, Clip(raw), err)
+		return err
 	}
 	r.Result, r.Stdout, r.Error, r.ErrorType, r.Traceback = fields.Result, fields.Stdout, fields.Error, fields.ErrorType, fields.Traceback
-	return r
+	return nil
 }
 
 // Post sends body to the service's path and decodes the answer as Do does.

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pyexec/pyexec/execlog"
+	"github.com/pyexec/pyexec/mcpserver"
+)
+
+// mcpPath is where Execute serves its MCP server.
+const mcpPath = "/mcp"
+
+// newMCPHandler builds the handler of POST /mcp: the run_python tool,
+// described with the executor's limits, run by runTool.
+func (s *Server) newMCPHandler() http.Handler {
+	cfg := s.exec.Config()
+	return mcpserver.New(s.runTool, mcpserver.Options{
+		Timeout:         cfg.Timeout,
+		MemoryMB:        int(cfg.MemoryBytes >> 20),
+		MaxRequestBytes: maxBodyBytes,
+	})
+}
+
+// serveMCP hands a request to the MCP handler, with the execution ID serve
+// gave it for the tool call it carries.
+func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, id string) {
+	ctx := context.WithValue(r.Context(), executionIDKey{}, &requestExecutionID{id: id})
+	s.mcp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// runTool runs one run_python call as POST /execute runs its body: the
+// call's arguments go through the same decoder, then through run, so the
+// queue, the limits, the error mapping and the one log entry are
+// /execute's. Only the log's function differs: "mcp".
+func (s *Server) runTool(ctx context.Context, call mcpserver.Call) mcpserver.Answer {
+	x := execution{id: executionIDOf(ctx), arrived: time.Now()}
+	x.req, x.err = decodeRequest(call.Arguments, requestBody)
+	x.trace, x.span = execlog.TraceFromHeaders(call.Header, s.log.ProjectID())
+	o := s.run(ctx, viaMCP, x)
+	a := mcpserver.Answer{ExecutionID: x.id}
+	if o.err != nil {
+		f := o.answered()
+		a.Status, a.Failure = f.status, &f.body
+		return a
+	}
+	success := o.success()
+	a.Status, a.Success = http.StatusOK, &success
+	return a
+}
+
+// executionIDKey is the context key of an MCP request's requestExecutionID.
+type executionIDKey struct{}
+
+// requestExecutionID is the ID in an MCP request's X-Execution-Id header,
+// which the first tool call the request carries takes as its own, so that
+// the header, the result's _meta and the log entry name the same
+// execution. Protocol versions before 2025-06-18 allow a batch of calls in
+// one request; each further call gets an ID of its own.
+type requestExecutionID struct {
+	id    string
+	taken atomic.Bool
+}
+
+// executionIDOf is the ID of the tool call running with ctx.
+func executionIDOf(ctx context.Context) string {
+	if r, ok := ctx.Value(executionIDKey{}).(*requestExecutionID); ok && r.taken.CompareAndSwap(false, true) {
+		return r.id
+	}
+	return uuid.NewString()
+}

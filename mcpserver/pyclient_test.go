@@ -4,47 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/internal/mcpcheck"
 )
-
-// mcpClientPython is the interpreter of the independent MCP client that
-// scripts/install-mcp-client.sh installs. The test fails, never skips, when
-// it is missing: the test command installs it, so its absence is a broken
-// setup, not a reason to pass.
-func mcpClientPython(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("PYEXEC_MCP_CLIENT")
-	if dir == "" {
-		dir = "/opt/pyexec-tools/mcp-client"
-	}
-	python := filepath.Join(dir, "venv", "bin", "python3")
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("MCP client missing (%v): run scripts/install-mcp-client.sh or set PYEXEC_MCP_CLIENT", err)
-	}
-	return python
-}
 
 // clientCheck runs tests/mcp/client_check.py against url and returns its
 // output and whether it passed.
 func clientCheck(t *testing.T, url, protocol string) (string, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, mcpClientPython(t), "../tests/mcp/client_check.py", "--url", url, "--protocol", protocol, "--timeout", "30")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if _, exited := err.(*exec.ExitError); !exited || ctx.Err() != nil {
-			t.Fatalf("client_check.py did not run to its end: %v\n%s", err, out)
-		}
-	}
-	return string(out), err == nil
+	return mcpcheck.Run(t, "../tests/mcp/client_check.py", url, protocol)
 }
 
 // examplesService plays the service for the two scripts client_check.py

@@ -16,54 +16,11 @@ import (
 	"github.com/pyexec/pyexec/mcpserver"
 )
 
-// headerRecorder is an HTTP transport that adds header to every request and
-// keeps the X-Execution-Id of every answer.
-type headerRecorder struct {
-	header http.Header
-
-	mu  sync.Mutex
-	ids []string
-}
-
-func (h *headerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	for name, values := range h.header {
-		req.Header[name] = values
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err == nil {
-		h.mu.Lock()
-		h.ids = append(h.ids, resp.Header.Get("X-Execution-Id"))
-		h.mu.Unlock()
-	}
-	return resp, err
-}
-
-// lastID is the X-Execution-Id of the last answer.
-func (h *headerRecorder) lastID() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.ids) == 0 {
-		return ""
-	}
-	return h.ids[len(h.ids)-1]
-}
-
 // connectMCP connects the SDK's client to the server's POST /mcp, sending
 // and recording headers through rec.
-func connectMCP(t *testing.T, s *testServer, rec *headerRecorder) *mcp.ClientSession {
+func connectMCP(t *testing.T, s *testServer, rec *ts.HeaderRecorder) *mcp.ClientSession {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "server-test", Version: "v0"}, nil)
-	cs, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint:             s.executeURL + "/mcp",
-		HTTPClient:           &http.Client{Transport: rec},
-		DisableStandaloneSSE: true,
-	}, nil)
-	if err != nil {
-		t.Fatalf("connecting to /mcp: %v", err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return ts.ConnectMCPWith(t, s.executeURL, &http.Client{Transport: rec})
 }
 
 func TestRunPythonRunsThroughTheSameSeamAsExecute(t *testing.T) {
@@ -76,7 +33,7 @@ func TestRunPythonRunsThroughTheSameSeamAsExecute(t *testing.T) {
 		return executor.Result{Value: json.RawMessage(`{"answer":4}`), Stdout: "hi"}, nil
 	}}
 	s := startServer(t, exec, nil)
-	rec := &headerRecorder{header: http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}}
+	rec := &ts.HeaderRecorder{Add: http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}}
 	cs := connectMCP(t, s, rec)
 	s.skip = len(s.logs.Entries(t, true))
 
@@ -91,7 +48,7 @@ func TestRunPythonRunsThroughTheSameSeamAsExecute(t *testing.T) {
 	if len(got) != 1 || got[0].Script != okScript {
 		t.Fatalf("the executor ran %v, want the script once", got)
 	}
-	id := rec.lastID()
+	id := rec.Last().Get("X-Execution-Id")
 	if id == "" || got[0].ID != id || res.Meta[mcpserver.MetaExecutionID] != id {
 		t.Errorf("execution IDs: X-Execution-Id %q, executor's %q, _meta's %v; want one ID for all", id, got[0].ID, res.Meta[mcpserver.MetaExecutionID])
 	}
@@ -112,7 +69,7 @@ func TestRunPythonRunsThroughTheSameSeamAsExecute(t *testing.T) {
 func TestRunPythonArgumentsAreDecodedAsExecuteBodies(t *testing.T) {
 	exec := answering(executor.Result{Value: json.RawMessage(`1`)}, nil)
 	s := startServer(t, exec, nil)
-	cs := connectMCP(t, s, &headerRecorder{})
+	cs := connectMCP(t, s, &ts.HeaderRecorder{})
 	for _, args := range []string{
 		`{}`,
 		`{"script": null}`,
@@ -145,7 +102,7 @@ func TestRunPythonWhenBusyIsAProtocolErrorToRetry(t *testing.T) {
 	} {
 		t.Run(tt.errorType, func(t *testing.T) {
 			s := startServer(t, answering(executor.Result{}, tt.err), nil)
-			cs := connectMCP(t, s, &headerRecorder{})
+			cs := connectMCP(t, s, &ts.HeaderRecorder{})
 			s.skip = len(s.logs.Entries(t, true))
 			res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: mcpserver.ToolName, Arguments: map[string]any{"script": okScript}})
 			var rpcErr *jsonrpc.Error

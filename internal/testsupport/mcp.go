@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/pyexec/pyexec/mcpserver"
 )
 
 // ConnectMCP connects the official Go SDK's client to the MCP server of the
@@ -15,15 +18,54 @@ import (
 // one per call.
 func ConnectMCP(t testing.TB, baseURL string) *mcp.ClientSession {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "pyexec-test", Version: "v0"}, nil)
+	return ConnectMCPWith(t, baseURL, nil)
+}
+
+// ConnectMCPWith is ConnectMCP sending the requests with client (nil: the
+// default client).
+func ConnectMCPWith(t testing.TB, baseURL string, client *http.Client) *mcp.ClientSession {
+	t.Helper()
+	sdk := mcp.NewClient(&mcp.Implementation{Name: "pyexec-test", Version: "v0"}, nil)
 	// No standalone event stream: a stateless server never sends one.
-	transport := &mcp.StreamableClientTransport{Endpoint: baseURL + "/mcp", DisableStandaloneSSE: true}
-	cs, err := client.Connect(t.Context(), transport, nil)
+	transport := &mcp.StreamableClientTransport{Endpoint: baseURL + "/mcp", HTTPClient: client, DisableStandaloneSSE: true}
+	cs, err := sdk.Connect(t.Context(), transport, nil)
 	if err != nil {
 		t.Fatalf("connecting to %s/mcp: %v", baseURL, err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
+}
+
+// HeaderRecorder is an HTTP transport that adds Add to every request and
+// keeps the header of the last answer: what the HTTP request that carried
+// an MCP call was answered with.
+type HeaderRecorder struct {
+	Add http.Header
+
+	mu   sync.Mutex
+	last http.Header
+}
+
+// RoundTrip sends req with the default transport.
+func (h *HeaderRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for name, values := range h.Add {
+		req.Header[name] = values
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		h.mu.Lock()
+		h.last = resp.Header.Clone()
+		h.mu.Unlock()
+	}
+	return resp, err
+}
+
+// Last is the header of the last answer.
+func (h *HeaderRecorder) Last() http.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
 }
 
 // CallRunPython calls the run_python tool with args over cs, failing t on
@@ -60,7 +102,7 @@ func ToolResponse(t testing.TB, res *mcp.CallToolResult) Response {
 	if err != nil || json.Unmarshal(raw, &fromText) != nil || json.Unmarshal(data, &structured) != nil || !reflect.DeepEqual(fromText, structured) {
 		t.Fatalf("run_python's text block %q and structured content %s differ", Clip(raw), Clip(data))
 	}
-	r := Response{Status: http.StatusOK, Raw: raw}
+	r := Response{Request: "MCP run_python", Status: http.StatusOK, Raw: raw}
 	if res.IsError {
 		r.Status = http.StatusBadRequest
 	}
@@ -72,11 +114,20 @@ func ToolResponse(t testing.TB, res *mcp.CallToolResult) Response {
 
 // RunPython runs script through the run_python tool of the service's
 // POST /mcp, as an agent would, in a session of its own, and decodes the
-// result as ToolResponse does. It is Execute's counterpart: a test that
-// runs a script through either gets the same Response for the same outcome.
+// result as ToolResponse does, with the header of the HTTP answer that
+// carried it. It is Execute's counterpart: a test that runs a script
+// through either gets the same Response for the same outcome. It fails t
+// unless the answer's X-Execution-Id is the execution the result names.
 func (s *Service) RunPython(t testing.TB, script string) Response {
 	t.Helper()
-	cs := ConnectMCP(t, s.URL)
+	rec := &HeaderRecorder{}
+	cs := ConnectMCPWith(t, s.URL, &http.Client{Transport: rec})
 	defer cs.Close()
-	return ToolResponse(t, CallRunPython(t, cs, map[string]string{"script": script}))
+	res := CallRunPython(t, cs, map[string]string{"script": script})
+	r := ToolResponse(t, res)
+	r.Header = rec.Last()
+	if id := r.Header.Get("X-Execution-Id"); id == "" || res.Meta[mcpserver.MetaExecutionID] != id {
+		t.Errorf("run_python's answer has X-Execution-Id %q and names execution %v, want one ID", id, res.Meta[mcpserver.MetaExecutionID])
+	}
+	return r
 }

@@ -151,9 +151,12 @@ func AssertNothingLeft(t testing.TB, exec *executor.Executor) {
 
 // Response is a decoded answer.
 type Response struct {
-	Status int         `json:"-"`
-	Header http.Header `json:"-"`
-	Raw    []byte      `json:"-"`
+	// Request names what was answered, for failure messages: "POST /execute",
+	// or "MCP run_python" for a tool call.
+	Request string      `json:"-"`
+	Status  int         `json:"-"`
+	Header  http.Header `json:"-"`
+	Raw     []byte      `json:"-"`
 	// The body's fields, as /execute answers have them.
 	Result    json.RawMessage `json:"result"`
 	Stdout    *string         `json:"stdout"` // nil when the body has no stdout
@@ -175,7 +178,7 @@ func Do(t testing.TB, req *http.Request) Response {
 	if err != nil {
 		t.Fatalf("reading the answer to %s %s: %v", req.Method, req.URL.Path, err)
 	}
-	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	r := Response{Request: req.Method + " " + req.URL.Path, Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if req.Method == http.MethodHead {
 		return r
 	}

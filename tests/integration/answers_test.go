@@ -16,6 +16,18 @@ import (
 
 // The checks of answers that the tests of this package share.
 
+// entryPoints are the ways a script reaches Execute: an HTTP caller's
+// POST /execute and an agent's run_python tool on POST /mcp. The isolation
+// and limits tests run through both, since an agent's script must be
+// contained exactly as an HTTP caller's is.
+var entryPoints = []struct {
+	name string
+	run  func(*testsupport.Service, testing.TB, string) testsupport.Response
+}{
+	{"execute", (*testsupport.Service).Execute},
+	{"mcp", (*testsupport.Service).RunPython},
+}
+
 // failure is what a failing answer must look like.
 type failure struct {
 	status    int
@@ -28,15 +40,15 @@ type failure struct {
 func checkFailure(t *testing.T, what string, r testsupport.Response, want failure) {
 	t.Helper()
 	if r.Status != want.status || r.ErrorType != want.errorType || !strings.HasPrefix(r.Error, want.errPrefix) {
-		t.Errorf("POST /execute %s = %d %s, want %d error_type %q error starting %q",
-			what, r.Status, testsupport.Clip(r.Raw), want.status, want.errorType, want.errPrefix)
+		t.Errorf("%s %s = %d %s, want %d error_type %q error starting %q",
+			r.Request, what, r.Status, testsupport.Clip(r.Raw), want.status, want.errorType, want.errPrefix)
 	}
 	checkCommonFields(t, what, r)
 	if r.Stdout == nil {
-		t.Errorf("POST /execute %s = %s, want a stdout field on failures too", what, testsupport.Clip(r.Raw))
+		t.Errorf("%s %s = %s, want a stdout field on failures too", r.Request, what, testsupport.Clip(r.Raw))
 	}
 	if r.Result != nil {
-		t.Errorf("POST /execute %s = %s, want no result on a failure", what, testsupport.Clip(r.Raw))
+		t.Errorf("%s %s = %s, want no result on a failure", r.Request, what, testsupport.Clip(r.Raw))
 	}
 }
 
@@ -45,7 +57,7 @@ func checkFailure(t *testing.T, what string, r testsupport.Response, want failur
 func checkOK(t *testing.T, what string, r testsupport.Response, wantResult, wantStdout string) {
 	t.Helper()
 	if r.Status != http.StatusOK || string(r.Result) != wantResult || r.Stdout == nil || *r.Stdout != wantStdout {
-		t.Errorf("POST /execute %s = %d %s, want 200 with result %s and stdout %q", what, r.Status, testsupport.Clip(r.Raw), wantResult, wantStdout)
+		t.Errorf("%s %s = %d %s, want 200 with result %s and stdout %q", r.Request, what, r.Status, testsupport.Clip(r.Raw), wantResult, wantStdout)
 	}
 	checkCommonFields(t, what, r)
 }

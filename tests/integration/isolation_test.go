@@ -30,15 +30,19 @@ func isolationService(t *testing.T) (*testsupport.Service, string) {
 	return testsupport.StartService(t, map[string]string{"PYEXEC_QUEUE": "64"}), canary
 }
 
-// runJSON runs script, requires success and decodes its result into v.
-func runJSON(t *testing.T, ts *testsupport.Service, what, script string, v any) {
+// runner runs a script through one of the entry points.
+type runner func(*testsupport.Service, testing.TB, string) testsupport.Response
+
+// runJSON runs script with run, requires success and decodes its result
+// into v.
+func runJSON(t *testing.T, ts *testsupport.Service, run runner, what, script string, v any) {
 	t.Helper()
-	r := ts.Execute(t, script)
+	r := run(ts, t, script)
 	if r.Status != 200 {
-		t.Fatalf("POST /execute %s = %d %s, want 200", what, r.Status, testsupport.Clip(r.Raw))
+		t.Fatalf("%s %s = %d %s, want 200", r.Request, what, r.Status, testsupport.Clip(r.Raw))
 	}
 	if err := json.Unmarshal(r.Result, v); err != nil {
-		t.Fatalf("POST /execute %s: result %s: %v", what, r.Result, err)
+		t.Fatalf("%s %s: result %s: %v", r.Request, what, r.Result, err)
 	}
 }
 
@@ -77,27 +81,31 @@ def main():
         'attempts': [attempt(a) for a in [` + strings.Join(targets, ", ") + `]],
     }
 `
-	var got struct {
-		Interfaces []string `json:"interfaces"`
-		Attempts   []string `json:"attempts"`
-	}
-	runJSON(t, ts, "a connect to the host's loopback", script, &got)
-	if len(got.Interfaces) != 1 || got.Interfaces[0] != "lo" {
-		t.Errorf("network interfaces in the jail = %v, want only lo", got.Interfaces)
-	}
-	t.Logf("from the jail: %v", got.Attempts)
-	for i, a := range got.Attempts {
-		if a == "connected" {
-			t.Errorf("connect to %s from the jail succeeded, want it to fail", targets[i])
-		}
-	}
-	if n := accepted4.Load(); n != 0 {
-		t.Errorf("the listener on 127.0.0.1 accepted %d connections from the jail, want 0", n)
-	}
-	if have6 {
-		if n := accepted6.Load(); n != 0 {
-			t.Errorf("the listener on ::1 accepted %d connections from the jail, want 0", n)
-		}
+	for _, via := range entryPoints {
+		t.Run(via.name, func(t *testing.T) {
+			var got struct {
+				Interfaces []string `json:"interfaces"`
+				Attempts   []string `json:"attempts"`
+			}
+			runJSON(t, ts, via.run, "a connect to the host's loopback", script, &got)
+			if len(got.Interfaces) != 1 || got.Interfaces[0] != "lo" {
+				t.Errorf("network interfaces in the jail = %v, want only lo", got.Interfaces)
+			}
+			t.Logf("from the jail: %v", got.Attempts)
+			for i, a := range got.Attempts {
+				if a == "connected" {
+					t.Errorf("connect to %s from the jail succeeded, want it to fail", targets[i])
+				}
+			}
+			if n := accepted4.Load(); n != 0 {
+				t.Errorf("the listener on 127.0.0.1 accepted %d connections from the jail, want 0", n)
+			}
+			if have6 {
+				if n := accepted6.Load(); n != 0 {
+					t.Errorf("the listener on ::1 accepted %d connections from the jail, want 0", n)
+				}
+			}
+		})
 	}
 }
 
@@ -113,40 +121,42 @@ func TestScriptsCannotSeeTheHost(t *testing.T) {
 	wd := testsupport.RepoRoot(t)
 	hostFile := filepath.Join(wd, "go.mod")
 
-	t.Run("host files are invisible", func(t *testing.T) {
-		t.Parallel()
-		script := fmt.Sprintf(`import os
+	for _, via := range entryPoints {
+		t.Run(via.name, func(t *testing.T) {
+			t.Run("host files are invisible", func(t *testing.T) {
+				t.Parallel()
+				script := fmt.Sprintf(`import os
 
 def main():
     seen = [p for p in [%q, %q, %q, '/etc/shadow', '/etc/hostname', '/root', '/home', '/var', '/sys/kernel', '/run'] if os.path.exists(p)]
     return {'seen': seen, 'etc': sorted(os.listdir('/etc')), 'root': sorted(os.listdir('/'))}
 `, marker, hostFile, wd)
-		var got struct {
-			Seen []string `json:"seen"`
-			Etc  []string `json:"etc"`
-			Root []string `json:"root"`
-		}
-		runJSON(t, ts, "looking for host files", script, &got)
-		if len(got.Seen) != 0 {
-			t.Errorf("the jail sees host paths %v, want none", got.Seen)
-		}
-		for _, name := range got.Etc {
-			switch name {
-			case "passwd", "group", "ld.so.cache", "alternatives", "localtime":
-			default:
-				t.Errorf("/etc in the jail holds %q, want only what the interpreter needs (all: %v)", name, got.Etc)
-			}
-		}
-		for _, name := range got.Root {
-			if name == "home" || name == "root" || name == "var" || name == "sys" || name == "work" {
-				t.Errorf("/ in the jail holds %q (all: %v)", name, got.Root)
-			}
-		}
-	})
+				var got struct {
+					Seen []string `json:"seen"`
+					Etc  []string `json:"etc"`
+					Root []string `json:"root"`
+				}
+				runJSON(t, ts, via.run, "looking for host files", script, &got)
+				if len(got.Seen) != 0 {
+					t.Errorf("the jail sees host paths %v, want none", got.Seen)
+				}
+				for _, name := range got.Etc {
+					switch name {
+					case "passwd", "group", "ld.so.cache", "alternatives", "localtime":
+					default:
+						t.Errorf("/etc in the jail holds %q, want only what the interpreter needs (all: %v)", name, got.Etc)
+					}
+				}
+				for _, name := range got.Root {
+					if name == "home" || name == "root" || name == "var" || name == "sys" || name == "work" {
+						t.Errorf("/ in the jail holds %q (all: %v)", name, got.Root)
+					}
+				}
+			})
 
-	t.Run("host processes are invisible", func(t *testing.T) {
-		t.Parallel()
-		script := `import os
+			t.Run("host processes are invisible", func(t *testing.T) {
+				t.Parallel()
+				script := `import os
 
 def main():
     procs = {}
@@ -159,24 +169,24 @@ def main():
                 procs[p] = ''
     return {'pid': os.getpid(), 'procs': procs}
 `
-		var got struct {
-			PID   int               `json:"pid"`
-			Procs map[string]string `json:"procs"`
-		}
-		runJSON(t, ts, "listing processes", script, &got)
-		if _, ok := got.Procs[fmt.Sprint(got.PID)]; !ok || len(got.Procs) > 2 {
-			t.Errorf("the jail (pid %d) sees processes %v, want only its own", got.PID, got.Procs)
-		}
-		for pid, cmd := range got.Procs {
-			if !strings.Contains(cmd, "python") {
-				t.Errorf("the jail sees process %s %q, which is not the script's interpreter", pid, cmd)
-			}
-		}
-	})
+				var got struct {
+					PID   int               `json:"pid"`
+					Procs map[string]string `json:"procs"`
+				}
+				runJSON(t, ts, via.run, "listing processes", script, &got)
+				if _, ok := got.Procs[fmt.Sprint(got.PID)]; !ok || len(got.Procs) > 2 {
+					t.Errorf("the jail (pid %d) sees processes %v, want only its own", got.PID, got.Procs)
+				}
+				for pid, cmd := range got.Procs {
+					if !strings.Contains(cmd, "python") {
+						t.Errorf("the jail sees process %s %q, which is not the script's interpreter", pid, cmd)
+					}
+				}
+			})
 
-	t.Run("the service's environment is invisible", func(t *testing.T) {
-		t.Parallel()
-		script := `import os
+			t.Run("the service's environment is invisible", func(t *testing.T) {
+				t.Parallel()
+				script := `import os
 
 def main():
     with open('/proc/self/environ', 'rb') as f:
@@ -185,26 +195,26 @@ def main():
         init = f.read().decode(errors='replace')
     return {'environ': dict(os.environ), 'raw': raw, 'init': init}
 `
-		var got struct {
-			Environ map[string]string `json:"environ"`
-			Raw     string            `json:"raw"`
-			Init    string            `json:"init"`
-		}
-		runJSON(t, ts, "reading the environment", script, &got)
-		all := fmt.Sprint(got.Environ) + got.Raw + got.Init
-		if strings.Contains(all, canary) || strings.Contains(all, "PYEXEC_TEST_CANARY") {
-			t.Errorf("the canary of the service's environment is visible in the jail: %v", got.Environ)
-		}
-		for _, name := range []string{"PYEXEC_NSJAIL", "PYEXEC_PYTHON", "PYEXEC_RUNTIME", "GOPATH", "USER", "PWD"} {
-			if _, ok := got.Environ[name]; ok {
-				t.Errorf("the service's %s is visible in the jail", name)
-			}
-		}
-	})
+				var got struct {
+					Environ map[string]string `json:"environ"`
+					Raw     string            `json:"raw"`
+					Init    string            `json:"init"`
+				}
+				runJSON(t, ts, via.run, "reading the environment", script, &got)
+				all := fmt.Sprint(got.Environ) + got.Raw + got.Init
+				if strings.Contains(all, canary) || strings.Contains(all, "PYEXEC_TEST_CANARY") {
+					t.Errorf("the canary of the service's environment is visible in the jail: %v", got.Environ)
+				}
+				for _, name := range []string{"PYEXEC_NSJAIL", "PYEXEC_PYTHON", "PYEXEC_RUNTIME", "GOPATH", "USER", "PWD"} {
+					if _, ok := got.Environ[name]; ok {
+						t.Errorf("the service's %s is visible in the jail", name)
+					}
+				}
+			})
 
-	t.Run("the script runs unprivileged", func(t *testing.T) {
-		t.Parallel()
-		script := testsupport.ProcStatusPython + `import os
+			t.Run("the script runs unprivileged", func(t *testing.T) {
+				t.Parallel()
+				script := testsupport.ProcStatusPython + `import os
 
 def main():
     status = proc_status()
@@ -212,28 +222,28 @@ def main():
             'CapEff': status['CapEff'], 'CapPrm': status['CapPrm'], 'CapAmb': status['CapAmb'],
             'NoNewPrivs': status['NoNewPrivs'], 'Seccomp': status['Seccomp']}
 `
-		var got struct {
-			UID, EUID, GID         int
-			Groups                 []int
-			CapEff, CapPrm, CapAmb string
-			NoNewPrivs, Seccomp    string
-		}
-		runJSON(t, ts, "asking who it is", script, &got)
-		const none = "0000000000000000"
-		if got.UID != 65534 || got.EUID != 65534 || got.GID != 65534 {
-			t.Errorf("uid/euid/gid in the jail = %d/%d/%d, want 65534", got.UID, got.EUID, got.GID)
-		}
-		if got.CapEff != none || got.CapPrm != none || got.CapAmb != none {
-			t.Errorf("capabilities in the jail: CapEff %s CapPrm %s CapAmb %s, want none", got.CapEff, got.CapPrm, got.CapAmb)
-		}
-		if got.NoNewPrivs != "1" || got.Seccomp != "2" {
-			t.Errorf("NoNewPrivs %s Seccomp %s, want 1 and 2 (filter)", got.NoNewPrivs, got.Seccomp)
-		}
-	})
+				var got struct {
+					UID, EUID, GID         int
+					Groups                 []int
+					CapEff, CapPrm, CapAmb string
+					NoNewPrivs, Seccomp    string
+				}
+				runJSON(t, ts, via.run, "asking who it is", script, &got)
+				const none = "0000000000000000"
+				if got.UID != 65534 || got.EUID != 65534 || got.GID != 65534 {
+					t.Errorf("uid/euid/gid in the jail = %d/%d/%d, want 65534", got.UID, got.EUID, got.GID)
+				}
+				if got.CapEff != none || got.CapPrm != none || got.CapAmb != none {
+					t.Errorf("capabilities in the jail: CapEff %s CapPrm %s CapAmb %s, want none", got.CapEff, got.CapPrm, got.CapAmb)
+				}
+				if got.NoNewPrivs != "1" || got.Seccomp != "2" {
+					t.Errorf("NoNewPrivs %s Seccomp %s, want 1 and 2 (filter)", got.NoNewPrivs, got.Seccomp)
+				}
+			})
 
-	t.Run("writes outside /tmp fail", func(t *testing.T) {
-		t.Parallel()
-		script := `import os, sys
+			t.Run("writes outside /tmp fail", func(t *testing.T) {
+				t.Parallel()
+				script := `import os, sys
 
 def main():
     written = []
@@ -256,18 +266,24 @@ def main():
         f.write('ok')
     return written
 `
-		var written []string
-		runJSON(t, ts, "writing outside /tmp", script, &written)
-		if len(written) != 0 {
-			t.Errorf("the jail could write %v, want only /tmp writable", written)
-		}
-	})
+				var written []string
+				runJSON(t, ts, via.run, "writing outside /tmp", script, &written)
+				if len(written) != 0 {
+					t.Errorf("the jail could write %v, want only /tmp writable", written)
+				}
+			})
+		})
+	}
 }
 
 func TestNothingPersistsBetweenExecutions(t *testing.T) {
 	ts, _ := isolationService(t)
-	name := "left-by-" + uuid.NewString()
-	write := fmt.Sprintf(`import os
+	// What one entry point's script leaves, no later script sees, through
+	// either.
+	for _, writer := range entryPoints {
+		t.Run("written through "+writer.name, func(t *testing.T) {
+			name := "left-by-" + uuid.NewString()
+			write := fmt.Sprintf(`import os
 
 def main():
     for d in ['/tmp', '/dev/shm']:
@@ -275,22 +291,26 @@ def main():
             f.write('left behind')
     return sorted(os.listdir('/tmp')) + sorted(os.listdir('/dev/shm'))
 `, name)
-	var listed []string
-	runJSON(t, ts, "writing to /tmp", write, &listed)
-	if len(listed) != 2 {
-		t.Errorf("a fresh /tmp and /dev/shm held %v, want only the files just written", listed)
-	}
-	for i := 0; i < 3; i++ {
-		check := fmt.Sprintf(`import os
+			var listed []string
+			runJSON(t, ts, writer.run, "writing to /tmp", write, &listed)
+			if len(listed) != 2 {
+				t.Errorf("a fresh /tmp and /dev/shm held %v, want only the files just written", listed)
+			}
+			check := fmt.Sprintf(`import os
 
 def main():
     return [p for p in ['/tmp/%s', '/dev/shm/%s'] if os.path.exists(p)] + os.listdir('/tmp') + os.listdir('/dev/shm')
 `, name, name)
-		var found []string
-		runJSON(t, ts, "looking for the last execution's files", check, &found)
-		if len(found) != 0 {
-			t.Errorf("execution %d after the writer sees %v, want an empty /tmp and /dev/shm", i+1, found)
-		}
+			for i := 0; i < 2; i++ {
+				for _, reader := range entryPoints {
+					var found []string
+					runJSON(t, ts, reader.run, "looking for the last execution's files", check, &found)
+					if len(found) != 0 {
+						t.Errorf("execution %d through %s after the writer sees %v, want an empty /tmp and /dev/shm", i+1, reader.name, found)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -23,14 +23,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-# The operations (operationId in api/openapi.yaml) each service serves today.
-# When a route is wired, add its operation here:
-#   openapi     GET /openapi.json   (Execute)
-#   playground  GET /               (Execute)
-#   mcp         POST /mcp           (Execute)
-#   health healthHead on ExecuteEvent (it does not route /healthz yet)
-execute_operations=(execute health healthHead)
-event_operations=(executeEvent)
+# The operations (operationId in api/openapi.yaml) each service serves.
+execute_operations=(execute health healthHead openapi openapiHead playground mcp)
+event_operations=(executeEvent health healthHead)
 
 max_examples=${CONFORMANCE_MAX_EXAMPLES:-200}
 read -r -a modes <<<"${CONFORMANCE_MODES:-default cold}"
@@ -79,9 +74,8 @@ except OSError:
 PY
 }
 
-# start_service TARGET MODE: starts the binary and waits until it is ready:
-# /healthz answers 200, or (ExecuteEvent, which does not route /healthz yet)
-# the service has logged that its sandbox self-test passed. Sets $port.
+# start_service TARGET MODE: starts the binary and waits until it is ready
+# (/healthz answers 200). Sets $port.
 start_service() {
   local target=$1 mode=$2 logfile=$work/$1-$2.log
   port=$(free_port)
@@ -90,8 +84,7 @@ start_service() {
   env "${env[@]}" "$work/pyexec" >"$logfile" 2>&1 &
   service_pid=$!
   local deadline=$((SECONDS + 120))
-  until [[ $(health_status "$port") == 200 ]] ||
-    grep -q '"message":"sandbox self-test passed"' "$logfile"; do
+  until [[ $(health_status "$port") == 200 ]]; do
     if ! kill -0 "$service_pid" 2>/dev/null || ((SECONDS > deadline)); then
       tail -n 20 "$logfile" >&2
       die "$target ($mode mode) did not become ready on port $port"

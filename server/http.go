@@ -38,6 +38,9 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 		case openAPIPath:
 			return serveOpenAPI(w, r)
 		case mcpPath:
+			if r.Method != http.MethodPost {
+				return methodNotAllowed(http.MethodPost)
+			}
 			s.serveMCP(w, r, id)
 			return nil
 		}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -125,7 +126,9 @@ func TestEveryMCPAnswerCarriesAnExecutionID(t *testing.T) {
 	}{
 		{http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, http.StatusOK},
 		{http.MethodPost, `not json`, http.StatusBadRequest},
+		// Like every path of Execute: a method_not_allowed failure.
 		{http.MethodGet, ``, http.StatusMethodNotAllowed},
+		{http.MethodDelete, ``, http.StatusMethodNotAllowed},
 	} {
 		req, err := http.NewRequest(tt.method, s.executeURL+"/mcp", strings.NewReader(tt.body))
 		if err != nil {
@@ -137,9 +140,13 @@ func TestEveryMCPAnswerCarriesAnExecutionID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tt.status || resp.Header.Get("X-Execution-Id") == "" {
 			t.Errorf("%s /mcp %s = %d, X-Execution-Id %q; want %d with an ID", tt.method, tt.body, resp.StatusCode, resp.Header.Get("X-Execution-Id"), tt.status)
+		}
+		if tt.status == http.StatusMethodNotAllowed && (resp.Header.Get("Allow") != "POST" || !strings.Contains(string(body), `"error_type":"method_not_allowed"`)) {
+			t.Errorf("%s /mcp = Allow %q %s, want Allow POST and a method_not_allowed failure", tt.method, resp.Header.Get("Allow"), body)
 		}
 	}
 }

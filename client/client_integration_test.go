@@ -5,6 +5,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -12,13 +13,16 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/client"
+	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
 // The client against the real service: built from cmd/pyexec, running
 // scripts in nsjail. One execution at a time and no queue, so that a second
 // concurrent request is answered busy.
 func TestClientAgainstTheService(t *testing.T) {
-	url := startService(t, "PYEXEC_TIMEOUT_SECONDS=2", "PYEXEC_CONCURRENCY=1", "PYEXEC_QUEUE=0")
+	svc := testsupport.StartBinary(t, map[string]string{"PYEXEC_TIMEOUT_SECONDS": "2", "PYEXEC_CONCURRENCY": "1", "PYEXEC_QUEUE": "0"})
+	svc.Health(t, http.StatusOK)
+	url := svc.URL
 	c, err := client.New(url)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -9,69 +10,71 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // The client names every error type the service answers with, and no
-// other: the service's are the constants of type executor.ErrorType in the
-// executor and in the HTTP transport, read from their source.
+// other. The service's are the ErrorType enum of its OpenAPI document,
+// which api's own tests hold equal to the error types in the service's
+// code; the client's are its ErrorType constants, read from its source.
 func TestErrorTypesAreTheServices(t *testing.T) {
-	service := stringConsts(t, []string{"../executor/*.go", "../*.go"}, func(spec *ast.ValueSpec) bool {
-		switch typ := spec.Type.(type) {
-		case *ast.Ident:
-			return typ.Name == "ErrorType"
-		case *ast.SelectorExpr:
-			return typ.Sel.Name == "ErrorType"
-		}
-		return false
-	})
-	client := stringConsts(t, []string{"*.go"}, func(spec *ast.ValueSpec) bool {
-		return strings.HasPrefix(spec.Names[0].Name, "ErrorType")
-	})
-	if len(service) == 0 {
-		t.Fatal("found no error types in the service's source")
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				ErrorType struct {
+					Enum []string `json:"enum"`
+				} `json:"ErrorType"`
+			} `json:"schemas"`
+		} `json:"components"`
 	}
+	if err := json.Unmarshal(api.OpenAPIJSON(), &doc); err != nil {
+		t.Fatalf("decoding the OpenAPI document: %v", err)
+	}
+	service := slices.Sorted(slices.Values(doc.Components.Schemas.ErrorType.Enum))
+	if len(service) == 0 {
+		t.Fatal("the OpenAPI document has no ErrorType enum")
+	}
+	client := errorTypeConstants(t)
 	if !slices.Equal(client, service) {
 		t.Errorf("client error types %q\nservice's          %q", client, service)
 	}
 }
 
-// stringConsts are the sorted values of the string constants, in the
-// non-test Go files matching patterns, whose specs match keep.
-func stringConsts(t *testing.T, patterns []string, keep func(*ast.ValueSpec) bool) []string {
+// errorTypeConstants are the sorted values of the package's string
+// constants named ErrorType*, read from its non-test Go files.
+func errorTypeConstants(t *testing.T) []string {
 	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var values []string
-	for _, pattern := range patterns {
-		files, err := filepath.Glob(pattern)
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.SkipObjectResolution)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range files {
-			if strings.HasSuffix(name, "_test.go") {
+		for _, decl := range f.Decls {
+			gen, ok := decl.(*ast.GenDecl)
+			if !ok || gen.Tok != token.CONST {
 				continue
 			}
-			f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, decl := range f.Decls {
-				gen, ok := decl.(*ast.GenDecl)
-				if !ok || gen.Tok != token.CONST {
-					continue
-				}
-				for _, spec := range gen.Specs {
-					vs := spec.(*ast.ValueSpec)
-					if !keep(vs) {
+			for _, spec := range gen.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, v := range vs.Values {
+					lit, ok := v.(*ast.BasicLit)
+					if !ok || lit.Kind != token.STRING || !strings.HasPrefix(vs.Names[i].Name, "ErrorType") {
 						continue
 					}
-					for _, v := range vs.Values {
-						if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-							s, err := strconv.Unquote(lit.Value)
-							if err != nil {
-								t.Fatal(err)
-							}
-							values = append(values, s)
-						}
+					s, err := strconv.Unquote(lit.Value)
+					if err != nil {
+						t.Fatal(err)
 					}
+					values = append(values, s)
 				}
 			}
 		}

@@ -6,17 +6,22 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
 // The built command against the real service, run from the repository's
 // root as the README shows it.
 func TestCommandAgainstTheService(t *testing.T) {
-	url := startService(t, "PYEXEC_TIMEOUT_SECONDS=2")
+	svc := testsupport.StartBinary(t, map[string]string{"PYEXEC_TIMEOUT_SECONDS": "2"})
+	svc.Health(t, http.StatusOK)
+	url := svc.URL
 	cli := filepath.Join(t.TempDir(), "pyexec-cli")
 	if out, err := exec.Command("go", "build", "-o", cli, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building pyexec-cli: %v\n%s", err, out)

@@ -15,8 +15,8 @@ import (
 	"github.com/pyexec/pyexec/playground"
 )
 
-// The paths Execute serves (and mcpPath); ExecuteEvent serves healthPath
-// too, and takes its deliveries at rootPath.
+// The paths Execute serves (and mcpPath, and the playground's); ExecuteEvent
+// serves healthPath too, and takes its deliveries at rootPath.
 const (
 	executePath = "/execute"
 	healthPath  = "/healthz"
@@ -44,14 +44,12 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 			s.serveMCP(w, r, id)
 			return nil
 		}
-		// The page goes only to browsers (they ask for HTML); an API
-		// client's GET / keeps its JSON 404.
+		// The page goes only to a browser's GET (it asks for HTML). To an
+		// API client / is no path, whatever the method: it keeps the JSON
+		// 404 it always got.
 		if playground.Wants(r) {
 			playground.Handler().ServeHTTP(w, r)
 			return nil
-		}
-		if r.URL.Path == rootPath && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return methodNotAllowed("GET, HEAD")
 		}
 		return errNotFound
 	})

@@ -330,7 +330,8 @@ func TestRootServesThePlaygroundToBrowsersOnly(t *testing.T) {
 		{"an API client asking for anything gets the 404", http.MethodGet, "/", "*/*", 404, "application/json", notFound, ""},
 		{"an API client saying nothing gets the 404", http.MethodGet, "/", "", 404, "application/json", notFound, ""},
 		{"a file the playground does not have", http.MethodGet, "/playground/nope.js", browser, 404, "application/json", notFound, ""},
-		{"POST / is not a method of /", http.MethodPost, "/", browser, 405, "application/json", "", "GET, HEAD"},
+		{"a POST from a browser gets the 404", http.MethodPost, "/", browser, 404, "application/json", notFound, ""},
+		{"a PUT gets the 404", http.MethodPut, "/", "", 404, "application/json", notFound, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			header := http.Header{}

@@ -2,8 +2,10 @@
 #
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
-#                 with the integration tests (go test ./... alone runs the unit tests),
-#                 fuzzing, API conformance (schemathesis against a running service)
+#                 with the integration tests (go test ./... alone runs the unit tests):
+#                 the sandbox, MCP with the Python SDK's client, the playground in
+#                 headless chromium; fuzzing; API conformance (schemathesis against
+#                 a running service)
 #   make bench    start a cold and a default-mode service and measure both (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
@@ -46,7 +48,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime mcp-client tools lint test test-python test-go bench clean test-fuzz test-conformance
+.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench clean test-fuzz test-conformance
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -65,6 +67,11 @@ runtime:
 ## mcp-client: install the pinned Python MCP client into $(PYEXEC_MCP_CLIENT)
 mcp-client:
 	bash scripts/install-mcp-client.sh
+
+## chromium: install Debian's chromium, which the playground's browser tests
+## (tests/browser) drive headless; they fail without it
+chromium:
+	bash scripts/install-chromium.sh
 
 ## tools: install the pinned Go lint tools into ./bin
 tools: $(STATICCHECK)
@@ -99,8 +106,9 @@ test-python: runtime
 	fi
 
 ## test-go: the Go tests with the race detector, the integration tests
-## included, against the installed runtime
-test-go: runtime mcp-client
+## included (the browser tests and the Python MCP client's among them),
+## against the installed runtime
+test-go: runtime mcp-client chromium
 	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## test-conformance: schemathesis (pinned, installed into its own venv by

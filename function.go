@@ -1,6 +1,6 @@
 // Package pyexec registers pyexec's two functions with the Functions
-// Framework, both HTTP functions: Execute (POST /execute, GET /healthz) and
-// ExecuteEvent, which takes Pub/Sub messages as CloudEvents from Eventarc,
+// Framework, both HTTP functions: Execute (POST /execute, GET /healthz,
+// GET /openapi.json, POST /mcp and the playground at /) and ExecuteEvent, which takes Pub/Sub messages as CloudEvents from Eventarc,
 // decoded with the CloudEvents SDK, or as a push subscription's envelopes.
 // FUNCTION_TARGET picks the one served.
 //
@@ -29,7 +29,8 @@ func init() {
 	functions.HTTP("ExecuteEvent", ExecuteEvent)
 }
 
-// Execute is the Execute function: POST /execute and GET /healthz.
+// Execute is the Execute function: POST /execute, GET /healthz,
+// GET /openapi.json, POST /mcp and, for browsers, the playground.
 func Execute(w http.ResponseWriter, r *http.Request) {
 	s, err := defaultService()
 	if err != nil {

@@ -47,7 +47,10 @@ type jailSpec struct {
 	MemoryBytes int64
 	MaxProcs    int
 	TmpBytes    int64
-	OutsideUID  int // the host uid the jail's nobody maps to (uid.go)
+	// IDs are the executor's outside ids (uid.go); OutsideUID, the id the
+	// jail's nobody maps to, must be one of them.
+	IDs        outsideIDs
+	OutsideUID int
 
 	Limiter limiter
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
@@ -80,14 +83,16 @@ const (
 )
 
 // baseSpec is the template every jail of an executor is derived from: the
-// interpreter, the host's layout and the configured limits. It is not yet
-// any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp interpreter, cfg Config, limits limiter) jailSpec {
+// interpreter, the host's layout, the outside ids and the configured
+// limits. It is not yet any jail's: it has no outside uid or cgroup, which
+// derive adds.
+func baseSpec(interp interpreter, ids outsideIDs, cfg Config, limits limiter) jailSpec {
 	links, binds := hostLayout()
 	return jailSpec{
 		Interp:      interp,
 		HostLinks:   links,
 		HostBinds:   binds,
+		IDs:         ids,
 		Timeout:     cfg.Timeout,
 		MemoryBytes: cfg.MemoryBytes,
 		MaxProcs:    cfg.MaxProcs,
@@ -188,7 +193,7 @@ func (s jailSpec) Validate() error {
 	if s.MaxIdle < 0 || (s.MaxIdle > 0 && !s.Preload) {
 		fail("idle time %v is for jails started ahead (preload) only", s.MaxIdle)
 	}
-	if err := checkOutsideUID(s.OutsideUID); err != nil {
+	if err := s.IDs.check(s.OutsideUID); err != nil {
 		fail("%v", err)
 	}
 

@@ -15,10 +15,11 @@ func testSpec(l limiter) jailSpec {
 	return jailSpec{
 		Interp: interpreter{
 			Executable: "/opt/pyexec/venv/bin/python3",
-			Roots:      []string{"/opt/pyexec", "/usr"},
+			Binds: []string{"/etc/ld.so.cache", "/opt/pyexec/venv", "/usr/bin/python3.11",
+				"/usr/lib/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+			Links: map[string]string{"/lib": "usr/lib", "/lib64": "usr/lib64",
+				"/usr/lib64/ld-linux-x86-64.so.2": "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
 		},
-		HostLinks:   map[string]string{"/lib": "usr/lib", "/bin": "usr/bin"},
-		HostBinds:   []string{"/etc/ld.so.cache"},
 		Timeout:     30 * time.Second,
 		MemoryBytes: 512 << 20,
 		MaxProcs:    64,
@@ -150,11 +151,13 @@ func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
 		dst  string
 		want []string
 	}{
-		{"/", []string{`fstype: "tmpfs"`, "rw: false"}},
-		{"/opt/pyexec", []string{`src: "/opt/pyexec"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
-		{"/usr", []string{`src: "/usr"`, "is_bind: true", "rw: false"}},
+		{"/", []string{`fstype: "tmpfs"`, "rw: false", "nosuid: true", "nodev: true", "noexec: true"}},
+		{"/opt/pyexec/venv", []string{`src: "/opt/pyexec/venv"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
+		{"/usr/bin/python3.11", []string{`src: "/usr/bin/python3.11"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
+		{"/usr/lib/python3.11", []string{`src: "/usr/lib/python3.11"`, "is_bind: true", "rw: false"}},
 		{"/etc/ld.so.cache", []string{"is_bind: true", "rw: false"}},
 		{"/lib", []string{`src: "usr/lib"`, "is_symlink: true"}},
+		{"/usr/lib64/ld-linux-x86-64.so.2", []string{`src: "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"`, "is_symlink: true"}},
 		{"/proc", []string{`fstype: "proc"`, "rw: false", "noexec: true"}},
 		{"/tmp", []string{`fstype: "tmpfs"`, "rw: true", tmpOpts, "nosuid: true", "nodev: true", "noexec: true"}},
 		{"/dev/shm", []string{`fstype: "tmpfs"`, "rw: true", tmpOpts, "noexec: true"}},
@@ -340,17 +343,22 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		change func(*jailSpec)
 		want   string
 	}{
-		{"a relative interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"opt/pyexec", "/usr"} }, `"opt/pyexec" is not a clean absolute path`},
-		{"an unclean interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"/opt/pyexec/../pyexec", "/usr"} }, "not a clean absolute path"},
-		{"the host's root bound whole", func(s *jailSpec) { s.Interp.Roots = []string{"/"} }, "is the host's root"},
-		{"no interpreter directory", func(s *jailSpec) { s.Interp.Roots = nil }, "no interpreter directories"},
-		{"an interpreter directory under /home", func(s *jailSpec) { s.Interp.Roots = []string{"/home/me/venv", "/usr"} }, "/home/me/venv lies under /home"},
-		{"a bind of the host's /etc", func(s *jailSpec) { s.HostBinds = []string{"/etc"} }, "/etc lies under /etc"},
-		{"a bind of /etc/shadow", func(s *jailSpec) { s.HostBinds = []string{"/etc/shadow"} }, "/etc/shadow lies under /etc"},
-		{"a bind of /run", func(s *jailSpec) { s.HostBinds = []string{"/run/secrets"} }, "lies under /run"},
-		{"a bind of the host's /tmp", func(s *jailSpec) { s.HostBinds = []string{"/tmp"} }, "lies under /tmp"},
-		{"a symlink where a bind is", func(s *jailSpec) { s.HostLinks = map[string]string{"/usr": "opt"} }, "mounted at /usr"},
-		{"a symlink without a target", func(s *jailSpec) { s.HostLinks = map[string]string{"/lib": ""} }, "has no target"},
+		{"a relative bind", func(s *jailSpec) { s.Interp.Binds = []string{"opt/pyexec", "/usr/bin/python3.11"} }, `"opt/pyexec" is not a clean absolute path`},
+		{"an unclean bind", func(s *jailSpec) { s.Interp.Binds = []string{"/opt/pyexec/../pyexec", "/usr/bin/python3.11"} }, "not a clean absolute path"},
+		{"the host's root bound whole", func(s *jailSpec) { s.Interp.Binds = []string{"/"} }, "is the host's root"},
+		{"nothing to bind", func(s *jailSpec) { s.Interp.Binds = nil }, "no interpreter paths"},
+		{"a bind under /home", func(s *jailSpec) { s.Interp.Binds = []string{"/home/me/venv", "/usr/bin/python3.11"} }, "/home/me/venv lies under /home"},
+		{"a bind of the host's /etc", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc") }, "/etc lies under /etc"},
+		{"a bind of /etc/shadow", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc/shadow") }, "/etc/shadow lies under /etc"},
+		{"a bind of /etc/alternatives", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc/alternatives") }, "/etc/alternatives lies under /etc"},
+		{"a bind of /run", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/run/secrets") }, "lies under /run"},
+		{"a bind of the host's /tmp", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/tmp") }, "lies under /tmp"},
+		{"a bind inside another", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/usr/lib/python3.11/lib-dynload") }, "lie one inside the other"},
+		{"a bind around another", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/usr") }, "lie one inside the other"},
+		{"a symlink where a bind is", func(s *jailSpec) { s.Interp.Links = map[string]string{"/usr/bin/python3.11": "python3"} }, "mounted at /usr/bin/python3.11"},
+		{"a symlink inside a bind", func(s *jailSpec) { s.Interp.Links = map[string]string{"/opt/pyexec/venv/lib64": "lib"} }, "lies inside the bind /opt/pyexec/venv"},
+		{"a symlink without a target", func(s *jailSpec) { s.Interp.Links = map[string]string{"/lib": ""} }, "has no target"},
+		{"a symlink in /etc", func(s *jailSpec) { s.Interp.Links = map[string]string{"/etc/shadow": "/usr/lib/x"} }, "/etc/shadow lies under /etc"},
 		{"an interpreter the jail cannot reach", func(s *jailSpec) { s.Interp.Executable = "/srv/python3" }, `interpreter "/srv/python3"`},
 		{"a zero timeout", func(s *jailSpec) { s.Timeout = 0 }, "timeout"},
 		{"memory under 1 MiB", func(s *jailSpec) { s.MemoryBytes = 1<<20 - 1 }, "memory limit"},
@@ -398,11 +406,12 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the same host directory bound twice is not a conflict", func(t *testing.T) {
+	t.Run("links in /etc that the jail allows", func(t *testing.T) {
 		spec := testSpec(limitCgroupV1)
-		spec.HostBinds = append(spec.HostBinds, "/usr")
+		spec.Interp.Links = map[string]string{"/etc/localtime": "/usr/share/zoneinfo/Etc/UTC",
+			"/etc/alternatives/libblas.so.3-x86_64-linux-gnu": "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"}
 		if err := spec.Validate(); err != nil {
-			t.Errorf("Validate(/usr bound as a root and a host bind) = %v, want nil", err)
+			t.Errorf("Validate(/etc/localtime and an alternatives link) = %v, want nil", err)
 		}
 	})
 }

@@ -116,13 +116,21 @@ func (e *Executor) start(ctx context.Context) error {
 	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
 	}
+	facts, err := readIDFacts()
+	if err != nil {
+		return err
+	}
+	ids, err := chooseOutsideIDs(facts, e.cfg.Concurrency)
+	if err != nil {
+		return err
+	}
 	interp, err := probeInterpreter(ctx, e.cfg.PythonPath)
 	if err != nil {
 		return err
 	}
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
-	spec := baseSpec(interp, e.cfg, groups.kind)
+	spec := baseSpec(interp, ids, e.cfg, groups.kind)
 	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}

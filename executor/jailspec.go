@@ -39,15 +39,18 @@ func cpuSeconds(timeout time.Duration) int { return 2*int(timeout/time.Second) +
 // executor (baseSpec); every jail's spec is derived from it (derive), which
 // validates the result.
 type jailSpec struct {
-	Interp    interpreter
-	HostLinks map[string]string // merged-/usr symlinks to recreate, e.g. /lib -> usr/lib
-	HostBinds []string          // other host paths to bind read-only at the same path (/etc/ld.so.cache…)
+	// Interp is the interpreter and what the jail takes from the host for
+	// it: nothing else of the host's filesystem is in the jail.
+	Interp interpreter
 
 	Timeout     time.Duration
 	MemoryBytes int64
 	MaxProcs    int
 	TmpBytes    int64
-	OutsideUID  int // the host uid the jail's nobody maps to (uid.go)
+	// IDs are the executor's outside ids (uid.go); OutsideUID, the id the
+	// jail's nobody maps to, must be one of them.
+	IDs        outsideIDs
+	OutsideUID int
 
 	Limiter limiter
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
@@ -80,14 +83,12 @@ const (
 )
 
 // baseSpec is the template every jail of an executor is derived from: the
-// interpreter, the host's layout and the configured limits. It is not yet
+// interpreter, the outside ids and the configured limits. It is not yet
 // any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp interpreter, cfg Config, limits limiter) jailSpec {
-	links, binds := hostLayout()
+func baseSpec(interp interpreter, ids outsideIDs, cfg Config, limits limiter) jailSpec {
 	return jailSpec{
 		Interp:      interp,
-		HostLinks:   links,
-		HostBinds:   binds,
+		IDs:         ids,
 		Timeout:     cfg.Timeout,
 		MemoryBytes: cfg.MemoryBytes,
 		MaxProcs:    cfg.MaxProcs,
@@ -115,11 +116,10 @@ func (s jailSpec) Validate() error {
 
 	// What the jail takes from the host: read-only binds and symlinks, none
 	// exposing a directory the jail replaces, and nothing mounted where
-	// something else is (the same host path bound twice aside).
-	const bind = "a read-only host bind"
+	// something else is.
 	mounts := map[string]string{}
 	mountAt := func(dst, what string) {
-		if other, taken := mounts[dst]; taken && (other != bind || what != bind) {
+		if other, taken := mounts[dst]; taken {
 			fail("%s and %s are both mounted at %s", other, what, dst)
 		}
 		mounts[dst] = what
@@ -133,40 +133,44 @@ func (s jailSpec) Validate() error {
 		}
 		mountAt(f.path, "the jail file "+f.path)
 	}
+	// Binds at real paths, none inside another (nsjail could not make its
+	// mount point in a read-only bind), and the symlinks on the way to them,
+	// none inside a bind (which brings the host's own).
 	var fromHost []string
-	hostPath := func(what, p string, allowed []string) {
-		switch root, forbidden := forbiddenRoot(p); {
-		case !filepath.IsAbs(p) || filepath.Clean(p) != p:
-			fail("%s %q is not a clean absolute path", what, p)
-		case p == "/":
-			fail("%s is the host's root", what)
-		case forbidden && !slices.Contains(allowed, p):
-			fail("%s %s lies under %s, which the jail replaces", what, p, root)
+	if len(s.Interp.Binds) == 0 {
+		fail("no interpreter paths to bind")
+	}
+	for i, p := range s.Interp.Binds {
+		if why := hostPathRefused(p, false); why != "" {
+			fail("host bind %s", why)
 		}
+		for _, other := range s.Interp.Binds[:i] {
+			if under(p, other) || under(other, p) {
+				fail("host binds %s and %s lie one inside the other", other, p)
+			}
+		}
+		mountAt(p, "the host bind "+p)
 		fromHost = append(fromHost, p)
 	}
-	if len(s.Interp.Roots) == 0 {
-		fail("no interpreter directories to bind")
-	}
-	for _, root := range s.Interp.Roots {
-		hostPath("interpreter directory", root, nil)
-		mountAt(root, bind)
-	}
-	for _, p := range s.HostBinds {
-		hostPath("host bind", p, etcBinds)
-		mountAt(p, bind)
-	}
-	for _, link := range slices.Sorted(maps.Keys(s.HostLinks)) {
-		hostPath("host symlink", link, etcLinks)
+	for _, link := range slices.Sorted(maps.Keys(s.Interp.Links)) {
+		if why := hostPathRefused(link, true); why != "" {
+			fail("host symlink %s", why)
+		}
+		for _, p := range s.Interp.Binds {
+			if under(link, p) {
+				fail("host symlink %s lies inside the bind %s", link, p)
+			}
+		}
 		mountAt(link, "the symlink "+link)
-		if s.HostLinks[link] == "" {
+		if s.Interp.Links[link] == "" {
 			fail("host symlink %s has no target", link)
 		}
+		fromHost = append(fromHost, link)
 	}
 	exe := s.Interp.Executable
 	reachable := false
 	for _, p := range fromHost {
-		reachable = reachable || exe == p || strings.HasPrefix(exe, p+"/")
+		reachable = reachable || under(exe, p)
 	}
 	if !filepath.IsAbs(exe) || !reachable {
 		fail("interpreter %q is not an absolute path inside what the jail takes from the host", exe)
@@ -188,7 +192,7 @@ func (s jailSpec) Validate() error {
 	if s.MaxIdle < 0 || (s.MaxIdle > 0 && !s.Preload) {
 		fail("idle time %v is for jails started ahead (preload) only", s.MaxIdle)
 	}
-	if err := checkOutsideUID(s.OutsideUID); err != nil {
+	if err := s.IDs.check(s.OutsideUID); err != nil {
 		fail("%v", err)
 	}
 
@@ -321,15 +325,14 @@ func jailConfig(s jailSpec) string {
 	// The filesystem: an empty read-only root holding only what the
 	// interpreter needs, read-only, plus private writable /tmp and /dev/shm.
 	mount := func(fields string) { fmt.Fprintf(&b, "mount { %s }\n", fields) }
-	mount(`dst: "/" fstype: "tmpfs" rw: false options: "size=1m,mode=755"`)
-	for _, root := range s.Interp.Roots {
-		mount(fmt.Sprintf("src: %s dst: %s is_bind: true rw: false nosuid: true nodev: true", quote(root), quote(root)))
-	}
-	for _, link := range slices.Sorted(maps.Keys(s.HostLinks)) {
-		mount(fmt.Sprintf("src: %s dst: %s is_symlink: true", quote(s.HostLinks[link]), quote(link)))
-	}
-	for _, p := range s.HostBinds {
+	// The root holds mount points and symlinks only; nothing on it may be
+	// run, nor act as a device or a setuid program.
+	mount(`dst: "/" fstype: "tmpfs" rw: false options: "size=1m,mode=755" nosuid: true nodev: true noexec: true`)
+	for _, p := range s.Interp.Binds {
 		mount(fmt.Sprintf("src: %s dst: %s is_bind: true rw: false nosuid: true nodev: true", quote(p), quote(p)))
+	}
+	for _, link := range slices.Sorted(maps.Keys(s.Interp.Links)) {
+		mount(fmt.Sprintf("src: %s dst: %s is_symlink: true", quote(s.Interp.Links[link]), quote(link)))
 	}
 	// The jail's own files are written by nsjail from the configuration into
 	// a private tmpfs, never from a host directory: no host path shows in the

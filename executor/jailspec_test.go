@@ -15,14 +15,16 @@ func testSpec(l limiter) jailSpec {
 	return jailSpec{
 		Interp: interpreter{
 			Executable: "/opt/pyexec/venv/bin/python3",
-			Roots:      []string{"/opt/pyexec", "/usr"},
+			Binds: []string{"/etc/ld.so.cache", "/opt/pyexec/venv", "/usr/bin/python3.11",
+				"/usr/lib/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+			Links: map[string]string{"/lib": "usr/lib", "/lib64": "usr/lib64",
+				"/usr/lib64/ld-linux-x86-64.so.2": "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
 		},
-		HostLinks:   map[string]string{"/lib": "usr/lib", "/bin": "usr/bin"},
-		HostBinds:   []string{"/etc/ld.so.cache"},
 		Timeout:     30 * time.Second,
 		MemoryBytes: 512 << 20,
 		MaxProcs:    64,
 		TmpBytes:    64 << 20,
+		IDs:         preferredIDs(4),
 		OutsideUID:  200001,
 		Limiter:     l,
 
@@ -149,11 +151,13 @@ func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
 		dst  string
 		want []string
 	}{
-		{"/", []string{`fstype: "tmpfs"`, "rw: false"}},
-		{"/opt/pyexec", []string{`src: "/opt/pyexec"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
-		{"/usr", []string{`src: "/usr"`, "is_bind: true", "rw: false"}},
+		{"/", []string{`fstype: "tmpfs"`, "rw: false", "nosuid: true", "nodev: true", "noexec: true"}},
+		{"/opt/pyexec/venv", []string{`src: "/opt/pyexec/venv"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
+		{"/usr/bin/python3.11", []string{`src: "/usr/bin/python3.11"`, "is_bind: true", "rw: false", "nosuid: true", "nodev: true"}},
+		{"/usr/lib/python3.11", []string{`src: "/usr/lib/python3.11"`, "is_bind: true", "rw: false"}},
 		{"/etc/ld.so.cache", []string{"is_bind: true", "rw: false"}},
 		{"/lib", []string{`src: "usr/lib"`, "is_symlink: true"}},
+		{"/usr/lib64/ld-linux-x86-64.so.2", []string{`src: "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"`, "is_symlink: true"}},
 		{"/proc", []string{`fstype: "proc"`, "rw: false", "noexec: true"}},
 		{"/tmp", []string{`fstype: "tmpfs"`, "rw: true", tmpOpts, "nosuid: true", "nodev: true", "noexec: true"}},
 		{"/dev/shm", []string{`fstype: "tmpfs"`, "rw: true", tmpOpts, "noexec: true"}},
@@ -293,14 +297,14 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 	base := testSpec(limitCgroupV1)
 	base.OutsideUID, base.CgroupMemMount, base.CgroupPidsMount, base.CgroupParent = 0, "", "", ""
 	placed := func(s *jailSpec) {
-		s.OutsideUID = coldUID(3)
+		s.OutsideUID = s.IDs.cold(3)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "pyexec/1-1/exec-id"
 	}
 	cold, err := base.derive(placed)
 	if err != nil {
 		t.Fatalf("cold jail: %v", err)
 	}
-	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = poolUIDBase })
+	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = s.IDs.pool().last() })
 	if err != nil {
 		t.Fatalf("pool jail: %v", err)
 	}
@@ -330,7 +334,7 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 	server := func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = forkServerUID
+		s.OutsideUID = s.IDs.forkServer
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "", "", ""
 		s.Files = []jailFile{{jailZygote, "print()"}}
 	}
@@ -339,25 +343,32 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		change func(*jailSpec)
 		want   string
 	}{
-		{"a relative interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"opt/pyexec", "/usr"} }, `"opt/pyexec" is not a clean absolute path`},
-		{"an unclean interpreter directory", func(s *jailSpec) { s.Interp.Roots = []string{"/opt/pyexec/../pyexec", "/usr"} }, "not a clean absolute path"},
-		{"the host's root bound whole", func(s *jailSpec) { s.Interp.Roots = []string{"/"} }, "is the host's root"},
-		{"no interpreter directory", func(s *jailSpec) { s.Interp.Roots = nil }, "no interpreter directories"},
-		{"an interpreter directory under /home", func(s *jailSpec) { s.Interp.Roots = []string{"/home/me/venv", "/usr"} }, "/home/me/venv lies under /home"},
-		{"a bind of the host's /etc", func(s *jailSpec) { s.HostBinds = []string{"/etc"} }, "/etc lies under /etc"},
-		{"a bind of /etc/shadow", func(s *jailSpec) { s.HostBinds = []string{"/etc/shadow"} }, "/etc/shadow lies under /etc"},
-		{"a bind of /run", func(s *jailSpec) { s.HostBinds = []string{"/run/secrets"} }, "lies under /run"},
-		{"a bind of the host's /tmp", func(s *jailSpec) { s.HostBinds = []string{"/tmp"} }, "lies under /tmp"},
-		{"a symlink where a bind is", func(s *jailSpec) { s.HostLinks = map[string]string{"/usr": "opt"} }, "mounted at /usr"},
-		{"a symlink without a target", func(s *jailSpec) { s.HostLinks = map[string]string{"/lib": ""} }, "has no target"},
+		{"a relative bind", func(s *jailSpec) { s.Interp.Binds = []string{"opt/pyexec", "/usr/bin/python3.11"} }, `"opt/pyexec" is not a clean absolute path`},
+		{"an unclean bind", func(s *jailSpec) { s.Interp.Binds = []string{"/opt/pyexec/../pyexec", "/usr/bin/python3.11"} }, "not a clean absolute path"},
+		{"the host's root bound whole", func(s *jailSpec) { s.Interp.Binds = []string{"/"} }, "is the host's root"},
+		{"nothing to bind", func(s *jailSpec) { s.Interp.Binds = nil }, "no interpreter paths"},
+		{"a bind under /home", func(s *jailSpec) { s.Interp.Binds = []string{"/home/me/venv", "/usr/bin/python3.11"} }, "/home/me/venv lies under /home"},
+		{"a bind of the host's /etc", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc") }, "/etc lies under /etc"},
+		{"a bind of /etc/shadow", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc/shadow") }, "/etc/shadow lies under /etc"},
+		{"a bind of /etc/alternatives", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/etc/alternatives") }, "/etc/alternatives lies under /etc"},
+		{"a bind of /run", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/run/secrets") }, "lies under /run"},
+		{"a bind of the host's /tmp", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/tmp") }, "lies under /tmp"},
+		{"a bind inside another", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/usr/lib/python3.11/lib-dynload") }, "lie one inside the other"},
+		{"a bind around another", func(s *jailSpec) { s.Interp.Binds = append(s.Interp.Binds, "/usr") }, "lie one inside the other"},
+		{"a symlink where a bind is", func(s *jailSpec) { s.Interp.Links = map[string]string{"/usr/bin/python3.11": "python3"} }, "mounted at /usr/bin/python3.11"},
+		{"a symlink inside a bind", func(s *jailSpec) { s.Interp.Links = map[string]string{"/opt/pyexec/venv/lib64": "lib"} }, "lies inside the bind /opt/pyexec/venv"},
+		{"a symlink without a target", func(s *jailSpec) { s.Interp.Links = map[string]string{"/lib": ""} }, "has no target"},
+		{"a symlink in /etc", func(s *jailSpec) { s.Interp.Links = map[string]string{"/etc/shadow": "/usr/lib/x"} }, "/etc/shadow lies under /etc"},
 		{"an interpreter the jail cannot reach", func(s *jailSpec) { s.Interp.Executable = "/srv/python3" }, `interpreter "/srv/python3"`},
 		{"a zero timeout", func(s *jailSpec) { s.Timeout = 0 }, "timeout"},
 		{"memory under 1 MiB", func(s *jailSpec) { s.MemoryBytes = 1<<20 - 1 }, "memory limit"},
 		{"a /tmp under 1 MiB", func(s *jailSpec) { s.TmpBytes = 0 }, "/tmp size"},
 		{"no process allowed", func(s *jailSpec) { s.MaxProcs = 0 }, "process limit"},
 		{"root outside (an unset uid)", func(s *jailSpec) { s.OutsideUID = 0 }, "outside uid 0"},
-		{"a uid below pyexec's ranges", func(s *jailSpec) { s.OutsideUID = 1000 }, "outside uid 1000"},
-		{"a uid past pyexec's ranges", func(s *jailSpec) { s.OutsideUID = lastOutsideUID + 1 }, "outside uid"},
+		{"a uid below the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredForkServerID - 1 }, "outside uid 199998"},
+		{"a uid between the cold and pool runs", func(s *jailSpec) { s.OutsideUID = preferredColdID + 4 }, "outside uid 200004"},
+		{"a uid past the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredPoolID + 9 }, "outside uid 201033"},
+		{"a jail without the executor's ids", func(s *jailSpec) { s.IDs = outsideIDs{} }, "outside uid 200001"},
 		{"an unknown limiter", func(s *jailSpec) { s.Limiter = "ulimit" }, `unknown limiter "ulimit"`},
 		{"a cgroup jail without its cgroup", func(s *jailSpec) { s.CgroupParent = "" }, "cgroup \"\""},
 		{"a cgroup above the mount", func(s *jailSpec) { s.CgroupParent = "../escape" }, "cgroup \"../escape\""},
@@ -395,11 +406,12 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the same host directory bound twice is not a conflict", func(t *testing.T) {
+	t.Run("links in /etc that the jail allows", func(t *testing.T) {
 		spec := testSpec(limitCgroupV1)
-		spec.HostBinds = append(spec.HostBinds, "/usr")
+		spec.Interp.Links = map[string]string{"/etc/localtime": "/usr/share/zoneinfo/Etc/UTC",
+			"/etc/alternatives/libblas.so.3-x86_64-linux-gnu": "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"}
 		if err := spec.Validate(); err != nil {
-			t.Errorf("Validate(/usr bound as a root and a host bind) = %v, want nil", err)
+			t.Errorf("Validate(/etc/localtime and an alternatives link) = %v, want nil", err)
 		}
 	})
 }

@@ -119,7 +119,7 @@ func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
 	}
 	return spec.derive(func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = forkServerUID
+		s.OutsideUID = s.IDs.forkServer
 		// Every execution, warm or running, each with a process to spare,
 		// plus the server.
 		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
@@ -138,7 +138,7 @@ func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 func (f *forkSandbox) warmCgroups() map[string]bool { return f.pool.cgroupNames() }
 
 func (f *forkSandbox) isolation() Isolation {
-	return jailIsolation(f.groups.kind, outsideUIDs(ModeFork, f.cfg.Concurrency))
+	return jailIsolation(f.groups.kind, f.spec.IDs.describe(ModeFork))
 }
 
 func (f *forkSandbox) close() error {

@@ -26,7 +26,7 @@ func preloaded(s *jailSpec) { s.Preload, s.MaxIdle = true, maxIdle }
 func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *poolSandbox {
 	p := &poolSandbox{jails: jailStarter{nsjail: nsjail, spec: spec, adapt: preloaded, groups: groups, cfg: cfg}}
 	// A jail alive, waiting or running, holds its outside uid.
-	uids := newUIDPool(poolUIDBase, poolUIDCount(cfg.Concurrency))
+	uids := newUIDPool(spec.IDs.pool())
 	var seq sync.Mutex
 	n := 0
 	start := func() (*jail, error) {
@@ -58,7 +58,7 @@ func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 func (p *poolSandbox) warmCgroups() map[string]bool { return p.pool.cgroupNames() }
 
 func (p *poolSandbox) isolation() Isolation {
-	return jailIsolation(p.jails.groups.kind, outsideUIDs(ModePool, p.jails.cfg.Concurrency))
+	return jailIsolation(p.jails.groups.kind, p.jails.spec.IDs.describe(ModePool))
 }
 
 func (p *poolSandbox) close() error { return p.pool.close() }

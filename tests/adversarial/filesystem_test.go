@@ -20,8 +20,8 @@ func TestAdversarialFilesystem(t *testing.T) {
 
 	t.Run("nothing outside tmp is writable", func(t *testing.T) {
 		t.Parallel()
-		paths := []string{"/x", "/usr/x", "/usr/bin/python3", "/etc/x", "/etc/passwd", "/etc/ld.so.cache",
-			"/pyexec/x", "/pyexec/harness.py", "/opt/x", "/proc/x", "/dev/x", "/bin/x", "/lib/x"}
+		paths := []string{"/x", "/usr/x", "/usr/bin/python3", "/usr/bin/x", "/etc/x", "/etc/passwd", "/etc/ld.so.cache",
+			"/pyexec/x", "/pyexec/harness.py", "/opt/x", "/proc/x", "/dev/x", "/lib/x"}
 		var got map[string]attemptResult
 		runProbe(t, ts, fmt.Sprintf(`
 def write(p):
@@ -29,6 +29,10 @@ def write(p):
         f.write(b"pwned")
 def main():
     out = {p: attempt(lambda p=p: write(p)) for p in %s}
+    # The interpreter and its trees, bound from the host.
+    for name, p in (("interpreter", sys.executable), ("venv", os.path.join(sys.prefix, "x")),
+                    ("stdlib", os.path.join(os.path.dirname(os.__file__), "x")), ("stdlib_os", os.__file__)):
+        out[name] = attempt(lambda p=p: write(p))
     out["tmp"] = attempt(lambda: write("/tmp/ok"))
     out["shm"] = attempt(lambda: write("/dev/shm/ok"))
     out["chmod_harness"] = attempt(lambda: os.chmod("/pyexec/harness.py", 0o777))
@@ -36,7 +40,7 @@ def main():
     out["unlink_harness"] = attempt(lambda: os.unlink("/pyexec/harness.py"))
     return out
 `, pyLiteral(paths)), &got)
-		for _, p := range append(paths, "chmod_harness", "rename_passwd", "unlink_harness") {
+		for _, p := range append(paths, "interpreter", "venv", "stdlib", "stdlib_os", "chmod_harness", "rename_passwd", "unlink_harness") {
 			// procfs has no way to create a file: ENOENT there.
 			if o := got[p]; !o.failedWith(erofs, eacces, eperm, exdev) && !(p == "/proc/x" && o.failedWith(enoent)) {
 				t.Errorf("writing %s %s, want a read-only or permission error", p, o)

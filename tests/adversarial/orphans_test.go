@@ -47,9 +47,9 @@ def main():
             time.sleep(0.1)
     return "spawned"
 `},
-		{"a subprocess holding stdout open", `import subprocess
+		{"a subprocess holding stdout open", `import subprocess, sys
 def main():
-    subprocess.Popen(["/bin/sleep", "600"], start_new_session=True)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     return "spawned"
 `},
 		{"a thread left spinning", `import threading

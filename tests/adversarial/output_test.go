@@ -74,7 +74,7 @@ func TestAdversarialOutput(t *testing.T) {
 		},
 		{
 			name:   "a stdout flood through os.write and a child is capped too",
-			script: "import os, subprocess\ndef main():\n    subprocess.run(['/usr/bin/yes'])\n",
+			script: "import subprocess, sys\ndef main():\n    subprocess.run([sys.executable, '-c', 'import os\\nwhile True:\\n    os.write(1, b\"y\\\\n\" * 4096)'])\n",
 			status: 400, errorType: "output_limit",
 		},
 		{

@@ -115,9 +115,9 @@ def main():
 import subprocess
 def main():
     before = sorted(p for p in os.listdir("/proc") if p.isdigit())
-    child = subprocess.Popen(["/bin/sleep", "5"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
     # Wait for the child's exec, so its command line is its own.
-    while b"sleep" not in read("/proc/%d/cmdline" % child.pid):
+    while b"time.sleep" not in read("/proc/%d/cmdline" % child.pid):
         pass
     during = sorted(p for p in os.listdir("/proc") if p.isdigit())
     cmds = [read("/proc/%s/cmdline" % p).decode(errors="replace") for p in during]

@@ -201,7 +201,7 @@ func TestStdoutComesBackAsPrinted(t *testing.T) {
 		{"an invalid UTF-8 byte is replaced", "import sys\n\ndef main():\n    sys.stdout.flush()\n    sys.stdout.buffer.write(b'ok \\xff end\\n')\n", "ok \uFFFD end"},
 		{"a cut-off UTF-8 sequence at the end is replaced", "import sys\n\ndef main():\n    sys.stdout.flush()\n    sys.stdout.buffer.write(b'cut \\xe2\\x82')\n", "cut \uFFFD"},
 		{"unicode is kept", "def main():\n    print('héllo ✓ 🐍')\n", "héllo ✓ 🐍"},
-		{"output of a subprocess is included", "import subprocess\n\ndef main():\n    subprocess.run(['/usr/bin/env', 'echo', 'from child'])\n", "from child"},
+		{"output of a subprocess is included", "import subprocess, sys\n\ndef main():\n    subprocess.run([sys.executable, '-c', 'print(\"from child\")'])\n", "from child"},
 		{"stderr is not part of stdout", "import sys\n\ndef main():\n    print('out')\n    print('err', file=sys.stderr)\n", "out"},
 		{"a replaced sys.stdout does not break the answer", "import io, sys\n\ndef main():\n    print('kept')\n    sys.stdout = io.StringIO()\n    print('swallowed')\n", "kept"},
 	}

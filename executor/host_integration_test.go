@@ -1,0 +1,100 @@
+//go:build integration
+
+package executor
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// loadEverythingScript imports numpy, pandas and every extension module of
+// the standard library the interpreter has, loads what the C library loads
+// by itself, and prints every file mapped into the process.
+const loadEverythingScript = `
+import ctypes, glob, importlib, os, sys, sysconfig, threading
+import numpy, pandas
+numpy.linalg.inv(numpy.eye(3) + 1)
+pandas.DataFrame({"t": pandas.date_range("2024-01-01", periods=3, tz="Europe/Berlin")}).describe()
+dynload = os.path.join(sysconfig.get_paths()["platstdlib"], "lib-dynload")
+for path in glob.glob(os.path.join(dynload, "*.so")):
+    name = os.path.basename(path).split(".")[0]
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass  # a module whose library the host lacks cannot load outside a jail either
+ctypes.CDLL("libgcc_s.so.1")
+with open("/proc/self/maps") as f:
+    for line in f:
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            print(fields[5].strip())
+`
+
+// The jail's tree holds every file the interpreter maps when it has loaded
+// all it can: found the way the loader finds them, checked against what
+// the loader did.
+func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
+	cfg := realConfig(t)
+	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cfg.PythonPath, "-I", "-B", "-c", loadEverythingScript)
+	cmd.Env = jailEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("loading everything: %v", err)
+	}
+	mapped := slices.Compact(slices.Sorted(slices.Values(strings.Fields(string(out)))))
+	if len(mapped) < 20 {
+		t.Fatalf("the interpreter mapped only %v: the probe is broken", mapped)
+	}
+	for _, p := range mapped {
+		if !slices.ContainsFunc(interp.Binds, func(bind string) bool { return under(p, bind) }) {
+			t.Errorf("the interpreter maps %s, which no bind of the jail holds", p)
+		}
+	}
+	t.Logf("binds: %s", strings.Join(interp.Binds, " "))
+	t.Logf("%d symlinks", len(interp.Links))
+}
+
+// Nothing else of the host: no directory of programs, no compiler, no Go
+// toolchain, no shell. What a bind of a whole directory would expose is
+// refused here, before any jail exists.
+func TestTheJailTreeHoldsNoOtherProgram(t *testing.T) {
+	cfg := realConfig(t)
+	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/usr/bin/gcc", "/usr/bin/env", "/usr/bin/sh", "/bin/sh", "/usr/local/go", "/usr/local/bin",
+		"/usr/sbin/ldconfig", "/usr/bin/su", "/usr/share/doc", "/usr/include"} {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p // absent here; still never to be bound
+		}
+		for _, bind := range interp.Binds {
+			if under(real, bind) || under(p, bind) {
+				t.Errorf("the bind %s brings %s into every jail", bind, p)
+			}
+		}
+	}
+	for _, bind := range interp.Binds {
+		if dir := filepath.Dir(bind); (dir == "/usr/bin" || dir == "/usr/sbin") && bind != mustResolve(t, cfg.PythonPath) {
+			t.Errorf("the bind %s is a program other than the interpreter", bind)
+		}
+	}
+}
+
+func mustResolve(t *testing.T, p string) string {
+	t.Helper()
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return real
+}

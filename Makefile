@@ -2,6 +2,8 @@
 #
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
+#                 with the integration tests (go test ./... alone runs the unit tests),
+#                 fuzzing, API conformance (schemathesis against a running service)
 #   make bench    start a cold and a default-mode service and measure both (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
@@ -20,6 +22,10 @@ PYEXEC_PYTHON ?= $(PYEXEC_RUNTIME)/venv/bin/python3
 PYEXEC_NSJAIL ?= $(PYEXEC_RUNTIME)/bin/nsjail
 export PYEXEC_RUNTIME PYEXEC_PYTHON PYEXEC_NSJAIL
 
+# The independent MCP client (Python SDK) the tests check /mcp with.
+PYEXEC_MCP_CLIENT ?= /opt/pyexec-tools/mcp-client
+export PYEXEC_MCP_CLIENT
+
 # Functions Framework contract: the port to listen on and the function to serve
 # (Execute for HTTP, ExecuteEvent for Pub/Sub CloudEvents).
 PORT ?= 8080
@@ -35,19 +41,30 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
+# The integration, adversarial and load tests (tests/, and the jail-starting
+# tests beside the code) carry this build tag: go test ./... without it runs
+# only the fast unit tests. Lint and make test set it.
+GO_TAGS := integration
+
+.PHONY: run build runtime mcp-client tools lint test test-python test-go bench clean test-fuzz test-conformance
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
 	PORT='$(PORT)' FUNCTION_TARGET='$(FUNCTION_TARGET)' exec '$(BIN)/pyexec'
 
-## build: compile ./cmd/pyexec to ./bin/pyexec (Go's cache makes this incremental)
+## build: compile ./cmd/pyexec to ./bin/pyexec and the command-line client
+## ./cmd/pyexec-cli to ./bin/pyexec-cli (Go's cache makes this incremental)
 build:
 	$(GO) build -trimpath -o '$(BIN)/pyexec' ./cmd/pyexec
+	$(GO) build -trimpath -o '$(BIN)/pyexec-cli' ./cmd/pyexec-cli
 
 ## runtime: install the pinned Python runtime and nsjail into $(PYEXEC_RUNTIME)
 runtime:
 	bash scripts/install-runtime.sh
+
+## mcp-client: install the pinned Python MCP client into $(PYEXEC_MCP_CLIENT)
+mcp-client:
+	bash scripts/install-mcp-client.sh
 
 ## tools: install the pinned Go lint tools into ./bin
 tools: $(STATICCHECK)
@@ -58,16 +75,16 @@ $(STATICCHECK):
 	mv '$(BIN)/.staticcheck-install/staticcheck' '$@'
 	rmdir '$(BIN)/.staticcheck-install'
 
-## lint: go vet, gofmt and staticcheck
+## lint: go vet, gofmt and staticcheck, the tagged tests included
 lint: tools
-	$(GO) vet ./...
+	$(GO) vet -tags '$(GO_TAGS)' ./...
 	@files=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
 	unformatted=$$(if [[ -n $$files ]]; then gofmt -l $$files; fi); \
 	if [[ -n $$unformatted ]]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
-	'$(STATICCHECK)' ./...
+	'$(STATICCHECK)' -tags '$(GO_TAGS)' ./...
 
 ## test: everything CI runs
-test: runtime lint test-python test-go test-fuzz
+test: runtime lint test-python test-go test-fuzz test-conformance
 
 ## test-python: the harness's unit tests, run with the runtime's interpreter
 # unittest reports success when it finds nothing to run, so the count of tests
@@ -81,9 +98,16 @@ test-python: runtime
 	  echo "test-python: no Python tests ran (expected harness/test_*.py)" >&2; exit 1; \
 	fi
 
-## test-go: the Go tests with the race detector, against the installed runtime
-test-go: runtime
-	$(GO) test -race -count=1 -timeout '$(GO_TEST_TIMEOUT)' ./...
+## test-go: the Go tests with the race detector, the integration tests
+## included, against the installed runtime
+test-go: runtime mcp-client
+	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
+
+## test-conformance: schemathesis (pinned, installed into its own venv by
+## scripts/install-schemathesis.sh) against a running service in the default
+## and cold modes and as ExecuteEvent: every answer keeps to api/openapi.yaml
+test-conformance: runtime
+	bash scripts/conformance.sh
 
 ## bench: latency and throughput of cold and default mode side by side, with
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
@@ -94,7 +118,7 @@ bench: runtime build
 ## committed seed corpus in testdata/fuzz/
 FUZZTIME ?= 20s
 test-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadScript$$' -fuzztime '$(FUZZTIME)' .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime '$(FUZZTIME)' ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;

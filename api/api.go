@@ -77,6 +77,31 @@ type Failure struct {
 	Traceback string `json:"traceback,omitempty"`
 }
 
+// Outcome is what ExecuteEvent publishes to its results topic for one
+// message: the execution's answer, in the shape of Success and Failure,
+// plus the IDs that tie it to the message.
+type Outcome struct {
+	ExecutionID string `json:"execution_id"`
+	MessageID   string `json:"message_id"`
+	// ID is the caller's own "id" from the message data, if it had one.
+	ID     string          `json:"id,omitempty"`
+	Status string          `json:"status"` // OutcomeOK or OutcomeError
+	Result json.RawMessage `json:"result,omitempty"`
+	Stdout string          `json:"stdout"`
+	// Error, ErrorType and Traceback are Failure's, set when Status is
+	// OutcomeError.
+	Error      string `json:"error,omitempty"`
+	ErrorType  string `json:"error_type,omitempty"`
+	Traceback  string `json:"traceback,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Statuses of an Outcome.
+const (
+	OutcomeOK    = "ok"
+	OutcomeError = "error"
+)
+
 // Headers of the answers.
 const (
 	// HeaderExecutionID names the execution on every answer; the same ID is

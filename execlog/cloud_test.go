@@ -1,6 +1,7 @@
 package execlog
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -202,7 +203,7 @@ func TestCloudModeReportsAFailingAPIToOnErrorAndNeverToTheCaller(t *testing.T) {
 
 func TestEntriesLoggedAfterCloseGoToStdout(t *testing.T) {
 	srv := startFakeLogging(t)
-	var out syncBuffer
+	var out bytes.Buffer
 	l, err := New(context.Background(), Config{
 		Mode: ModeCloud, ProjectID: "proj", ClientOptions: srv.clientOptions(), Out: &out,
 	})
@@ -213,14 +214,14 @@ func TestEntriesLoggedAfterCloseGoToStdout(t *testing.T) {
 		t.Fatalf("Close() = %v", err)
 	}
 	l.Log(Entry{Severity: Info, Message: "late"})
-	if lines := out.lines(); len(lines) != 1 || !strings.Contains(lines[0], `"message":"late"`) {
+	if lines := lines(&out); len(lines) != 1 || !strings.Contains(lines[0], `"message":"late"`) {
 		t.Errorf("stdout after Close = %q, want the late entry", lines)
 	}
 }
 
 func TestEntriesLoggedWhileClosingAreNeitherLostNorRacy(t *testing.T) {
 	srv := startFakeLogging(t)
-	var out syncBuffer
+	var out bytes.Buffer
 	l, err := New(context.Background(), Config{
 		Mode: ModeCloud, ProjectID: "proj", ClientOptions: srv.clientOptions(), Out: &out,
 	})
@@ -237,7 +238,7 @@ func TestEntriesLoggedWhileClosingAreNeitherLostNorRacy(t *testing.T) {
 	}
 	wg.Wait()
 	sent, _ := srv.entries("projects/proj/logs/" + LogName)
-	if got := len(sent) + len(out.lines()); got != n {
-		t.Errorf("%d entries reached the API and %d stdout, want %d in all", len(sent), len(out.lines()), n)
+	if got := len(sent) + len(lines(&out)); got != n {
+		t.Errorf("%d entries reached the API and %d stdout, want %d in all", len(sent), len(lines(&out)), n)
 	}
 }

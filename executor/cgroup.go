@@ -213,6 +213,31 @@ func (c cgroups) create(id string, memBytes int64, procs int) (*execCgroup, erro
 
 func (e *execCgroup) memDir() string { return filepath.Join(e.cg.memMount, e.name) }
 
+// attach moves pid into the execution's cgroup.
+func (e *execCgroup) attach(pid int) error {
+	var dirs []string
+	switch e.cg.kind {
+	case limitCgroupV1:
+		dirs = []string{e.memDir(), filepath.Join(e.cg.pidsMount, e.name)}
+	case limitCgroupV2:
+		// The execution's cgroup delegates its controllers, so under v2's
+		// no-internal-processes rule the process goes into a leaf.
+		leaf := filepath.Join(e.memDir(), "run")
+		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("creating cgroup %s: %w", leaf, err)
+		}
+		dirs = []string{leaf}
+	default:
+		return errors.New("no cgroup hierarchy available")
+	}
+	for _, dir := range dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("moving the execution into cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // hitMemoryLimit tells whether the execution reached its memory limit.
 func (e *execCgroup) hitMemoryLimit() bool {
 	switch e.cg.kind {

@@ -51,7 +51,7 @@ type Config struct {
 	CgroupRoot string
 }
 
-// Defaults of SPEC §4.
+// The defaults, as the README's "Configuration" section lists them.
 const (
 	defaultNsjail         = "/opt/pyexec/bin/nsjail"
 	defaultPython         = "/opt/pyexec/venv/bin/python3"
@@ -63,6 +63,10 @@ const (
 	defaultProcs          = 64
 	defaultTmpMB          = 64
 )
+
+// maxConcurrency bounds PYEXEC_CONCURRENCY; the outside uid ranges (uid.go)
+// are sized for it.
+const maxConcurrency = 1024
 
 // ConfigFromEnv reads the configuration from environment variables through
 // getenv (os.Getenv in production). Unset variables take the defaults; set but
@@ -128,7 +132,7 @@ func (c Config) Validate() error {
 	check(c.MaxResultBytes >= 1 && c.MaxResultBytes <= 64<<20, "PYEXEC_MAX_RESULT_BYTES must be 1..67108864, got %d", c.MaxResultBytes)
 	check(c.MaxProcs >= 1 && c.MaxProcs <= 4096, "PYEXEC_MAX_PROCS must be 1..4096, got %d", c.MaxProcs)
 	check(c.TmpBytes >= 1<<20 && c.TmpBytes <= 16<<30, "PYEXEC_TMP_MB must be 1..16384, got %d", c.TmpBytes>>20)
-	check(c.Concurrency >= 1 && c.Concurrency <= 1024, "PYEXEC_CONCURRENCY must be 1..1024, got %d", c.Concurrency)
+	check(c.Concurrency >= 1 && c.Concurrency <= maxConcurrency, "PYEXEC_CONCURRENCY must be 1..%d, got %d", maxConcurrency, c.Concurrency)
 	check(c.Queue >= 0 && c.Queue <= 65536, "PYEXEC_QUEUE must be 0..65536, got %d", c.Queue)
 	check(c.Mode == ModeAuto || c.Mode == ModeCold || c.Mode == ModePool || c.Mode == ModeFork,
 		"PYEXEC_MODE must be empty, %q, %q or %q, got %q", ModeFork, ModePool, ModeCold, c.Mode)

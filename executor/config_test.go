@@ -224,7 +224,7 @@ func TestRequestsAreValidatedBeforeAnythingRuns(t *testing.T) {
 
 func TestSizeTextNamesTheUnitThatDividesEvenly(t *testing.T) {
 	for n, want := range map[int]string{100 * 1024: "100KB", 1 << 20: "1MB", 1000: "1000 bytes", 1536: "1536 bytes"} {
-		if got := sizeText(n); got != want {
+		if got := sizeText(n, ""); got != want {
 			t.Errorf("sizeText(%d) = %q, want %q", n, got, want)
 		}
 	}

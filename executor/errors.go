@@ -8,17 +8,36 @@ import (
 // ErrorType names a failure the way the API's `error_type` field does.
 type ErrorType string
 
-// The error types of the API contract. Every failure of Run maps to exactly one.
+// The error types of the API contract (the README's table of them). Every
+// failure of Run maps to exactly one.
+
+// TypeInvalidRequest is a request or script that breaks the rules (empty,
+// too large, not UTF-8, a NUL byte): nothing ran.
+const TypeInvalidRequest ErrorType = "invalid_request"
+
+// What the script did, as the harness reports it: no top-level main, a
+// script that does not parse, an exception from the module body or main(),
+// a return value that is not strict JSON, or an exit (or a fatal signal)
+// before main() returned.
 const (
-	TypeInvalidRequest     ErrorType = "invalid_request"
-	TypeNoMain             ErrorType = "no_main"
-	TypeSyntaxError        ErrorType = "syntax_error"
-	TypeException          ErrorType = "exception"
-	TypeInvalidResult      ErrorType = "invalid_result"
-	TypeTimeout            ErrorType = "timeout"
-	TypeMemoryLimit        ErrorType = "memory_limit"
-	TypeOutputLimit        ErrorType = "output_limit"
-	TypeExited             ErrorType = "exited"
+	TypeNoMain        ErrorType = "no_main"
+	TypeSyntaxError   ErrorType = "syntax_error"
+	TypeException     ErrorType = "exception"
+	TypeInvalidResult ErrorType = "invalid_result"
+	TypeExited        ErrorType = "exited"
+)
+
+// The limits: wall-clock (or CPU) time, memory, and stdout or the result
+// over its cap.
+const (
+	TypeTimeout     ErrorType = "timeout"
+	TypeMemoryLimit ErrorType = "memory_limit"
+	TypeOutputLimit ErrorType = "output_limit"
+)
+
+// Faults of the service, not of the script: ErrBusy, ErrSandboxUnavailable,
+// and anything else, whose details are for the logs only.
+const (
 	TypeBusy               ErrorType = "busy"
 	TypeSandboxUnavailable ErrorType = "sandbox_unavailable"
 	TypeInternal           ErrorType = "internal"

@@ -5,6 +5,22 @@
 // self-test (Start), and only then runs scripts: until the self-test passes,
 // Run answers ErrSandboxUnavailable. Concurrency and queueing are bounded;
 // beyond them Run answers ErrBusy at once.
+//
+// Every execution runs in a jail of its own, under the same namespaces,
+// seccomp filter, uid mapping and limits whatever the mode (Mode): cold,
+// pool and fork differ only in what they start before the script arrives.
+// Start picks the fastest mode whose self-test passes, unless Config.Mode
+// names one.
+//
+// Where each part lives: executor.go admits executions and picks the mode;
+// mode_cold.go, mode_pool.go and mode_fork.go are the modes, each a sandbox
+// (jail.go), the last two sharing warmpool.go; jail.go starts nsjail and
+// collects what a jail produced; jailspec.go describes a jail, validates
+// that description and renders it as nsjail's configuration; seccomp.go
+// (with seccomp_bpf*.go), cgroup.go and uid.go are the policies every jail
+// shares; host.go finds what the host provides; result.go judges what a
+// jail produced, treating it as untrusted; selftest.go proves the isolation
+// from inside a jail.
 package executor
 
 import (
@@ -12,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +48,11 @@ type Executor struct {
 
 	slots     chan int      // free slot numbers; a held slot is a running execution
 	waiting   atomic.Int64  // executions queued for a slot
-	closing   chan struct{} // closed when Shutdown starts: no new executions
+	closing   chan struct{} // closed, under mu, when Shutdown starts: no new executions
 	hardCtx   context.Context
 	hardStop  context.CancelFunc // kills running executions
 	running   sync.WaitGroup
 	teardowns sync.WaitGroup // sandboxes being removed after their answer
-	closeOnce sync.Once
 	// cleanupErrs are teardowns that failed after their execution was
 	// answered (at most a few are kept).
 	cleanupErrs      []error
@@ -63,9 +77,6 @@ func New(cfg Config) (*Executor, error) {
 	e.hardCtx, e.hardStop = context.WithCancel(context.Background())
 	return e, nil
 }
-
-// Config returns the configuration the executor runs with.
-func (e *Executor) Config() Config { return e.cfg }
 
 // Health reports readiness, mode, isolation and versions.
 func (e *Executor) Health() Health {
@@ -94,6 +105,11 @@ func (e *Executor) Start(ctx context.Context) error {
 }
 
 func (e *Executor) start(ctx context.Context) error {
+	select {
+	case <-e.closing:
+		return ErrBusy // shut down: nothing more is set up
+	default:
+	}
 	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
 	}
@@ -103,17 +119,7 @@ func (e *Executor) start(ctx context.Context) error {
 	}
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
-	links, binds := hostLayout()
-	spec := jailSpec{
-		Interp:      interp,
-		HostLinks:   links,
-		HostBinds:   binds,
-		Timeout:     e.cfg.Timeout,
-		MemoryBytes: e.cfg.MemoryBytes,
-		MaxProcs:    e.cfg.MaxProcs,
-		TmpBytes:    e.cfg.TmpBytes,
-		Limiter:     groups.kind,
-	}
+	spec := baseSpec(interp, e.cfg, groups.kind)
 	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}
@@ -136,46 +142,46 @@ func (e *Executor) start(ctx context.Context) error {
 	return errors.New(strings.Join(failed, "; "))
 }
 
-// tryMode sets the sandbox of one mode up and runs the self-test through it.
-func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
-	iso := Isolation{
-		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
-		Seccomp:     true,
-		UID:         jailUID,
-		OutsideUIDs: fmt.Sprintf("%d-%d", outsideUIDBase, outsideUIDBase+e.cfg.Concurrency-1),
-		Limits:      string(groups.kind),
-	}
-	var box sandbox
+// newSandbox sets up one mode's sandbox.
+func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox, error) {
 	switch mode {
 	case ModeFork:
 		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		box = f
-		iso.OutsideUIDs = strconv.Itoa(forkServerUID)
+		return f, nil
 	case ModePool:
-		box = newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
-		iso.OutsideUIDs = fmt.Sprintf("%d-%d", poolUIDBase, poolUIDBase+2*e.cfg.Concurrency)
+		return newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
 	default:
-		box = &coldSandbox{nsjail: e.cfg.NsjailPath, cgroups: groups, cfg: e.cfg, spec: spec}
+		return newColdSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
+	}
+}
+
+// tryMode sets the sandbox of one mode up and runs the self-test through it.
+func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
+	box, err := e.newSandbox(mode, spec, groups)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	e.box, e.groups = box, groups
 	e.health.Mode = string(mode)
-	e.health.Isolation = iso
+	e.health.Isolation = box.isolation()
 	e.health.Versions = versions
 	e.mu.Unlock()
-	return e.selfTest(ctx)
+	return e.selfTest(ctx, box)
 }
 
-// closeBox stops the current sandbox's warm processes, if it has any.
+// closeBox stops the current sandbox, if there is one, and forgets it: a
+// sandbox is closed once.
 func (e *Executor) closeBox() {
 	e.mu.Lock()
 	box := e.box
+	e.box = nil
 	e.mu.Unlock()
-	if c, ok := box.(interface{ close() error }); ok {
-		_ = c.close()
+	if box != nil {
+		_ = box.close()
 	}
 }
 
@@ -241,12 +247,17 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 
 // admit takes a free slot, waiting in the bounded queue for one if needed.
 func (e *Executor) admit(ctx context.Context) (int, func(), error) {
+	// Under mu, with Shutdown's closing: an execution is either counted
+	// before Shutdown waits for the running ones, or refused.
+	e.mu.Lock()
 	select {
 	case <-e.closing:
+		e.mu.Unlock()
 		return 0, nil, ErrBusy
 	default:
 	}
 	e.running.Add(1)
+	e.mu.Unlock()
 	take := func(slot int) (int, func(), error) {
 		return slot, func() { e.slots <- slot; e.running.Done() }, nil
 	}
@@ -280,7 +291,7 @@ func (e *Executor) validateScript(script string) error {
 	case strings.TrimSpace(script) == "":
 		return invalid("Script must be a non-empty string")
 	case len(script) > e.cfg.MaxScriptBytes:
-		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes)))
+		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes, "")))
 	case !utf8.ValidString(script):
 		return invalid("Script must be valid UTF-8")
 	case strings.ContainsRune(script, 0):
@@ -289,22 +300,17 @@ func (e *Executor) validateScript(script string) error {
 	return nil
 }
 
-func sizeText(n int) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dKB", n>>10)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
-}
-
 // Shutdown stops taking executions, lets running ones finish until ctx is
 // done, then kills what is left and removes the executor's cgroups. Nothing
 // it started survives it.
 func (e *Executor) Shutdown(ctx context.Context) error {
-	e.closeOnce.Do(func() { close(e.closing) })
+	e.mu.Lock()
+	select {
+	case <-e.closing:
+	default:
+		close(e.closing)
+	}
+	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.running.Wait(); close(done) }()
 	var err error
@@ -334,11 +340,11 @@ func (e *Executor) Leftovers() []string {
 	e.mu.Lock()
 	groups, box := e.groups, e.box
 	e.mu.Unlock()
+	// The cgroups of jails started ahead, waiting for a script, are not
+	// left over: they belong to the next executions.
 	var warm map[string]bool
-	if w, ok := box.(interface{ warmCgroups() map[string]bool }); ok {
-		// The cgroups of processes started ahead, waiting for a script, are
-		// not left over: they belong to the next executions.
-		warm = w.warmCgroups()
+	if box != nil {
+		warm = box.warmCgroups()
 	}
 	var found []string
 	for _, path := range groups.leftovers() {

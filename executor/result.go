@@ -47,7 +47,7 @@ func judge(run jailRun, cfg Config) (Result, error) {
 	}
 	switch {
 	case run.TimedOut:
-		return fail(TypeTimeout, fmt.Sprintf("Execution timed out after %d seconds", int(cfg.Timeout.Seconds())))
+		return fail(TypeTimeout, timeoutMessage(cfg))
 	case run.StdoutOverflow:
 		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
 	}
@@ -63,7 +63,7 @@ func judge(run jailRun, cfg Config) (Result, error) {
 	case !run.Ended:
 		return res, fmt.Errorf("nsjail did not run the interpreter: %s", lastLines(run.NsjailLog, 5))
 	case run.Signal == syscall.SIGXCPU:
-		return fail(TypeTimeout, fmt.Sprintf("Execution timed out after %d seconds", int(cfg.Timeout.Seconds())))
+		return fail(TypeTimeout, timeoutMessage(cfg))
 	case run.Signal != 0:
 		return fail(TypeExited, fmt.Sprintf("Script was killed by signal %s", signalName(run.Signal)))
 	case len(run.Report) > 0:
@@ -149,18 +149,30 @@ func truncate(s string, n int) string {
 	return s[:cut]
 }
 
+func timeoutMessage(cfg Config) string {
+	return fmt.Sprintf("Execution timed out after %d seconds", int(cfg.Timeout.Seconds()))
+}
+
 func memoryLimitMessage(cfg Config) string {
 	return fmt.Sprintf("Memory limit exceeded (%d MB)", cfg.MemoryBytes>>20)
 }
 
 func outputLimitMessage(limit int) string {
-	if limit%(1<<20) == 0 {
-		return fmt.Sprintf("Output limit exceeded (%d MB)", limit>>20)
+	return fmt.Sprintf("Output limit exceeded (%s)", sizeText(limit, " "))
+}
+
+// sizeText names n bytes in the largest unit that divides it evenly, with
+// sep between number and unit: "1 MB" in limit messages, "100KB" in the
+// script-size one, as the API has always written them.
+func sizeText(n int, sep string) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d%sMB", n>>20, sep)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d%sKB", n>>10, sep)
+	default:
+		return fmt.Sprintf("%d bytes", n)
 	}
-	if limit%(1<<10) == 0 {
-		return fmt.Sprintf("Output limit exceeded (%d KB)", limit>>10)
-	}
-	return fmt.Sprintf("Output limit exceeded (%d bytes)", limit)
 }
 
 func signalName(sig syscall.Signal) string {

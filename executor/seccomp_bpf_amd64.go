@@ -2,7 +2,8 @@ package executor
 
 import "golang.org/x/sys/unix"
 
-// syscallTable maps the names the filter uses to x86_64 numbers.
+// syscallTable maps the names seccompRules uses (kafel's) to x86_64
+// numbers.
 func syscallTable() (map[string]int, uint32) {
 	return map[string]int{
 		"ptrace": unix.SYS_PTRACE, "process_vm_readv": unix.SYS_PROCESS_VM_READV, "process_vm_writev": unix.SYS_PROCESS_VM_WRITEV,

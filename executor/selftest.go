@@ -74,10 +74,7 @@ type selfTestFacts struct {
 
 // selfTest runs the isolation check and a memory-limit probe through the
 // same path as every execution.
-func (e *Executor) selfTest(ctx context.Context) error {
-	e.mu.Lock()
-	box := e.box
-	e.mu.Unlock()
+func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
 	res, err := e.runIn(ctx, box, Request{ID: "self-test", Script: selfTestScript})
 	if err != nil {
 		return fmt.Errorf("self-test script failed: %w", err)

@@ -25,7 +25,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +36,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pyexec/pyexec/internal/leakcheck"
+	"github.com/pyexec/pyexec/internal/load"
 )
 
 // The original service's examples, and scripts that fail in each usual way.
@@ -150,7 +152,7 @@ func run(o options) error {
 		}
 	}()
 	if o.url != "" {
-		if err := loopbackOnly(o.url); err != nil {
+		if err := load.CheckURL(o.url); err != nil {
 			return err
 		}
 		s := &service{mode: "given", base: strings.TrimRight(o.url, "/")}
@@ -200,22 +202,6 @@ func run(o options) error {
 		return fmt.Errorf("%d target(s) missed", missed)
 	}
 	return nil
-}
-
-// loopbackOnly refuses any service address that is not this machine.
-func loopbackOnly(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("parsing -url: %w", err)
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback)) {
-		return nil
-	}
-	return fmt.Errorf("-url %s: only 127.0.0.1, ::1 and localhost may be measured", raw)
 }
 
 func freePort() (int, error) {
@@ -397,39 +383,11 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 // treeMemory sums RSS and PSS over the service and all its descendants.
 func treeMemory(s *service) (rss, pss int64) {
-	for _, pid := range descendants(s.pidOf) {
+	for _, pid := range append([]int{s.pidOf}, leakcheck.Descendants(s.pidOf)...) {
 		rss += statusKB(pid, "VmRSS:") << 10
 		pss += rollupKB(pid, "Pss:") << 10
 	}
 	return rss, pss
-}
-
-func descendants(root int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The command name may hold spaces and parentheses; fields start after the last ')'.
-		rest := string(data[bytes.LastIndexByte(data, ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], pid)
-	}
-	tree := []int{root}
-	for i := 0; i < len(tree); i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
-	return tree
 }
 
 func statusKB(pid int, field string) int64 {

@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/pyexec/pyexec/cmd/pyexec-load/load"
+	"github.com/pyexec/pyexec/internal/load"
 )
 
 func main() {

@@ -2,8 +2,9 @@
 // default, or ExecuteEvent) with the Functions Framework on PORT (default
 // 8080).
 //
-// On SIGTERM or SIGINT it stops taking executions, lets running ones finish
-// for up to 10 seconds, kills what is left, flushes the logs and exits.
+// On SIGTERM or SIGINT it stops taking executions and exits within 10
+// seconds, as Cloud Run expects: running executions may finish in the first
+// 9, what is left is then killed and answered, and the logs are flushed.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/pyexec/pyexec"
 )
 
+// shutdownGrace is the time from SIGTERM to exit.
 const shutdownGrace = 10 * time.Second
 
 func main() {

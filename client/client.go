@@ -1,0 +1,202 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/pyexec/pyexec/api"
+)
+
+// maxAnswerBytes bounds how much of an answer is read. The service's own
+// answers stay well below it (1 MiB of stdout, 4 MiB of result, 8 MiB of
+// files as base64); anything larger is not pyexec talking.
+const maxAnswerBytes = 64 << 20
+
+// defaultUserAgent names the client in the service's request logs.
+const defaultUserAgent = "pyexec-go-client"
+
+// Client calls one pyexec service. It is safe for concurrent use.
+type Client struct {
+	endpoint  string
+	http      *http.Client
+	userAgent string
+	retry     retryPolicy
+}
+
+// Option configures a Client; pass them to New.
+type Option func(*options)
+
+type options struct {
+	httpClient     *http.Client
+	idToken        *idTokenSettings
+	tokenSourceOpt oauth2.TokenSource
+	retry          retryPolicy
+	userAgent      string
+}
+
+// WithHTTPClient sends requests with hc instead of a client of its own, for
+// a proxy, custom TLS or tracing. Its Timeout, if any, bounds each attempt;
+// bound the whole call, retries included, with Execute's context.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) { o.httpClient = hc }
+}
+
+// WithUserAgent sets the User-Agent header of every request.
+func WithUserAgent(ua string) Option {
+	return func(o *options) { o.userAgent = ua }
+}
+
+// New returns a Client for the service at serviceURL, e.g.
+// "http://localhost:8080" or "https://pyexec-abc123-uc.a.run.app". A path
+// in the URL is kept: requests go to serviceURL + "/execute".
+func New(serviceURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(serviceURL)
+	if err != nil {
+		return nil, fmt.Errorf("pyexec: service URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("pyexec: service URL %q: want http:// or https:// and a host", serviceURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("pyexec: service URL %q: must not have a query or fragment", serviceURL)
+	}
+	o := options{retry: defaultRetry, userAgent: defaultUserAgent}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	hc := o.httpClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	src, err := o.bearerSource(u)
+	if err != nil {
+		return nil, err
+	}
+	if src != nil {
+		authed := *hc
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		authed.Transport = &bearerTransport{base: base, src: src, service: u}
+		hc = &authed
+	}
+	return &Client{
+		endpoint:  strings.TrimSuffix(u.String(), "/") + "/execute",
+		http:      hc,
+		userAgent: o.userAgent,
+		retry:     o.retry,
+	}, nil
+}
+
+// Execute runs req's script and returns what its main returned.
+//
+// A script that failed, and any other answer that is not a success, is an
+// *Error. Answers of busy and sandbox_unavailable (and a 429 or 503 from the
+// platform in front of the service) mean the script was not run; Execute
+// sends the request again after a backoff that honours the Retry-After
+// header, within the bounds set by WithRetry, and returns the last *Error
+// when they are spent. ctx bounds the whole call, waits included: a wait
+// that would outlast ctx's deadline is not begun.
+func (c *Client) Execute(ctx context.Context, req Request) (*Result, error) {
+	start := time.Now()
+	body, err := req.wire()
+	if err != nil {
+		return nil, err
+	}
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		res, err := c.post(ctx, body)
+		if err == nil {
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+		var e *Error
+		if !errors.As(err, &e) || !e.retryable() {
+			return nil, err
+		}
+		wait, ok := c.retry.next(attempt, waited, e.retryAfter)
+		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
+			ok = false
+		}
+		if !ok {
+			return nil, err
+		}
+		if err := c.retry.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("pyexec: waiting to retry after %s: %w: %w", e.Type, err, e)
+		}
+		waited += wait
+	}
+}
+
+// post sends one attempt and reads its answer.
+func (c *Client) post(ctx context.Context, body []byte) (*Result, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("pyexec: building request: %w", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("User-Agent", c.userAgent)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("pyexec: sending request: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("pyexec: reading answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	return readAnswer(resp, raw)
+}
+
+// readAnswer turns an answer into a Result or an *Error.
+func readAnswer(resp *http.Response, raw []byte) (*Result, error) {
+	id := resp.Header.Get(api.HeaderExecutionID)
+	unreadable := func(why string) *Error {
+		return &Error{StatusCode: resp.StatusCode, ExecutionID: id, Body: raw, retryAfter: retryAfter(resp.Header),
+			Message: why}
+	}
+	if len(raw) > maxAnswerBytes {
+		return nil, unreadable(fmt.Sprintf("answer larger than %d MiB", maxAnswerBytes>>20))
+	}
+	notPyexec := func() *Error {
+		return unreadable(fmt.Sprintf("not an answer of pyexec (Content-Type %q): %s", mediaType(resp.Header), snippet(raw)))
+	}
+	if resp.StatusCode != http.StatusOK {
+		var f api.Failure
+		if json.Unmarshal(raw, &f) != nil || f.ErrorType == "" {
+			return nil, notPyexec()
+		}
+		return nil, &Error{Type: f.ErrorType, Message: f.Error, Traceback: f.Traceback, Stdout: f.Stdout,
+			ExecutionID: id, StatusCode: resp.StatusCode, Body: raw, retryAfter: retryAfter(resp.Header)}
+	}
+	var s api.Success
+	if json.Unmarshal(raw, &s) != nil || s.Result == nil {
+		return nil, notPyexec()
+	}
+	files, err := outputFiles(s.Files)
+	if err != nil {
+		return nil, unreadable(err.Error())
+	}
+	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, ExecutionID: id, Body: raw}, nil
+}
+
+func mediaType(h http.Header) string {
+	t, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return h.Get("Content-Type")
+	}
+	return t
+}

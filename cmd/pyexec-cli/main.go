@@ -1,0 +1,25 @@
+// Command pyexec-cli runs a Python script on a pyexec service and prints
+// what it printed and what its main() returned.
+//
+//	pyexec-cli run script.py [--input JSON|@file] [--file PATH[=NAME]]...
+//	    [--stdin TEXT|@file|-] [--timeout 5s] [--memory 256] [--url URL]
+//	    [--out DIR] [--json]
+//
+// The service is --url, else $PYEXEC_URL, else http://localhost:8080. For
+// https://*.run.app it authenticates with a Google ID token from
+// Application Default Credentials. Run "pyexec-cli help" for every flag and
+// the exit statuses.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := cli(ctx, os.Args[1:], console{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pyexec/pyexec/client"
+)
+
+const defaultURL = "http://localhost:8080"
+
+// runArgs are the arguments of "pyexec-cli run".
+type runArgs struct {
+	script  string        // local path of the script
+	input   *string       // --input, nil when not given
+	files   []string      // --file, each PATH[=NAME]
+	stdin   *string       // --stdin, nil when not given
+	timeout time.Duration // --timeout, 0 for the service's
+	memory  int           // --memory, 0 for the service's
+	url     string        // --url, else $PYEXEC_URL, else defaultURL
+	out     string        // --out, "" to save no files
+	json    bool          // --json
+}
+
+// errHelp asks for the usage text.
+var errHelp = errors.New("help requested")
+
+// parseRunArgs parses the arguments of run. Flags may come before and after
+// the script's path; "--" ends them.
+func parseRunArgs(args []string, getenv func(string) string) (runArgs, error) {
+	a := runArgs{url: getenv("PYEXEC_URL")}
+	if a.url == "" {
+		a.url = defaultURL
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported by the caller, usage by help
+	fs.Func("input", "", func(v string) error { a.input = &v; return nil })
+	fs.Func("file", "", func(v string) error { a.files = append(a.files, v); return nil })
+	fs.Func("stdin", "", func(v string) error { a.stdin = &v; return nil })
+	fs.DurationVar(&a.timeout, "timeout", 0, "")
+	fs.IntVar(&a.memory, "memory", 0, "")
+	fs.StringVar(&a.url, "url", a.url, "")
+	fs.StringVar(&a.out, "out", "", "")
+	fs.BoolVar(&a.json, "json", false, "")
+
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return runArgs{}, errHelp
+			}
+			return runArgs{}, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(positional) == 0:
+		return runArgs{}, errors.New("run needs the path of a script")
+	case len(positional) > 1:
+		return runArgs{}, fmt.Errorf("run takes one script, got %q", positional)
+	case a.timeout < 0:
+		return runArgs{}, fmt.Errorf("--timeout must be positive, got %v", a.timeout)
+	case a.memory < 0:
+		return runArgs{}, fmt.Errorf("--memory must be positive, got %d", a.memory)
+	}
+	a.script = positional[0]
+	return a, nil
+}
+
+// request builds the execution the arguments describe, reading the script
+// and every file they name.
+func (a runArgs) request(stdin io.Reader) (client.Request, error) {
+	script, err := os.ReadFile(a.script)
+	if err != nil {
+		return client.Request{}, fmt.Errorf("reading the script: %w", err)
+	}
+	req := client.Request{
+		Script: string(script),
+		Limits: client.Limits{Timeout: a.timeout, MemoryMB: a.memory},
+	}
+	if a.input != nil {
+		input, err := textOrFile(*a.input, nil)
+		if err != nil {
+			return client.Request{}, fmt.Errorf("--input: %w", err)
+		}
+		if !json.Valid(input) {
+			return client.Request{}, fmt.Errorf("--input is not JSON: %.100q", input)
+		}
+		req.Input = json.RawMessage(input)
+	}
+	if a.stdin != nil {
+		text, err := textOrFile(*a.stdin, stdin)
+		if err != nil {
+			return client.Request{}, fmt.Errorf("--stdin: %w", err)
+		}
+		req.Stdin = string(text)
+	}
+	for _, spec := range a.files {
+		// PATH=NAME: a PATH with "=" in it needs an explicit NAME.
+		path, name, _ := strings.Cut(spec, "=")
+		f, err := client.ReadFile(path, name)
+		if err != nil {
+			return client.Request{}, fmt.Errorf("--file %s: %w", spec, err)
+		}
+		req.Files = append(req.Files, f)
+	}
+	return req, nil
+}
+
+// textOrFile is v itself, the content of the file @v names, or, for "-"
+// when stdin is not nil, everything read from stdin.
+func textOrFile(v string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(v, "@"):
+		return os.ReadFile(v[1:])
+	case v == "-" && stdin != nil:
+		return io.ReadAll(stdin)
+	}
+	return []byte(v), nil
+}
+
+// newClient is a client for the service at serviceURL, authenticated with
+// Google ID tokens when it is a Cloud Run URL.
+func newClient(ctx context.Context, serviceURL string) (*client.Client, error) {
+	opts := []client.Option{client.WithUserAgent("pyexec-cli")}
+	if isCloudRun(serviceURL) {
+		opts = append(opts, client.WithIDToken(ctx))
+	}
+	return client.New(serviceURL, opts...)
+}
+
+// isCloudRun reports whether serviceURL is a Cloud Run service's own URL,
+// whose callers need an ID token unless it allows unauthenticated calls.
+func isCloudRun(serviceURL string) bool {
+	u, err := url.Parse(serviceURL)
+	return err == nil && u.Scheme == "https" && strings.HasSuffix(u.Hostname(), ".run.app")
+}
+
+// runCommand is "pyexec-cli run".
+func runCommand(ctx context.Context, args []string, con console) int {
+	a, err := parseRunArgs(args, con.getenv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(con.stdout, usage)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
+		return exitUsage
+	}
+	req, err := a.request(con.stdin)
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
+		return exitUsage
+	}
+	c, err := newClient(ctx, a.url)
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
+		return exitUsage
+	}
+
+	res, err := c.Execute(ctx, req)
+	if err != nil {
+		var e *client.Error
+		switch {
+		case a.json && errors.As(err, &e) && e.Type != "":
+			con.stdout.Write(withNewline(e.Body))
+		case errors.As(err, &e) && e.Stdout != "":
+			fmt.Fprintln(con.stdout, e.Stdout)
+		}
+		reportFailure(con.stderr, err)
+		return exitStatus(err)
+	}
+
+	if a.json {
+		con.stdout.Write(withNewline(res.Body))
+	} else {
+		if res.Stdout != "" {
+			fmt.Fprintln(con.stdout, res.Stdout)
+		}
+		// Indent keeps numbers as they came; Value is valid JSON, as the
+		// client decoded it.
+		var pretty bytes.Buffer
+		json.Indent(&pretty, res.Value, "", "  ")
+		fmt.Fprintln(con.stdout, pretty.String())
+	}
+	return saveOutputs(a.out, res.Files, con.stderr)
+}
+
+func withNewline(b []byte) []byte {
+	if bytes.HasSuffix(b, []byte("\n")) {
+		return b
+	}
+	return append(b, '\n')
+}

@@ -1,0 +1,501 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// execution is one run's identity and input.
+type execution struct {
+	id     string
+	script []byte
+	slot   int // which concurrency slot it holds; picks its outside uid
+}
+
+// jailRun is what one jail produced, before it is judged. Every byte in it
+// came from, or through, untrusted code.
+type jailRun struct {
+	Stdout         []byte
+	StdoutOverflow bool
+	Report         []byte
+	ReportOverflow bool
+	TimedOut       bool
+	MemoryLimitHit bool
+	// Ended tells that the interpreter ran and ended; false when nsjail
+	// failed before starting it. ExitCode or Signal says how it ended.
+	Ended     bool
+	ExitCode  int
+	Signal    syscall.Signal
+	NsjailLog string
+	// Cleanup, when set, discards the sandbox (its processes, pipes and
+	// cgroup). It must run, even when run returned an error.
+	Cleanup func() error
+}
+
+// sandbox is one mode's way of giving executions their jails (mode_cold.go,
+// mode_pool.go, mode_fork.go). Every mode gives each execution the same
+// isolation; they differ in what is started before the script arrives.
+type sandbox interface {
+	// run runs one execution in a jail of its own and returns what the
+	// jail produced; the executor judges it.
+	run(ctx context.Context, x execution) (jailRun, error)
+	// warmCgroups names the cgroups of jails started ahead, waiting for a
+	// script: they belong to the next executions, so they are not left over.
+	warmCgroups() map[string]bool
+	// isolation is what /healthz reports of this mode's jails.
+	isolation() Isolation
+	// close stops whatever the mode keeps running between executions and
+	// discards every jail not yet used.
+	close() error
+}
+
+// jailIsolation is the isolation every mode's jails have: the namespaces,
+// the seccomp filter and the uid jailConfig sets up (or, in fork mode, the
+// fork server sets up the same way), with memory and process limits by
+// cgroup or rlimit.
+func jailIsolation(limits limiter, outsideUIDs string) Isolation {
+	return Isolation{
+		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
+		Seccomp:     true,
+		UID:         jailUID,
+		OutsideUIDs: outsideUIDs,
+		Limits:      string(limits),
+	}
+}
+
+// maxJailConfig bounds a jail's configuration: it fits a pipe's buffer, so
+// startNsjail can write it before nsjail starts reading it.
+const maxJailConfig = 60 << 10
+
+// Caps on what is read from a jail besides stdout.
+const (
+	reportOverhead = 256 << 10 // error text and traceback around the result
+	nsjailLogCap   = 64 << 10
+	stderrCap      = 4 << 10
+	drainTimeout   = 250 * time.Millisecond
+)
+
+// pipes holds both ends of the jail's channels; close closes whatever is
+// still open.
+type pipes []*os.File
+
+func (p *pipes) pair() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err == nil {
+		*p = append(*p, r, w)
+	}
+	return r, w, err
+}
+
+func (p pipes) close() {
+	for _, f := range p {
+		_ = f.Close()
+	}
+}
+
+// channels are one execution's pipes. The executor keeps one end of each;
+// the sandboxed interpreter gets the other, and the executor closes its copy
+// of those once the interpreter has them, so that EOF reaches the executor's
+// readers when the last process holding them is gone.
+type channels struct {
+	all pipes
+	// The executor's ends.
+	scriptW, reportR, stdoutR, stderrR *os.File
+	logR                               *os.File // nsjail's log; nil where there is no nsjail per execution
+	// The interpreter's ends.
+	scriptR, reportW, stdoutW, stderrW, logW *os.File
+}
+
+func newChannels(withLog bool) (*channels, error) {
+	c := &channels{}
+	var err error
+	pair := func(r, w **os.File) {
+		if err == nil {
+			*r, *w, err = c.all.pair()
+		}
+	}
+	pair(&c.scriptR, &c.scriptW)
+	pair(&c.reportR, &c.reportW)
+	pair(&c.stdoutR, &c.stdoutW)
+	pair(&c.stderrR, &c.stderrW)
+	if withLog {
+		pair(&c.logR, &c.logW)
+	}
+	if err != nil {
+		c.all.close()
+		return nil, fmt.Errorf("creating jail pipes: %w", err)
+	}
+	return c, nil
+}
+
+// closeChildEnds closes the executor's copies of the interpreter's ends.
+func (c *channels) closeChildEnds() {
+	for _, f := range []*os.File{c.scriptR, c.reportW, c.stdoutW, c.stderrW, c.logW} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// process is a started sandboxed interpreter, as the executor controls it:
+// an nsjail process (nsjailProc) or a process of the fork server
+// (forkProc, mode_fork.go).
+type process interface {
+	// kill ends the interpreter and everything it started. It is safe to
+	// call at any time, more than once, and after the process has ended.
+	kill()
+	// alive tells whether the process is still there, waiting for its script.
+	alive() bool
+	// wait blocks until the interpreter and every process it started are gone.
+	wait() error
+	// exitStatus tells how the interpreter ended, once wait has returned.
+	// ended is false when nothing but nsjail's log can tell.
+	exitStatus() procExit
+}
+
+// procExit is how an interpreter ended.
+type procExit struct {
+	ended  bool
+	code   int
+	signal syscall.Signal
+}
+
+// jail is a started sandbox waiting for its script: the process, its
+// channels and its cgroup. It is used once.
+type jail struct {
+	proc process
+	ch   *channels
+	cg   *execCgroup // nil under the rlimit fallback
+	// done releases what the jail held besides its process and cgroup
+	// (its outside uid in pool mode); may be nil.
+	done     func()
+	born     time.Time
+	usedOnce sync.Once
+}
+
+// jailStarter starts the jails of cold and pool mode: one nsjail per jail,
+// each in a cgroup of its own.
+type jailStarter struct {
+	nsjail string
+	// spec is the template every jail's spec is derived from; adapt, when
+	// set, is the mode's change to it (pool mode's preload).
+	spec   jailSpec
+	adapt  func(*jailSpec)
+	groups cgroups
+	cfg    Config
+}
+
+// start starts one nsjail (and the interpreter in it) as outsideUID, with a
+// cgroup of its own named after id, and returns it waiting for its script
+// on fd 3.
+func (s jailStarter) start(id string, outsideUID int) (*jail, error) {
+	j := &jail{born: time.Now()}
+	if s.groups.kind != limitRlimit {
+		cg, err := s.groups.create(id, s.cfg.MemoryBytes, s.cfg.MaxProcs)
+		if err != nil {
+			return nil, err
+		}
+		j.cg = cg
+	}
+	spec, err := s.spec.derive(func(spec *jailSpec) {
+		if s.adapt != nil {
+			s.adapt(spec)
+		}
+		spec.OutsideUID = outsideUID
+		if j.cg != nil {
+			spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = s.groups.memMount, s.groups.pidsMount, j.cg.name
+		}
+	})
+	if err != nil {
+		_ = j.discard()
+		return nil, err
+	}
+	ch, err := newChannels(true)
+	if err != nil {
+		_ = j.discard()
+		return nil, err
+	}
+	j.ch = ch
+	proc, err := startNsjail(s.nsjail, spec, ch)
+	if err != nil {
+		_ = j.discard()
+		return nil, err
+	}
+	j.proc = proc
+	return j, nil
+}
+
+// discard kills a jail that will not be used (or is used up) and releases
+// what it held. It reports a cgroup that could not be removed.
+func (j *jail) discard() error {
+	if j.proc != nil {
+		j.proc.kill()
+		_ = j.proc.wait()
+	}
+	if j.ch != nil {
+		j.ch.all.close()
+	}
+	var err error
+	if j.cg != nil {
+		err = j.cg.remove()
+	}
+	j.usedOnce.Do(func() {
+		if j.done != nil {
+			j.done()
+		}
+	})
+	return err
+}
+
+// finish feeds the jail its script, collects what it produced and discards
+// it. The wall-clock limit runs from here: time a jail spent waiting for its
+// script does not count.
+func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (jailRun, error) {
+	run, err := collect(ctx, j.proc, j.ch, script, cfg)
+	if j.cg != nil {
+		run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+	}
+	// Removing the cgroup waits for the kernel to let go of the last
+	// process, which can take milliseconds; the executor does it after the
+	// answer (Shutdown waits for it).
+	run.Cleanup = j.discard
+	return run, err
+}
+
+// nsjailProc is one nsjail process, which runs one interpreter.
+type nsjailProc struct {
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+}
+
+// startNsjail starts nsjail for spec, passing the interpreter's ends of ch
+// as fds 3, 4 and 5 (script, report, nsjail's log) and stdout/stderr. spec
+// comes from derive, which validated it.
+func startNsjail(nsjail string, spec jailSpec, ch *channels) (*nsjailProc, error) {
+	config := jailConfig(spec)
+	if len(config) > maxJailConfig {
+		return nil, errors.New("jail configuration too large for its pipe")
+	}
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating jail pipes: %w", err)
+	}
+	defer configR.Close()
+	defer configW.Close()
+	if _, err := io.WriteString(configW, config); err != nil {
+		return nil, fmt.Errorf("writing jail configuration: %w", err)
+	}
+	_ = configW.Close()
+
+	args := append([]string{"--config", fmt.Sprintf("/proc/self/fd/%d", fdConfig), "--"}, jailArgv(spec)...)
+	cmd := exec.Command(nsjail, args...)
+	cmd.Env = []string{} // nsjail gets nothing of the service's environment
+	cmd.Stdin = nil      // /dev/null: input() raises EOFError at once
+	cmd.Stdout, cmd.Stderr = ch.stdoutW, ch.stderrW
+	cmd.ExtraFiles = []*os.File{ch.scriptR, ch.reportW, ch.logW, configR} // fd 3..6
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the service dies, nsjail dies, and with it the jail.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting nsjail: %w", err)
+	}
+	ch.closeChildEnds()
+	p := &nsjailProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func (p *nsjailProc) kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func (p *nsjailProc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits for nsjail, which outlives every process of its jail.
+func (p *nsjailProc) wait() error {
+	<-p.exited
+	var exitErr *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &exitErr) {
+		return fmt.Errorf("waiting for nsjail: %w", p.waitErr)
+	}
+	return nil
+}
+
+// exitStatus is unknown here: nsjail's exit code cannot be told from a
+// script's exit(255). How the interpreter ended is in nsjail's log, which
+// collect reads (parseNsjailLog).
+func (p *nsjailProc) exitStatus() procExit { return procExit{} }
+
+// collect feeds the script to a started process and waits for it,
+// collecting stdout, the report and nsjail's log, each capped. It decides
+// the execution is over when the process says so, never by pipe EOF: a
+// process the script left behind could hold a pipe open.
+func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg Config) (jailRun, error) {
+	var (
+		run      jailRun
+		killOnce sync.Once
+		mu       sync.Mutex
+	)
+	kill := func(reason func()) {
+		mu.Lock()
+		reason()
+		mu.Unlock()
+		killOnce.Do(proc.kill)
+	}
+	timer := time.AfterFunc(cfg.Timeout, func() { kill(func() { run.TimedOut = true }) })
+	defer timer.Stop()
+	stopCtx := context.AfterFunc(ctx, func() { kill(func() {}) })
+	defer stopCtx()
+
+	var readers sync.WaitGroup
+	read := func(r *os.File, limit int, dst *[]byte, overflow func()) {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := readCapped(r, limit, overflow)
+			mu.Lock()
+			if dst != nil {
+				*dst = buf
+			}
+			mu.Unlock()
+		}()
+	}
+	var nsjailLog []byte
+	read(ch.stdoutR, cfg.MaxOutputBytes, &run.Stdout, func() { kill(func() { run.StdoutOverflow = true }) })
+	read(ch.reportR, cfg.MaxResultBytes+reportOverhead, &run.Report, func() {
+		mu.Lock()
+		run.ReportOverflow = true
+		mu.Unlock()
+	})
+	readFiles := []*os.File{ch.stdoutR, ch.reportR, ch.stderrR}
+	if ch.logR != nil {
+		read(ch.logR, nsjailLogCap, &nsjailLog, nil)
+		readFiles = append(readFiles, ch.logR)
+	}
+	var stderrTail []byte
+	read(ch.stderrR, stderrCap, &stderrTail, nil)
+	scriptW := ch.scriptW
+	go func() {
+		_, _ = scriptW.Write(script)
+		_ = scriptW.Close()
+	}()
+
+	waitErr := proc.wait()
+	if waitErr != nil {
+		killOnce.Do(proc.kill)
+	}
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		for _, r := range readFiles {
+			_ = r.SetReadDeadline(time.Now())
+		}
+		<-done
+	}
+	if waitErr != nil {
+		return jailRun{}, waitErr
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if ch.logR != nil {
+		// An nsjail per execution: its log says how the interpreter ended.
+		run.NsjailLog = string(nsjailLog)
+		if len(run.NsjailLog) == 0 {
+			// nsjail writes to stderr until it has read its configuration.
+			run.NsjailLog = string(stderrTail)
+		}
+		parseNsjailLog(&run)
+	} else {
+		ex := procExit{ended: true}
+		if _, err := parseReport(run.Report); err != nil {
+			// The report does not settle the outcome: how the process
+			// ended does.
+			mu.Unlock()
+			ex = proc.exitStatus()
+			mu.Lock()
+		}
+		run.Ended, run.ExitCode, run.Signal = ex.ended, ex.code, ex.signal
+		if !ex.ended {
+			run.NsjailLog = string(stderrTail)
+		}
+	}
+	if err := ctx.Err(); err != nil && !run.TimedOut {
+		return jailRun{}, fmt.Errorf("execution cancelled: %w", context.Cause(ctx))
+	}
+	return run, nil
+}
+
+// readCapped reads r to EOF (or its read deadline), keeping at most limit
+// bytes and discarding the rest, so a writer is never blocked. overflow, if
+// set, is called once, as soon as the limit is passed.
+func readCapped(r io.Reader, limit int, overflow func()) []byte {
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	over := false
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 {
+			if room := limit - buf.Len(); n > room {
+				n = max(room, 0)
+				if !over && overflow != nil {
+					overflow()
+				}
+				over = true
+			}
+			buf.Write(chunk[:n])
+		}
+		if err != nil {
+			return buf.Bytes()
+		}
+	}
+}
+
+var (
+	exitedRE     = regexp.MustCompile(`exited with status: (\d+)`)
+	terminatedRE = regexp.MustCompile(`terminated with signal: \S+ \((\d+)\)`)
+)
+
+// parseNsjailLog reads how the interpreter ended from nsjail's own log, which
+// unlike nsjail's exit code cannot be confused with a script's exit(255).
+func parseNsjailLog(run *jailRun) {
+	if m := terminatedRE.FindStringSubmatch(run.NsjailLog); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		run.Ended, run.Signal = true, syscall.Signal(n)
+	} else if m := exitedRE.FindStringSubmatch(run.NsjailLog); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		run.Ended, run.ExitCode = true, n
+	}
+	if bytes.Contains([]byte(run.NsjailLog), []byte("run time >= time limit")) {
+		run.TimedOut = true
+	}
+}

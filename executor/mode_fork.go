@@ -1,0 +1,465 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pyexec/pyexec/harness"
+)
+
+// Fork mode: one long-lived interpreter with numpy and pandas imported (the
+// fork server, harness/zygote.py) runs in a jail of its own and forks a
+// process per execution. Before any user code runs, that process enters new
+// user, pid, mount, net, ipc, uts and cgroup namespaces, mounts its own
+// /tmp, /dev/shm and /proc, sets its rlimits, is moved by the executor into
+// the execution's cgroup (memory and pids limits), drops every capability,
+// sets no_new_privs and installs the seccomp filter of seccomp_bpf.go, built
+// from the rules every mode shares (seccomp.go). It is pid 1 of its pid
+// namespace, so killing it kills everything the script started. The server itself never runs user code, so every execution starts
+// from the state the server had after its imports.
+//
+// Processes are forked ahead of their scripts (one per concurrency slot) and
+// used once, like pool mode's jails; a fork costs milliseconds where a fresh
+// interpreter costs a large fraction of a CPU-second.
+
+// jailZygoteConfig is the fork server's configuration file in its jail;
+// harness/zygote.py reads it.
+const jailZygoteConfig = "/pyexec/zygote.json"
+
+// Timeouts of the fork server's own steps.
+const (
+	serverStartTimeout = 2 * time.Minute // the server's imports, on a loaded machine
+	forkTimeout        = 30 * time.Second
+)
+
+// zygoteConfig is harness/zygote.py's configuration file.
+type zygoteConfig struct {
+	TmpBytes int64            `json:"tmp_bytes"`
+	Rlimits  map[string]int64 `json:"rlimits"` // -1 is unlimited
+	Seccomp  string           `json:"seccomp"` // hex of the struct sock_filter records
+}
+
+// forkSandbox runs every execution in a process forked from the server.
+type forkSandbox struct {
+	nsjail string
+	spec   jailSpec // the server jail's
+	groups cgroups
+	cfg    Config
+
+	mu     sync.Mutex
+	server *forkServer
+	closed bool
+
+	pool *warmPool
+	seq  atomic.Int64
+}
+
+// forkServer is one running server jail.
+type forkServer struct {
+	proc *nsjailProc
+	ctl  *net.UnixConn
+	log  *capture // the server's stdout, stderr and nsjail's log
+}
+
+func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*forkSandbox, error) {
+	if groups.kind == limitRlimit {
+		// Without a cgroup, per-execution memory and process limits would
+		// rest on rlimits that executions of one uid share.
+		return nil, errors.New("fork mode needs a cgroup hierarchy for per-execution limits")
+	}
+	serverSpec, err := forkServerSpec(spec, cfg)
+	if err != nil {
+		return nil, err
+	}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg}
+	if _, err := f.ensureServer(); err != nil {
+		return nil, err
+	}
+	f.pool = newWarmPool(cfg.Concurrency, f.fork)
+	return f, nil
+}
+
+// forkServerSpec derives the server jail's spec from the executor's: the
+// server and its configuration, with everything the executions' processes
+// need to set their own limits and filter up.
+func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
+	filter, err := seccompFilter()
+	if err != nil {
+		return jailSpec{}, err
+	}
+	zc := zygoteConfig{
+		TmpBytes: cfg.TmpBytes,
+		Rlimits: map[string]int64{
+			"cpu":    int64(cpuSeconds(cfg.Timeout)),
+			"fsize":  cfg.TmpBytes,
+			"nofile": rlimitNofile,
+			"stack":  rlimitStackMiB << 20,
+			"core":   0,
+			"as":     -1, // the cgroup limits memory; see jailConfig
+		},
+		Seccomp: hex.EncodeToString(filter),
+	}
+	zcJSON, err := json.Marshal(zc)
+	if err != nil {
+		return jailSpec{}, err
+	}
+	return spec.derive(func(s *jailSpec) {
+		s.Server = true
+		s.OutsideUID = forkServerUID
+		// Every execution, warm or running, each with a process to spare,
+		// plus the server.
+		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
+		s.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailZygoteConfig, string(zcJSON)}}
+	})
+}
+
+func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
+	j, err := f.pool.take(ctx)
+	if err != nil {
+		return jailRun{}, err
+	}
+	return j.finish(ctx, x.script, f.cfg)
+}
+
+func (f *forkSandbox) warmCgroups() map[string]bool { return f.pool.cgroupNames() }
+
+func (f *forkSandbox) isolation() Isolation {
+	return jailIsolation(f.groups.kind, outsideUIDs(ModeFork, f.cfg.Concurrency))
+}
+
+func (f *forkSandbox) close() error {
+	err := f.pool.close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	if f.server != nil {
+		f.server.stop()
+		f.server = nil
+	}
+	return err
+}
+
+// ensureServer returns the running server, starting one if there is none or
+// the last one died.
+func (f *forkSandbox) ensureServer() (*forkServer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrBusy
+	}
+	if f.server != nil && f.server.proc.alive() {
+		return f.server, nil
+	}
+	if f.server != nil {
+		f.server.stop()
+		f.server = nil
+	}
+	s, err := startForkServer(f.nsjail, f.spec)
+	if err != nil {
+		return nil, err
+	}
+	f.server = s
+	return s, nil
+}
+
+func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
+	ours, theirs, err := seqpacketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer theirs.Close()
+	ctlConn, err := net.FileConn(ours)
+	_ = ours.Close()
+	if err != nil {
+		return nil, err
+	}
+	ctl := ctlConn.(*net.UnixConn)
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	log := newCapture(logR, nsjailLogCap)
+	ch := &channels{scriptR: theirs, stdoutW: logW, stderrW: logW, logW: logW}
+	proc, err := startNsjail(nsjail, spec, ch)
+	_ = logW.Close()
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	s := &forkServer{proc: proc, ctl: ctl, log: log}
+	_ = ctl.SetReadDeadline(time.Now().Add(serverStartTimeout))
+	buf := make([]byte, 16)
+	n, err := ctl.Read(buf)
+	_ = ctl.SetReadDeadline(time.Time{})
+	if err != nil || string(buf[:n]) != "ready" {
+		s.stop()
+		return nil, fmt.Errorf("fork server did not start: %v: %s", err, lastLines(log.String(), 5))
+	}
+	return s, nil
+}
+
+func (s *forkServer) stop() {
+	_ = s.ctl.Close() // the server exits on EOF
+	s.proc.kill()
+	_ = s.proc.wait()
+}
+
+// fork asks the server for one sandboxed process, moves it into a fresh
+// cgroup of its own and returns it waiting for its script.
+func (f *forkSandbox) fork() (*jail, error) {
+	server, err := f.ensureServer()
+	if err != nil {
+		return nil, err
+	}
+	j := &jail{born: time.Now()}
+	fail := func(err error) (*jail, error) {
+		_ = j.discard()
+		return nil, err
+	}
+	cg, err := f.groups.create(fmt.Sprintf("fork-%d", f.seq.Add(1)), f.cfg.MemoryBytes, f.cfg.MaxProcs)
+	if err != nil {
+		return nil, err
+	}
+	j.cg = cg
+	ch, err := newChannels(false)
+	if err != nil {
+		return fail(err)
+	}
+	j.ch = ch
+	ours, theirs, err := seqpacketPair()
+	if err != nil {
+		return fail(err)
+	}
+	// The kernel attaches the sender's pid, translated into our pid
+	// namespace, to what the execution's process sends on this socket.
+	if err := unix.SetsockoptInt(int(ours.Fd()), unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		ours.Close()
+		theirs.Close()
+		return fail(err)
+	}
+	conn, err := net.FileConn(ours)
+	_ = ours.Close()
+	if err != nil {
+		theirs.Close()
+		return fail(err)
+	}
+	status := conn.(*net.UnixConn)
+	p := &forkProc{status: status, pidfd: -1}
+	j.proc = p
+	rights := unix.UnixRights(int(ch.scriptR.Fd()), int(ch.stdoutW.Fd()), int(ch.stderrW.Fd()), int(ch.reportW.Fd()), int(theirs.Fd()))
+	_, _, err = server.ctl.WriteMsgUnix([]byte("fork"), rights, nil)
+	ch.closeChildEnds()
+	_ = theirs.Close()
+	if err != nil {
+		server.proc.kill() // a server that cannot be written to is replaced
+		return fail(fmt.Errorf("asking the fork server for a process: %w", err))
+	}
+
+	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
+	msg, pid, err := readStatus(status)
+	if err != nil {
+		return fail(fmt.Errorf("fork server: %w: %s", err, lastLines(server.log.String(), 3)))
+	}
+	if msg != "ready" || pid <= 0 {
+		return fail(fmt.Errorf("fork server: setting up an execution: %s", truncate(msg, 500)))
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fail(fmt.Errorf("opening the execution's pidfd: %w", err))
+	}
+	p.pidfd = pidfd
+	// The process is waiting for "go", so pid is still the process the
+	// kernel vouched for; the pidfd holds on to it from here.
+	if err := cg.attach(pid); err != nil {
+		return fail(err)
+	}
+	if _, err := status.Write([]byte("go")); err != nil {
+		return fail(fmt.Errorf("starting the execution's process: %w", err))
+	}
+	_ = status.SetReadDeadline(time.Time{})
+	return j, nil
+}
+
+// readStatus reads one message from an execution's status socket, with the
+// sender's pid when the kernel attached one.
+func readStatus(c *net.UnixConn) (string, int, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return "", 0, err
+	}
+	if n == 0 {
+		return "", 0, errors.New("the process ended without a word")
+	}
+	pid := 0
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for i := range msgs {
+			if cred, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
+				pid = int(cred.Pid)
+			}
+		}
+	}
+	return string(buf[:n]), pid, nil
+}
+
+// forkProc is one execution's process in fork mode, as the executor holds
+// it: a pidfd (kills reach exactly that process, and with it its whole pid
+// namespace) and the status socket on which the server reports how it ended.
+type forkProc struct {
+	status *net.UnixConn
+	// mu guards pidfd: kill (from a timer or the output cap) may race with
+	// wait closing it, and a closed descriptor's number can be reused at once
+	// by another execution's pidfd, which the kill would then reach.
+	mu    sync.Mutex
+	pidfd int
+
+	waitOnce sync.Once
+	once     sync.Once
+	ex       procExit
+}
+
+func (p *forkProc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+	}
+}
+
+func (p *forkProc) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd < 0 {
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
+}
+
+// wait returns once the process has ended. Its pidfd says so as soon as it
+// has, and as the process was pid 1 of its pid namespace, its end comes only
+// after every other process of that namespace has ended: nothing of the
+// execution is left. How it ended (exitStatus) comes from the server a
+// moment later, and is needed only when the report does not settle the
+// outcome.
+func (p *forkProc) wait() error {
+	p.waitOnce.Do(p.awaitEnd)
+	return nil
+}
+
+// awaitEnd polls the pidfd until the process has ended. Only it polls the
+// pidfd, and exitStatus, which closes it, runs only after it.
+func (p *forkProc) awaitEnd() {
+	p.mu.Lock()
+	pidfd := p.pidfd
+	p.mu.Unlock()
+	if pidfd < 0 {
+		p.exitStatus()
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EINTR) {
+			// Without the pidfd, the server's word is the only signal left.
+			p.exitStatus()
+			return
+		}
+	}
+	// The server's report is read (and the descriptors closed) in the
+	// background; exitStatus waits for it when it is wanted.
+	go p.exitStatus()
+}
+
+// exitStatus reads the server's report of how the process ended, once, and
+// releases the process's descriptors.
+func (p *forkProc) exitStatus() procExit {
+	p.once.Do(func() {
+		defer func() {
+			_ = p.status.Close()
+			p.mu.Lock()
+			if p.pidfd >= 0 {
+				_ = unix.Close(p.pidfd)
+				p.pidfd = -1
+			}
+			p.mu.Unlock()
+		}()
+		msg, _, err := readStatus(p.status)
+		if err != nil {
+			p.ex = procExit{} // judged as an interpreter that never ran
+			return
+		}
+		kind, num, _ := strings.Cut(msg, " ")
+		n, convErr := strconv.Atoi(num)
+		switch {
+		case convErr != nil:
+		case kind == "exit":
+			p.ex = procExit{ended: true, code: n}
+		case kind == "signal":
+			p.ex = procExit{ended: true, signal: syscall.Signal(n)}
+		}
+	})
+	return p.ex
+}
+
+// seqpacketPair returns a connected pair of SOCK_SEQPACKET unix sockets:
+// message boundaries are kept, and descriptors travel with their message.
+func seqpacketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating a socket pair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "executor"), os.NewFile(uintptr(fds[1]), "sandbox"), nil
+}
+
+// capture keeps the first bytes read from r, discarding the rest, until EOF.
+type capture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func newCapture(r *os.File, limit int) *capture {
+	c := &capture{}
+	go func() {
+		defer r.Close()
+		chunk := make([]byte, 4096)
+		for {
+			n, err := r.Read(chunk)
+			c.mu.Lock()
+			if room := limit - c.buf.Len(); room > 0 {
+				c.buf.Write(chunk[:min(n, room)])
+			}
+			c.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func (c *capture) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}

@@ -1,0 +1,139 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// A warm pool keeps jails started ahead of their scripts, used once each:
+// pool mode's (a fresh nsjail each) and fork mode's (a process of the fork
+// server each).
+
+// maxIdle is how long a started jail may wait for its script before it is
+// replaced.
+const maxIdle = 10 * time.Minute
+
+// warmPool keeps jails started ahead of their scripts: one filler per warm
+// jail starts it and hands it over, then starts the next.
+type warmPool struct {
+	start func() (*jail, error)
+	ready chan *jail
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	mu       sync.Mutex
+	waiting  map[*jail]bool // started, not yet taken
+	failures int            // consecutive failed starts
+	lastErr  error
+}
+
+func newWarmPool(size int, start func() (*jail, error)) *warmPool {
+	p := &warmPool{start: start, ready: make(chan *jail), stop: make(chan struct{}), waiting: map[*jail]bool{}}
+	for i := 0; i < size; i++ {
+		p.wg.Add(1)
+		go p.fill()
+	}
+	return p
+}
+
+func (p *warmPool) fill() {
+	defer p.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		j, err := p.start()
+		p.mu.Lock()
+		if err != nil {
+			p.failures++
+			p.lastErr = err
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		p.failures, p.lastErr = 0, nil
+		p.waiting[j] = true
+		p.mu.Unlock()
+		backoff = 50 * time.Millisecond
+		select {
+		case p.ready <- j:
+		case <-p.stop:
+			p.forget(j)
+			_ = j.discard()
+			return
+		}
+	}
+}
+
+func (p *warmPool) forget(j *jail) {
+	p.mu.Lock()
+	delete(p.waiting, j)
+	p.mu.Unlock()
+}
+
+// take returns a started jail that is still waiting for its script. It
+// fails rather than waits when starting jails keeps failing.
+func (p *warmPool) take(ctx context.Context) (*jail, error) {
+	check := time.NewTicker(250 * time.Millisecond)
+	defer check.Stop()
+	for {
+		select {
+		case j := <-p.ready:
+			p.forget(j)
+			if !j.proc.alive() || time.Since(j.born) > maxIdle {
+				_ = j.discard()
+				continue
+			}
+			return j, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a started sandbox: %w", ctx.Err())
+		case <-p.stop:
+			return nil, ErrBusy
+		case <-check.C:
+			p.mu.Lock()
+			failures, err := p.failures, p.lastErr
+			p.mu.Unlock()
+			if failures >= 3 {
+				return nil, fmt.Errorf("starting sandboxes: %w", err)
+			}
+		}
+	}
+}
+
+// close stops the fillers and discards every jail not taken.
+func (p *warmPool) close() error {
+	close(p.stop)
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for j := range p.waiting {
+		errs = append(errs, j.discard())
+	}
+	p.waiting = map[*jail]bool{}
+	return errors.Join(errs...)
+}
+
+// cgroupNames lists the cgroups of the jails waiting for a script.
+func (p *warmPool) cgroupNames() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := map[string]bool{}
+	for j := range p.waiting {
+		if j.cg != nil {
+			names[j.cg.name] = true
+		}
+	}
+	return names
+}

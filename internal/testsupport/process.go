@@ -1,0 +1,81 @@
+package testsupport
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyexec/pyexec/internal/leakcheck"
+)
+
+// NameProcess is Python that names the calling process, and the children it
+// forks afterwards, so that a test can find them from the host with
+// ProcessesNamed. The kernel keeps 15 bytes of a name.
+func NameProcess(name string) string {
+	return fmt.Sprintf("import ctypes as _ct\n_ct.CDLL(None).prctl(15, %q.encode(), 0, 0, 0)  # PR_SET_NAME\n", name)
+}
+
+// ProcessesNamed lists the processes below root called name. The sandbox
+// keeps long-lived processes of its own (a pool, a fork server), so "no
+// descendants" is no test that an execution's processes are gone; their
+// names are. Pass os.Getpid() for a service in the test's process, 1 for
+// the whole host (where the processes of a service that exited went).
+func ProcessesNamed(root int, name string) []int {
+	var found []int
+	for _, pid := range leakcheck.Descendants(root) {
+		comm, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			found = append(found, pid)
+		}
+	}
+	return found
+}
+
+// SettledDescendants waits until the number of pid's descendant processes
+// holds still (modes that keep warm sandboxes refill them after each
+// execution) and returns it.
+func SettledDescendants(t testing.TB, pid int) int {
+	t.Helper()
+	last, since := -1, time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		n := len(leakcheck.Descendants(pid))
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) > 300*time.Millisecond {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the service's process count never settled (last %d)", last)
+	return 0
+}
+
+// PollUntil polls cond until it holds, failing t if timeout passes first.
+func PollUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ProcStatusPython is Python that defines proc_status(): the fields of the
+// calling process's /proc/self/status, e.g. proc_status()["CapEff"].
+// Scripts that ask the kernel what they run with start with it.
+const ProcStatusPython = `
+def proc_status():
+    status = {}
+    with open('/proc/self/status') as f:
+        for line in f:
+            key, _, value = line.partition(':')
+            status[key] = value.strip()
+    return status
+
+`

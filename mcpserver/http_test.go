@@ -1,0 +1,240 @@
+package mcpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/pyexec/pyexec/api"
+)
+
+// A tools/call as a client on protocol 2025-06-18 sends it. Stateless, it
+// needs no initialize first.
+const callPandas = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_python","arguments":{"script":"def main():\n    return 1"}}}`
+
+// postJSONRPC posts body to url with the headers a streamable HTTP client
+// sends, plus header's, and returns the status and the body of the answer.
+func postJSONRPC(t *testing.T, url string, header http.Header, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	for name, values := range header {
+		req.Header[name] = values
+	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+// transportErrorMessage is the message of a JSON-RPC error answer with a null
+// ID, failing t if data is not one.
+func transportErrorMessage(t *testing.T, data []byte) string {
+	t.Helper()
+	var answer struct {
+		JSONRPC string `json:"jsonrpc"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &answer); err != nil || json.Unmarshal(data, &fields) != nil {
+		t.Fatalf("answer %q is not a JSON object: %v", data, err)
+	}
+	if answer.JSONRPC != "2.0" || string(fields["id"]) != "null" || answer.Error.Code != codeInvalidRequest {
+		t.Fatalf("answer %s is not a JSON-RPC error with a null id", data)
+	}
+	return answer.Error.Message
+}
+
+func TestStructuredContentCarriesTheResultsExactBytes(t *testing.T) {
+	const big = "1267650600228229401496703205377" // 2**100 + 1
+	f := answering(Answer{ExecutionID: "exec-6", Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`{"big":` + big + `}`)}})
+	srv := serve(t, f, testOptions)
+
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	status, body := postJSONRPC(t, srv.URL, http.Header{"Traceparent": {traceparent}}, callPandas)
+	if status != http.StatusOK {
+		t.Fatalf("status = %d (%s), want 200", status, body)
+	}
+	var answer struct {
+		Result struct {
+			StructuredContent struct {
+				Result struct {
+					Big json.Number `json:"big"`
+				} `json:"result"`
+			} `json:"structuredContent"`
+		} `json:"result"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&answer); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	if got := answer.Result.StructuredContent.Result.Big.String(); got != big {
+		t.Errorf("structuredContent.result.big = %s, want %s exactly", got, big)
+	}
+	if got := f.recorded()[0].Header.Get("Traceparent"); got != traceparent {
+		t.Errorf("RunFunc got traceparent %q, want %q", got, traceparent)
+	}
+}
+
+func TestBodyOverTheCapIsRefusedWith413(t *testing.T) {
+	opts := testOptions
+	opts.MaxRequestBytes = 64 << 10
+	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	srv := serve(t, f, opts)
+	// A tools/call whose body is n bytes long.
+	callOf := func(n int) string {
+		head, tail := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_python","arguments":{"script":"`, `"}}}`
+		return head + strings.Repeat("#", n-len(head)-len(tail)) + tail
+	}
+
+	t.Run("a body of exactly the cap is served", func(t *testing.T) {
+		if status, body := postJSONRPC(t, srv.URL, nil, callOf(64<<10)); status != http.StatusOK {
+			t.Fatalf("status = %d (%s), want 200", status, body)
+		}
+	})
+	for _, chunked := range []bool{false, true} {
+		name := "with Content-Length"
+		if chunked {
+			name = "chunked, without Content-Length"
+		}
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(callOf(64<<10 + 1))
+			if chunked {
+				body = io.MultiReader(body) // hides the length
+			}
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			status, data := do(t, req)
+			if status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status = %d (%s), want 413", status, data)
+			}
+			if msg := transportErrorMessage(t, data); msg != "Request body too large (max 64KB)" {
+				t.Errorf("message = %q, want Request body too large (max 64KB)", msg)
+			}
+		})
+	}
+	t.Run("the SDK's client fails the call", func(t *testing.T) {
+		cs := connect(t, srv.URL)
+		// The SDK's client reads only JSON-RPC errors that answer its
+		// request's ID, and an ID cannot be read from a body that is not
+		// read: it reports the HTTP status.
+		_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "run_python", Arguments: map[string]any{"script": strings.Repeat("#", 64<<10)}})
+		if err == nil || !strings.Contains(err.Error(), http.StatusText(http.StatusRequestEntityTooLarge)) {
+			t.Errorf("CallTool error = %v, want one that says the body is too large", err)
+		}
+	})
+	if got := len(f.recorded()); got != 1 {
+		t.Errorf("RunFunc called %d times, want once (only for the body within the cap)", got)
+	}
+}
+
+func TestDNSRebindingProtectionRefusesAForeignHost(t *testing.T) {
+	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	srv := serve(t, f, testOptions)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A page on attacker.example whose name now resolves to 127.0.0.1: the
+	// browser connects to loopback but names its own host.
+	status, body := postJSONRPC(t, srv.URL, http.Header{"Host": {"attacker.example:" + u.Port()}}, callPandas)
+	if status != http.StatusForbidden {
+		t.Errorf("foreign Host: status = %d (%s), want 403", status, body)
+	}
+	if got := len(f.recorded()); got != 0 {
+		t.Fatalf("RunFunc called %d times for a refused request", got)
+	}
+	// The same request naming localhost is served: the Host made the difference.
+	if status, body := postJSONRPC(t, srv.URL, http.Header{"Host": {"localhost:" + u.Port()}}, callPandas); status != http.StatusOK {
+		t.Errorf("Host localhost: status = %d (%s), want 200", status, body)
+	}
+}
+
+func TestCrossOriginBrowserRequestIsRefused(t *testing.T) {
+	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	srv := serve(t, f, testOptions)
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"Origin of another site", http.Header{"Origin": {"http://attacker.example"}}, http.StatusForbidden},
+		{"Sec-Fetch-Site cross-site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"Origin of the endpoint itself", http.Header{"Origin": {srv.URL}}, http.StatusOK},
+		{"no Origin, as from a non-browser client", nil, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(f.recorded())
+			status, body := postJSONRPC(t, srv.URL, tc.header, callPandas)
+			if status != tc.status {
+				t.Fatalf("status = %d (%s), want %d", status, body, tc.status)
+			}
+			ran := len(f.recorded()) > before
+			if ran != (tc.status == http.StatusOK) {
+				t.Errorf("RunFunc called: %v, want %v", ran, tc.status == http.StatusOK)
+			}
+			if status == http.StatusForbidden {
+				if msg := transportErrorMessage(t, body); msg != "Cross-origin request refused" {
+					t.Errorf("message = %q", msg)
+				}
+			}
+		})
+	}
+}
+
+func TestOnlyPostIsServed(t *testing.T) {
+	srv := serve(t, answering(Answer{}), testOptions)
+	for _, method := range []string{http.MethodGet, http.MethodDelete, http.MethodPut, http.MethodOptions} {
+		t.Run(method, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), method, srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodPost {
+				t.Errorf("status = %d, Allow %q; want 405 with Allow: POST", resp.StatusCode, resp.Header.Get("Allow"))
+			}
+			transportErrorMessage(t, data)
+		})
+	}
+}

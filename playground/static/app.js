@@ -1,0 +1,655 @@
+// pyexec playground: a small code editor over a textarea, and a client of
+// POST /execute on this page's own origin. No dependencies; the page's
+// Content-Security-Policy allows no other origin and no inline code, so
+// everything the service returns is put in the page as text, never as HTML.
+"use strict";
+
+const INDENT = "    ";
+
+const $ = (id) => document.getElementById(id);
+const code = $("code");
+const gutterLines = $("gutter-lines");
+const runButton = $("run");
+const examplesMenu = $("examples");
+const inputBox = $("input");
+const inputMessage = $("input-message");
+const stdinBox = $("stdin");
+const upload = $("upload");
+const uploadList = $("upload-list");
+const uploadMessage = $("upload-message");
+const output = $("output");
+const statusLine = $("status");
+
+// ---------------------------------------------------------------- editor
+
+// The gutter holds one number per line of the script and follows the
+// textarea's scrolling. Lines never wrap (wrap="off"), so numbers and lines
+// stay aligned.
+let gutterCount = 0;
+let markedLine = 0;
+
+function renderGutter() {
+  const count = code.value.split("\n").length;
+  if (count !== gutterCount) {
+    const fragment = document.createDocumentFragment();
+    for (let n = gutterCount + 1; n <= count; n++) {
+      const line = document.createElement("div");
+      line.textContent = String(n);
+      fragment.appendChild(line);
+    }
+    while (gutterLines.childElementCount > count) gutterLines.lastElementChild.remove();
+    gutterLines.appendChild(fragment);
+    gutterCount = count;
+  }
+  syncGutter();
+}
+
+function syncGutter() {
+  gutterLines.style.transform = "translateY(" + -code.scrollTop + "px)";
+}
+
+// markLine highlights one line number (a line a traceback points at); 0
+// clears it.
+function markLine(n) {
+  const old = gutterLines.children[markedLine - 1];
+  if (old) old.classList.remove("marked");
+  markedLine = n;
+  const line = gutterLines.children[n - 1];
+  if (line) line.classList.add("marked");
+}
+
+// lineRange is where line n (from 1) starts and ends in text, clamped to
+// the text's lines.
+function lineRange(text, n) {
+  let start = 0;
+  for (let i = 1; i < n; i++) {
+    const next = text.indexOf("\n", start);
+    if (next < 0) break;
+    start = next + 1;
+  }
+  const end = text.indexOf("\n", start);
+  return [start, end < 0 ? text.length : end];
+}
+
+// selectLine selects line n in the editor and scrolls it into view.
+function selectLine(n) {
+  const [start, end] = lineRange(code.value, n);
+  code.focus();
+  code.setSelectionRange(start, end);
+  const lineHeight = parseFloat(getComputedStyle(code).lineHeight) || 20;
+  const top = (n - 1) * lineHeight;
+  if (top < code.scrollTop || top + lineHeight > code.scrollTop + code.clientHeight) {
+    code.scrollTop = Math.max(0, top - code.clientHeight / 3);
+  }
+  markLine(n);
+  syncGutter();
+}
+
+// edit replaces text[start:end] with text and then selects
+// [selStart, selEnd]. It goes through the browser's editing commands where
+// it can, so Ctrl+Z undoes an indent like any typing.
+function edit(start, end, text, selStart, selEnd) {
+  code.setSelectionRange(start, end);
+  let done = false;
+  try {
+    done = document.execCommand(text === "" ? "delete" : "insertText", false, text);
+  } catch (e) {
+    done = false;
+  }
+  if (!done || code.value.slice(start, start + text.length) !== text) {
+    code.setRangeText(text, start, end, "end");
+    code.dispatchEvent(new Event("input"));
+  }
+  code.setSelectionRange(selStart, selEnd);
+}
+
+// selectedLines is the block of whole lines the selection touches; a
+// selection that ends at the start of a line does not take that line.
+function selectedLines() {
+  const text = code.value;
+  let { selectionStart: s, selectionEnd: e } = code;
+  if (e > s && text[e - 1] === "\n") e--;
+  const start = text.lastIndexOf("\n", s - 1) + 1;
+  let end = text.indexOf("\n", e);
+  if (end < 0) end = text.length;
+  return { start, end, lines: text.slice(start, end).split("\n") };
+}
+
+function indent() {
+  const { selectionStart: s, selectionEnd: e, value } = code;
+  if (!value.slice(s, e).includes("\n")) {
+    // A soft tab: spaces up to the next indentation stop.
+    const column = s - (value.lastIndexOf("\n", s - 1) + 1);
+    const pad = INDENT.slice(column % INDENT.length);
+    edit(s, e, pad, s + pad.length, s + pad.length);
+    return;
+  }
+  const block = selectedLines();
+  const text = block.lines.map((l) => (l.trim() === "" ? l : INDENT + l)).join("\n");
+  edit(block.start, block.end, text, block.start, block.start + text.length);
+}
+
+function dedent() {
+  const { selectionStart: s, selectionEnd: e } = code;
+  const block = selectedLines();
+  let removedFirst = 0;
+  const lines = block.lines.map((l, i) => {
+    const n = l.startsWith("\t") ? 1 : l.length - l.replace(/^ {1,4}/, "").length;
+    if (i === 0) removedFirst = n;
+    return l.slice(n);
+  });
+  const text = lines.join("\n");
+  if (text === block.lines.join("\n")) return;
+  if (s === e || !code.value.slice(s, e).includes("\n")) {
+    const caret = Math.max(block.start, s - removedFirst);
+    edit(block.start, block.end, text, caret, caret + (e - s));
+  } else {
+    edit(block.start, block.end, text, block.start, block.start + text.length);
+  }
+}
+
+// newline keeps the line's indentation, adds a level after a line that ends
+// in ":" and drops one after return, pass, raise, break or continue.
+function newline() {
+  const { selectionStart: s, selectionEnd: e, value } = code;
+  const lineStart = value.lastIndexOf("\n", s - 1) + 1;
+  const before = value.slice(lineStart, s);
+  let indentation = before.match(/^[ \t]*/)[0];
+  const statement = before.replace(/#.*$/, "").trim();
+  if (statement.endsWith(":")) {
+    indentation += INDENT;
+  } else if (/^(return|pass|raise|break|continue)\b/.test(statement)) {
+    indentation = indentation.slice(0, Math.max(0, indentation.length - INDENT.length));
+  }
+  const text = "\n" + indentation;
+  edit(s, e, text, s + text.length, s + text.length);
+}
+
+// backspace in leading spaces removes back to the previous indentation stop.
+function backspace(event) {
+  const { selectionStart: s, selectionEnd: e, value } = code;
+  if (s !== e) return;
+  const lineStart = value.lastIndexOf("\n", s - 1) + 1;
+  const before = value.slice(lineStart, s);
+  if (before === "" || /[^ ]/.test(before)) return;
+  event.preventDefault();
+  const n = before.length % INDENT.length || INDENT.length;
+  edit(s - n, s, "", s - n, s - n);
+}
+
+// After Esc, Tab leaves the editor instead of indenting, so keyboard users
+// are never trapped in it.
+let tabLeaves = false;
+
+code.addEventListener("keydown", (event) => {
+  const modified = event.ctrlKey || event.metaKey || event.altKey;
+  if (event.key === "Escape") {
+    tabLeaves = true;
+    return;
+  }
+  if (event.key === "Tab" && !modified) {
+    if (tabLeaves) {
+      tabLeaves = false;
+      return;
+    }
+    event.preventDefault();
+    if (event.shiftKey) dedent();
+    else indent();
+    return;
+  }
+  tabLeaves = false;
+  if (event.isComposing || modified) return;
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    newline();
+  } else if (event.key === "Backspace") {
+    backspace(event);
+  }
+});
+code.addEventListener("input", () => {
+  markLine(0);
+  renderGutter();
+  // An edited script is no longer the example, and picking that example
+  // again must load it afresh.
+  examplesMenu.value = "";
+});
+code.addEventListener("scroll", syncGutter);
+
+// Ctrl+Enter (Cmd+Enter on a Mac) runs from anywhere on the page.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    run();
+  }
+});
+
+function setScript(text) {
+  code.value = text;
+  code.scrollTop = 0;
+  code.setSelectionRange(0, 0);
+  markLine(0);
+  renderGutter();
+}
+
+// -------------------------------------------------------------- examples
+
+let examples = [];
+
+async function loadExamples() {
+  try {
+    const response = await fetch("/playground/examples.json", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    examples = await response.json();
+  } catch (err) {
+    statusLine.textContent = "Could not load the examples (" + err.message + "). You can still write a script.";
+    return;
+  }
+  for (const ex of examples) {
+    const option = document.createElement("option");
+    option.value = ex.name;
+    option.textContent = ex.title;
+    examplesMenu.appendChild(option);
+  }
+  if (code.value === "" && examples.length > 0) {
+    examplesMenu.value = examples[0].name;
+    pickExample();
+  }
+}
+
+function pickExample() {
+  const ex = examples.find((e) => e.name === examplesMenu.value);
+  if (!ex) return;
+  setScript(ex.script);
+  inputBox.value = ex.input || "";
+  checkInput();
+  if (ex.input) $("request-extras").open = true;
+}
+
+examplesMenu.addEventListener("change", pickExample);
+
+// ------------------------------------------------------- request extras
+
+// checkInput validates the input box; it returns the JSON text to send,
+// null for none, or undefined when it is not valid JSON.
+function checkInput() {
+  const text = inputBox.value.trim();
+  if (text === "") {
+    showInputMessage("");
+    return null;
+  }
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    showInputMessage("Input is not valid JSON: " + err.message +
+      '. Write a JSON value such as {"min": 2}, [1, 2, 3] or "text", or leave the box empty.');
+    return undefined;
+  }
+  showInputMessage("");
+  return text;
+}
+
+function showInputMessage(text) {
+  inputMessage.textContent = text;
+  inputBox.setAttribute("aria-invalid", text === "" ? "false" : "true");
+}
+
+let inputTimer = 0;
+inputBox.addEventListener("input", () => {
+  clearTimeout(inputTimer);
+  inputTimer = setTimeout(checkInput, 400);
+});
+inputBox.addEventListener("blur", checkInput);
+
+// Uploaded files go into the request's files, base64-encoded, each at a
+// path the user can change (data/<name> to start with).
+let uploads = [];
+const MAX_UPLOAD_BYTES = 8 << 20;
+
+upload.addEventListener("change", async () => {
+  uploadMessage.textContent = "";
+  for (const f of Array.from(upload.files)) {
+    try {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      uploads.push({ path: "data/" + f.name, size: bytes.length, content: toBase64(bytes) });
+    } catch (err) {
+      uploadMessage.textContent = "Could not read " + f.name + ": " + err.message;
+    }
+  }
+  upload.value = "";
+  renderUploads();
+});
+
+function renderUploads() {
+  uploadList.replaceChildren();
+  uploads.forEach((u, i) => {
+    const item = document.createElement("li");
+    const label = document.createElement("label");
+    label.textContent = "Path ";
+    const path = document.createElement("input");
+    path.type = "text";
+    path.value = u.path;
+    path.spellcheck = false;
+    path.addEventListener("input", () => { u.path = path.value; });
+    label.appendChild(path);
+    const size = document.createElement("span");
+    size.className = "muted";
+    size.textContent = formatBytes(u.size);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", "Remove " + u.path);
+    remove.addEventListener("click", () => {
+      uploads.splice(i, 1);
+      renderUploads();
+      upload.focus();
+    });
+    item.append(label, size, remove);
+    uploadList.appendChild(item);
+  });
+  const total = uploads.reduce((n, u) => n + u.size, 0);
+  if (total > MAX_UPLOAD_BYTES) {
+    uploadMessage.textContent = "The files total " + formatBytes(total) + "; the service takes at most 8 MiB.";
+  }
+}
+
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function formatBytes(n) {
+  if (n < 1024) return n + " bytes";
+  if (n < 1 << 20) return (n / 1024).toFixed(1) + " KiB";
+  return (n / (1 << 20)).toFixed(1) + " MiB";
+}
+
+// ------------------------------------------------------------------ run
+
+// requestBody is the api.Request JSON. The optional fields are sent only
+// when filled, so a plain script is the plain request every pyexec takes.
+// The input's own text is sent, so its numbers arrive exactly as written.
+function requestBody(input) {
+  let body = '{"script":' + JSON.stringify(code.value);
+  if (input !== null) body += ',"input":' + input;
+  if (stdinBox.value !== "") body += ',"stdin":' + JSON.stringify(stdinBox.value);
+  if (uploads.length > 0) {
+    body += ',"files":' + JSON.stringify(uploads.map((u) => ({ path: u.path, content: u.content, encoding: "base64" })));
+  }
+  return body + "}";
+}
+
+let running = false;
+let downloadURLs = [];
+
+async function run() {
+  if (running) return;
+  const input = checkInput();
+  if (input === undefined) {
+    $("request-extras").open = true;
+    statusLine.textContent = "Not run: the input box does not hold valid JSON.";
+    inputBox.focus();
+    return;
+  }
+  running = true;
+  runButton.disabled = true;
+  output.setAttribute("aria-busy", "true");
+  statusLine.textContent = "Running…";
+  const started = performance.now();
+  let response, text;
+  try {
+    response = await fetch("/execute", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: requestBody(input),
+    });
+    text = await response.text();
+  } catch (err) {
+    show({ failed: "Could not reach the service: " + err.message });
+    return;
+  } finally {
+    running = false;
+    runButton.disabled = false;
+    output.removeAttribute("aria-busy");
+  }
+  const elapsed = performance.now() - started;
+  let answer;
+  try {
+    answer = parseJSON(text);
+  } catch (err) {
+    show({ response, elapsed, failed: "The service answered HTTP " + response.status + " with something that is not JSON." });
+    return;
+  }
+  show({ response, elapsed, answer });
+}
+
+runButton.addEventListener("click", run);
+
+// show puts one answer in the output pane.
+function show({ response, elapsed, answer, failed }) {
+  for (const url of downloadURLs) URL.revokeObjectURL(url);
+  downloadURLs = [];
+  const field = (name) => (answer instanceof Map ? answer.get(name) : undefined);
+
+  $("meta").hidden = !response;
+  if (response) {
+    $("meta-status").textContent = response.status + (response.statusText ? " " + response.statusText : "");
+    $("meta-duration").textContent = Math.round(elapsed) + " ms";
+    $("meta-id").textContent = response.headers.get("X-Execution-Id") || "none";
+  }
+
+  const errorText = failed || field("error");
+  const errorType = field("error_type");
+  $("error").hidden = errorText === undefined;
+  $("error-type").textContent = typeof errorType === "string" ? errorType : "";
+  showErrorMessage(typeof errorText === "string" ? errorText : "");
+  const traceback = field("traceback");
+  $("traceback").hidden = typeof traceback !== "string" || traceback === "";
+  showTraceback(typeof traceback === "string" ? traceback : "");
+
+  const ok = answer instanceof Map && answer.has("result") && errorText === undefined;
+  $("result-block").hidden = !ok;
+  $("result").textContent = ok ? formatJSON(answer.get("result"), "") : "";
+
+  const stdout = field("stdout");
+  $("stdout-block").hidden = typeof stdout !== "string";
+  $("stdout").textContent = typeof stdout === "string" ? stdout : "";
+  $("stdout").classList.toggle("empty", stdout === "");
+
+  showFiles(field("files"));
+
+  if (ok) {
+    statusLine.textContent = "Finished in " + Math.round(elapsed) + " ms.";
+  } else if (errorType) {
+    statusLine.textContent = "Failed with " + errorType + ": " + (errorText || "");
+  } else {
+    statusLine.textContent = "Failed. " + (errorText || "");
+  }
+  output.dataset.state = ok ? "ok" : "error";
+  output.dataset.runs = String(Number(output.dataset.runs || "0") + 1);
+}
+
+// Line references in errors become buttons that select the line in the
+// editor: "line N" in the script's traceback frames, and "(line N)" at the
+// end of a syntax error.
+const FRAME_LINE = /^(\s*File "<script>", )line (\d+)(.*)$/;
+const SYNTAX_LINE = /^(.*\()line (\d+)(\).*)$/s;
+
+function lineButton(n) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "line-link";
+  button.dataset.line = n;
+  button.textContent = "line " + n;
+  button.setAttribute("aria-label", "Go to line " + n + " in the editor");
+  button.addEventListener("click", () => selectLine(Number(n)));
+  return button;
+}
+
+function showErrorMessage(text) {
+  const target = $("error-message");
+  const match = $("error-type").textContent === "syntax_error" ? SYNTAX_LINE.exec(text) : null;
+  if (!match) {
+    target.textContent = text;
+    return;
+  }
+  target.replaceChildren(match[1], lineButton(match[2]), match[3]);
+}
+
+function showTraceback(text) {
+  const target = $("traceback");
+  target.replaceChildren();
+  text.split("\n").forEach((line, i, lines) => {
+    const match = FRAME_LINE.exec(line);
+    if (match) target.append(match[1], lineButton(match[2]), match[3]);
+    else target.append(line);
+    if (i < lines.length - 1) target.append("\n");
+  });
+}
+
+function showFiles(files) {
+  const list = $("files");
+  list.replaceChildren();
+  $("files-block").hidden = !Array.isArray(files) || files.length === 0;
+  if (!Array.isArray(files)) return;
+  for (const f of files) {
+    if (!(f instanceof Map)) continue;
+    const path = String(f.get("path"));
+    const item = document.createElement("li");
+    try {
+      const bytes = fromBase64(String(f.get("content")));
+      const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      downloadURLs.push(url);
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = path.split("/").pop();
+      link.textContent = path;
+      item.append(link, " (" + formatBytes(bytes.length) + ")");
+    } catch (err) {
+      item.textContent = path + " (could not be decoded: " + err.message + ")";
+    }
+    list.appendChild(item);
+  }
+}
+
+// ---------------------------------------------------------------- JSON
+
+// parseJSON parses JSON keeping each number's text (as a Num) and each
+// object's key order (as a Map), so results show exactly as the service sent
+// them: 3.0 stays 3.0 and a 30-digit integer keeps every digit.
+class Num {
+  constructor(text) {
+    this.text = text;
+  }
+}
+
+function parseJSON(text) {
+  let i = 0;
+  const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const fail = () => {
+    throw new SyntaxError("invalid JSON at offset " + i);
+  };
+  const space = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const token = (re) => {
+    re.lastIndex = i;
+    const m = re.exec(text);
+    if (!m) fail();
+    i = re.lastIndex;
+    return m[0];
+  };
+  const expect = (c) => {
+    space();
+    if (text[i] !== c) fail();
+    i++;
+  };
+  const value = () => {
+    space();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      const object = new Map();
+      space();
+      if (text[i] === "}") {
+        i++;
+        return object;
+      }
+      for (;;) {
+        space();
+        const key = JSON.parse(token(STRING));
+        expect(":");
+        object.set(key, value());
+        space();
+        if (text[i] === ",") {
+          i++;
+          continue;
+        }
+        expect("}");
+        return object;
+      }
+    }
+    if (c === "[") {
+      i++;
+      const array = [];
+      space();
+      if (text[i] === "]") {
+        i++;
+        return array;
+      }
+      for (;;) {
+        array.push(value());
+        space();
+        if (text[i] === ",") {
+          i++;
+          continue;
+        }
+        expect("]");
+        return array;
+      }
+    }
+    if (c === '"') return JSON.parse(token(STRING));
+    for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
+    return new Num(token(NUMBER));
+  };
+  const result = value();
+  space();
+  if (i !== text.length) fail();
+  return result;
+}
+
+// formatJSON writes a parsed value indented by two spaces per level.
+function formatJSON(v, indentation) {
+  if (v instanceof Num) return v.text;
+  if (v === null || typeof v === "boolean") return String(v);
+  if (typeof v === "string") return JSON.stringify(v);
+  const inner = indentation + "  ";
+  if (Array.isArray(v)) {
+    if (v.length === 0) return "[]";
+    return "[\n" + v.map((x) => inner + formatJSON(x, inner)).join(",\n") + "\n" + indentation + "]";
+  }
+  if (v.size === 0) return "{}";
+  const members = [];
+  for (const [k, x] of v) members.push(inner + JSON.stringify(k) + ": " + formatJSON(x, inner));
+  return "{\n" + members.join(",\n") + "\n" + indentation + "}";
+}
+
+// ---------------------------------------------------------------- start
+
+renderGutter();
+loadExamples();

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/execlog"
+)
+
+// The paths Execute serves; ExecuteEvent serves healthPath too.
+const (
+	executePath = "/execute"
+	healthPath  = "/healthz"
+)
+
+// Execute is the handler of the Execute function: POST /execute and
+// GET /healthz. Other paths answer 404, other methods 405 with Allow.
+func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, func(id string) error {
+		switch r.URL.Path {
+		case executePath:
+			return s.serveExecute(w, r, id)
+		case healthPath:
+			return s.serveHealth(w, r)
+		default:
+			return errNotFound
+		}
+	})
+}
+
+// serve is the adapter between net/http and a handler that returns an
+// error, as Execute's do: it counts the request for Shutdown, names it with
+// an execution ID (on every answer), answers the handler's error through
+// the one mapper, and a panic with a 500 that shows only the ID.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, handler func(id string) error) {
+	s.answering.add()
+	defer s.answering.done()
+	id := uuid.NewString()
+	w.Header().Set(api.HeaderExecutionID, id)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Log(panicEntry(id, p))
+			writeFailure(w, mapError(errPanic, id))
+		}
+	}()
+	if err := handler(id); err != nil {
+		writeFailure(w, mapError(err, id))
+	}
+}
+
+// serveExecute runs the script of a POST /execute.
+func (s *Server) serveExecute(w http.ResponseWriter, r *http.Request, id string) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(http.MethodPost)
+	}
+	x := execution{id: id, arrived: time.Now()}
+	x.req, x.err = readRequest(w, r)
+	x.trace, x.span = execlog.TraceFromHeaders(r.Header, s.log.ProjectID())
+	o := s.run(r.Context(), viaHTTP, x)
+	if o.err != nil {
+		writeFailure(w, o.answered())
+		return nil
+	}
+	writeJSON(w, http.StatusOK, o.success())
+	return nil
+}
+
+// serveHealth answers GET /healthz: 200 once the sandbox self-test has
+// passed, 503 with the reason until then, and the isolation in force.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed("GET, HEAD")
+	}
+	h := s.exec.Health()
+	body := map[string]any{
+		"mode":      h.Mode,
+		"isolation": h.Isolation,
+		"versions":  h.Versions,
+	}
+	if h.Fallback != "" {
+		body["fallback"] = h.Fallback
+	}
+	if h.TeardownFailures > 0 {
+		body["teardown_failures"] = h.TeardownFailures
+	}
+	if h.Ready {
+		body["status"] = "ok"
+		writeJSON(w, http.StatusOK, body)
+		return nil
+	}
+	body["status"] = "unavailable"
+	body["reason"] = h.Reason
+	writeJSON(w, http.StatusServiceUnavailable, body)
+	return nil
+}
+
+// writeJSON is the one writer of response bodies. Bodies are strict JSON;
+// HTML characters are left as they are so stdout comes back verbatim.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"Internal error","error_type":"internal"}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/execlog"
+	"github.com/pyexec/pyexec/executor"
+)
+
+// The fields of the service's log entries (README: "Reading outcomes in
+// Cloud Logging"). Every entry is built in this file.
+const (
+	fieldFunction        = "function"
+	fieldExecutionID     = "execution_id"
+	fieldMessageID       = "message_id"
+	fieldCallerID        = "id"
+	fieldStatus          = "status"
+	fieldDurationMS      = "duration_ms"
+	fieldScriptBytes     = "script_bytes"
+	fieldStdoutBytes     = "stdout_bytes"
+	fieldStdout          = "stdout"
+	fieldStdoutTruncated = "stdout_truncated"
+	fieldResult          = "result"
+	fieldResultBytes     = "result_bytes"
+	fieldResultTruncated = "result_truncated"
+	fieldError           = "error"
+	fieldErrorType       = "error_type"
+	fieldTraceback       = "traceback"
+	fieldCause           = "cause"
+	fieldRetry           = "retry"
+	fieldClientGone      = "client_gone"
+	fieldDuplicate       = "duplicate"
+	fieldPanic           = "panic"
+	fieldStack           = "stack"
+	fieldMode            = "mode"
+	fieldIsolation       = "isolation"
+	fieldVersions        = "versions"
+	fieldRetryInMS       = "retry_in_ms"
+)
+
+// maxLoggedBytes caps stdout, result and traceback in a log entry of
+// ExecuteEvent; the published outcome carries them whole.
+const maxLoggedBytes = 64 << 10
+
+// executionEntry is the one log entry of an execution, whatever it came by.
+// elapsed is the request's time at the service; hungUp tells whether the
+// caller's context ended before the answer.
+func executionEntry(via entryPoint, x execution, o outcome, elapsed time.Duration, hungUp bool) execlog.Entry {
+	fields := map[string]any{
+		fieldFunction:    via.function,
+		fieldExecutionID: x.id,
+		fieldStatus:      api.OutcomeOK,
+		fieldDurationMS:  elapsed.Milliseconds(),
+		fieldScriptBytes: len(x.req.script),
+		fieldStdoutBytes: len(o.result.Stdout),
+	}
+	entry := execlog.Entry{Severity: execlog.Info, Message: "execution ok", Trace: x.trace, SpanID: x.span, Fields: fields}
+	if via.fromPubSub {
+		// Nobody reads an answer: the entry is the outcome, as published.
+		published := o.published(x)
+		fields[fieldMessageID] = published.MessageID
+		fields[fieldCallerID] = published.ID
+		fields[fieldDurationMS] = published.DurationMS
+		stdout, cut := capText(published.Stdout)
+		fields[fieldStdout] = stdout
+		if cut {
+			fields[fieldStdoutTruncated] = true
+		}
+		if o.err == nil {
+			if len(published.Result) <= maxLoggedBytes {
+				fields[fieldResult] = published.Result
+			} else {
+				fields[fieldResultTruncated] = true
+			}
+			fields[fieldResultBytes] = len(published.Result)
+		} else {
+			fields[fieldError] = published.Error
+			if published.Traceback != "" {
+				fields[fieldTraceback], _ = capText(published.Traceback)
+			}
+		}
+	}
+	if o.err == nil {
+		return entry
+	}
+
+	t := o.failure.body.ErrorType
+	fields[fieldStatus] = api.OutcomeError
+	fields[fieldErrorType] = t
+	entry.Severity, entry.Message = o.failure.severity, "execution failed: "+t
+	if t == string(executor.TypeInternal) {
+		fields[fieldCause] = o.err.Error() // the caller saw only the execution ID
+	}
+	switch {
+	case via.fromPubSub && o.failure.redeliver:
+		entry.Message += "; the message will be redelivered"
+		fields[fieldRetry] = true
+	case !via.fromPubSub && hungUp:
+		// The client hung up and the execution was stopped for it: not a
+		// fault of the service, and nobody got the answer.
+		entry.Severity = execlog.Warning
+		entry.Message = "client went away; execution stopped"
+		fields[fieldClientGone] = true
+	}
+	return entry
+}
+
+// duplicateEntry logs a delivery of a message this instance already
+// completed.
+func duplicateEntry(d delivery) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Info,
+		Message:  "duplicate message acknowledged without running it again",
+		Trace:    d.trace,
+		SpanID:   d.span,
+		Fields:   map[string]any{fieldFunction: viaPubSub.function, fieldMessageID: d.messageID, fieldDuplicate: true},
+	}
+}
+
+// publishFailedEntry logs an outcome the results topic did not take.
+func publishFailedEntry(x execution, err error) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Error,
+		Message:  "publishing the outcome failed; the message will be redelivered",
+		Trace:    x.trace,
+		SpanID:   x.span,
+		Fields: map[string]any{
+			fieldFunction:    viaPubSub.function,
+			fieldExecutionID: x.id,
+			fieldMessageID:   x.messageID,
+			fieldError:       err.Error(),
+		},
+	}
+}
+
+// panicEntry logs a handler that panicked, with its stack; the client got
+// only the execution ID.
+func panicEntry(executionID string, p any) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Error,
+		Message:  errPanic.Error(),
+		Fields:   map[string]any{fieldExecutionID: executionID, fieldPanic: fmt.Sprint(p), fieldStack: string(debug.Stack())},
+	}
+}
+
+// selfTestPassedEntry logs the isolation the sandbox runs with.
+func selfTestPassedEntry(h executor.Health) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Info,
+		Message:  "sandbox self-test passed",
+		Fields:   map[string]any{fieldMode: h.Mode, fieldIsolation: h.Isolation, fieldVersions: h.Versions},
+	}
+}
+
+// selfTestFailedEntry logs a failed self-test and when it is tried again.
+func selfTestFailedEntry(err error, retryIn time.Duration) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Error,
+		Message:  "sandbox self-test failed; executions answer sandbox_unavailable",
+		Fields:   map[string]any{fieldError: err.Error(), fieldRetryInMS: retryIn.Milliseconds()},
+	}
+}
+
+// capText cuts s to maxLoggedBytes at a character boundary, since Cloud
+// Logging refuses invalid UTF-8.
+func capText(s string) (string, bool) {
+	if len(s) <= maxLoggedBytes {
+		return s, false
+	}
+	cut := maxLoggedBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor"
+)
+
+// entryPoint is a way requests reach the server, and what differs between
+// them once they are decoded.
+type entryPoint struct {
+	// function names it in the log's "function" field.
+	function string
+	// fromPubSub: nobody waits for an answer; the outcome goes to the log
+	// (and the results topic) whole, and a fault of the service is
+	// retried by Pub/Sub redelivering the message.
+	fromPubSub bool
+}
+
+var (
+	viaHTTP   = entryPoint{function: "Execute"}
+	viaPubSub = entryPoint{function: "ExecuteEvent", fromPubSub: true}
+)
+
+// execution is one request as an entry point received it.
+type execution struct {
+	id      string    // the execution ID, answered and logged
+	arrived time.Time // when the entry point took the request
+	req     request
+	// err is why the request could not be decoded; the executor is not
+	// asked to run it.
+	err         error
+	trace, span string // of the log entry
+	messageID   string // Pub/Sub's, for ExecuteEvent
+}
+
+// outcome is what became of an execution.
+type outcome struct {
+	result  executor.Result
+	err     error   // nil: success
+	failure failure // err, mapped; zero on success
+}
+
+// run is the one way every entry point runs a request: it waits for the
+// first sandbox self-test if it still runs, runs the script, maps the
+// error and writes the execution's log entry.
+func (s *Server) run(ctx context.Context, via entryPoint, x execution) outcome {
+	o := outcome{err: x.err}
+	if o.err == nil {
+		s.awaitFirstSelfTest(ctx)
+		o.result, o.err = s.exec.Run(ctx, executor.Request{ID: x.id, Script: x.req.script})
+	}
+	if o.err != nil {
+		o.failure = mapError(o.err, x.id)
+	}
+	s.log.Log(executionEntry(via, x, o, time.Since(x.arrived), ctx.Err() != nil))
+	return o
+}
+
+// success is the 200 answer of a successful outcome.
+func (o outcome) success() api.Success {
+	return api.Success{Result: o.result.Value, Stdout: o.result.Stdout}
+}
+
+// answered is the failure of a failed outcome, with the script's stdout in
+// its body.
+func (o outcome) answered() failure {
+	f := o.failure
+	f.body.Stdout = o.result.Stdout
+	return f
+}
+
+// published is the outcome as ExecuteEvent publishes it.
+func (o outcome) published(x execution) api.Outcome {
+	p := api.Outcome{
+		ExecutionID: x.id,
+		MessageID:   x.messageID,
+		ID:          x.req.callerID,
+		Status:      api.OutcomeOK,
+		Stdout:      o.result.Stdout,
+		DurationMS:  o.result.Duration.Milliseconds(),
+	}
+	if o.err == nil {
+		p.Result = o.result.Value
+		return p
+	}
+	f := o.failure.body
+	p.Status, p.Error, p.ErrorType, p.Traceback = api.OutcomeError, f.Error, f.ErrorType, f.Traceback
+	return p
+}

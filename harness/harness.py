@@ -10,6 +10,7 @@ Protocol (the Go side is the executor's jail engine and result.go):
            "stdin": <text>,                 optional,
            "files": [{"path": <relative>, "content": <base64>}],   optional,
            "outputs": {"max_files": N, "max_bytes": N},
+           "prepare_outputs": true,         optional: make an empty outputs/
            "rlimit_as": N}                  optional: lower RLIMIT_AS to N
         With --preload, numpy and pandas are imported before it is read.
   fd 4  the report: exactly one JSON object, written after main() returned or
@@ -18,9 +19,10 @@ Protocol (the Go side is the executor's jail engine and result.go):
         comes back through the harness exits without a report.
 
 Before user code runs, the job's files are written under the working
-directory, and an empty outputs/ directory is made there. After main()
-returns, the regular files under outputs/ (never a symlink, device or fifo)
-come back in the report, within the job's caps.
+directory and, with prepare_outputs, an empty outputs/ directory is made
+there. After main() returns, the regular files under outputs/ (never
+through a symlink, never a device or fifo) come back in the report, within
+the job's caps.
 
 The report is {"ok": true, "result": <value>[, "files": [{"path", "content",
 "bytes"}]]} or {"ok": false, "error_type": <type>, "error": <message>,
@@ -377,55 +379,92 @@ def size_text(n):
     return "%d bytes" % n
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def collect_outputs(max_files, max_bytes):
     """Reads the regular files under outputs/, sorted by path.
 
-    Symlinks, devices, fifos and sockets are never followed or read: each
-    file is opened with O_NOFOLLOW and must still be a regular file once
-    open. Returns [{"path", "content" (base64), "bytes"}]; raises
-    OutputProblem over a cap.
+    Nothing is reached through a symlink, outputs/ itself included: each
+    directory is opened with O_NOFOLLOW relative to its parent's descriptor,
+    and each file the same way, and must still be a regular file once open,
+    so devices, fifos and sockets are never read either. A process the
+    script left running cannot turn the walk elsewhere by swapping a
+    directory for a symlink while it goes on. Returns [{"path", "content"
+    (base64), "bytes"}]; raises OutputProblem over a cap.
     """
+    try:
+        root = os.open(OUTPUTS_DIR, _DIR_FLAGS)
+    except OSError:
+        return []  # no outputs/, or not a directory (a file, a symlink)
     found = []
-    pending = [OUTPUTS_DIR]
-    while pending:
-        directory = pending.pop()
-        try:
-            with os.scandir(directory) as entries:
-                listed = list(entries)
-        except OSError:
-            continue  # removed, or not a directory (a symlink, a file)
-        for entry in listed:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(entry.path)
-            except OSError:
-                continue
-            if len(found) > max_files:
-                raise OutputProblem("output_limit", "Output limit exceeded: more than %d output files" % max_files)
-    files = []
     total = 0
-    for path in sorted(found):
+    # The open directories from outputs/ down to the one being read, each
+    # with the names in it still to look at: one descriptor per level.
+    stack = [(root, OUTPUTS_DIR, _names(root))]
+    try:
+        while stack:
+            fd, directory, names = stack[-1]
+            if not names:
+                stack.pop()
+                os.close(fd)
+                continue
+            name = names.pop()
+            path = directory + "/" + name
+            try:
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            except OSError:
+                continue  # removed since it was listed
+            if stat.S_ISDIR(mode):
+                try:
+                    inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue  # replaced since it was listed, or too deep
+                stack.append((inner, path, _names(inner)))
+                continue
+            data = _read_regular(fd, name, max_bytes - total + 1)
+            if data is None:
+                continue
+            if len(found) == max_files:
+                raise OutputProblem("output_limit", "Output limit exceeded (more than %d output files)" % max_files)
+            total += len(data)
+            if total > max_bytes:
+                raise OutputProblem("output_limit", "Output limit exceeded (output files over %s)" % size_text(max_bytes))
+            found.append((path, data))
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    files = []
+    for path, data in sorted(found):
         try:
             path.encode("utf-8")
         except UnicodeEncodeError:
             raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % path) from None
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            continue  # replaced by a symlink or removed since it was listed
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            data = _read_at_most(fd, max_bytes - total + 1)
-        finally:
-            os.close(fd)
-        total += len(data)
-        if total > max_bytes:
-            raise OutputProblem("output_limit", "Output limit exceeded: output files over %s in total" % size_text(max_bytes))
         files.append({"path": path, "content": base64.b64encode(data).decode("ascii"), "bytes": len(data)})
     return files
+
+
+def _names(fd):
+    try:
+        return os.listdir(fd)
+    except OSError:
+        return []
+
+
+def _read_regular(dir_fd, name, limit):
+    """Up to limit bytes of the regular file name in dir_fd; None if it is
+    anything else (a symlink, a fifo, a device) or is gone."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _read_at_most(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def _read_at_most(fd, limit):
@@ -452,10 +491,14 @@ def write_report(report):
         data = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (ValueError, RecursionError, MemoryError) as exc:
         data = json.dumps(failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc)))
-    # Results were checked to be valid Unicode; an error message or traceback
-    # may still hold lone surrogates, which become U+FFFD rather than bytes
-    # that are not UTF-8 (which the executor would refuse as a forged report).
-    payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    try:
+        payload = data.encode("utf-8")
+    except UnicodeEncodeError:
+        # Results were checked to be valid Unicode; an error message or
+        # traceback may still hold lone surrogates, which become U+FFFD
+        # rather than bytes that are not UTF-8 (which the executor would
+        # refuse as a forged report).
+        payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     view = memoryview(payload)
     while view:
         written = os.write(REPORT_FD, view)
@@ -541,7 +584,10 @@ def prepare(job):
         except OSError as exc:
             return failure("invalid_request", "files: cannot write '%s': %s" % (path, exc.strerror or exc))
     if job.prepare_outputs:
-        os.makedirs(OUTPUTS_DIR, exist_ok=True)
+        try:
+            os.makedirs(OUTPUTS_DIR, exist_ok=True)
+        except OSError as exc:
+            return failure("invalid_request", "files: cannot make the directory '%s': %s" % (OUTPUTS_DIR, exc.strerror or exc))
     if job.stdin is not None:
         # A memory file rather than a pipe: the whole text is there at once,
         # whatever its size, and child processes inherit it as fd 0 too.

@@ -404,13 +404,50 @@ class OutputsTest(unittest.TestCase):
         report = run_in(self.dir, source, outputs=(100, 1 << 20))
         self.assertEqual([f["path"] for f in report["files"]], ["outputs/real"])
 
+    def test_a_symlinked_outputs_or_subdirectory_is_never_followed(self):
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        os.makedirs(elsewhere)
+        with open(os.path.join(elsewhere, "secret"), "w") as f:
+            f.write("secret")
+        linked_outputs = "import os\ndef main():\n    os.symlink(%r, 'outputs')\n    return 1\n" % elsewhere
+        report = run_in(self.dir, linked_outputs, outputs=(100, 1 << 20))
+        self.assertEqual(report, {"ok": True, "result": 1})
+        os.remove(os.path.join(self.dir, "outputs"))
+        linked_subdirectory = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    os.symlink(%r, 'outputs/sub')\n"
+            "    open('outputs/real', 'w').write('ok')\n"
+            "    return 1\n"
+        ) % elsewhere
+        report = run_in(self.dir, linked_subdirectory, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/real"])
+
+    def test_an_outputs_that_is_a_file_gives_no_files(self):
+        report = run_in(self.dir, "def main():\n    open('outputs', 'w').write('x')\n    return 1\n", outputs=(100, 1 << 20))
+        self.assertEqual(report, {"ok": True, "result": 1})
+
+    def test_deep_directories_are_read(self):
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    deep = 'outputs/' + '/'.join(['d'] * 50)\n"
+            "    os.makedirs(deep)\n"
+            "    open(deep + '/f', 'w').write('deep')\n"
+            "    open('outputs/d/g', 'w').write('g')\n"
+            "    return 1\n"
+        )
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/" + "/".join(["d"] * 50) + "/f", "outputs/d/g"])
+
     def test_caps_are_output_limits_naming_the_cap(self):
         many = "import os\ndef main():\n    os.makedirs('outputs')\n    for i in range(4):\n        open('outputs/%d' % i, 'w').write('x')\n    return 1\n"
         report = run_in(self.dir, many, outputs=(3, 1 << 20))
-        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded: more than 3 output files"))
+        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded (more than 3 output files)"))
         big = "import os\ndef main():\n    os.makedirs('outputs', exist_ok=True)\n    open('outputs/big', 'wb').write(b'x' * 2049)\n    return 1\n"
         report = run_in(self.dir, big, outputs=(100, 2048))
-        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded: output files over 2 KB in total"))
+        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded (output files over 2 KB)"))
 
 
 class JobTest(unittest.TestCase):

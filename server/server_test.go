@@ -36,6 +36,11 @@ func (f *fakeExecutor) Run(_ context.Context, req executor.Request) (executor.Re
 	return f.run(req)
 }
 
+// Limits are the service's defaults.
+func (f *fakeExecutor) Limits() executor.Limits {
+	return executor.Limits{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxInputFiles: 100, MaxInputFilesBytes: 8 << 20}
+}
+
 func (f *fakeExecutor) Health() executor.Health            { return f.health }
 func (f *fakeExecutor) Shutdown(ctx context.Context) error { return nil }
 

@@ -79,7 +79,11 @@ func newService(t testing.TB, env map[string]string) *Service {
 	if err != nil {
 		t.Fatalf("execlog.New: %v", err)
 	}
-	srv := server.New(server.ConfigFromEnv(getenv), exec, log, nil)
+	serverCfg, err := server.ConfigFromEnv(getenv)
+	if err != nil {
+		t.Fatalf("server.ConfigFromEnv: %v", err)
+	}
+	srv := server.New(serverCfg, exec, log, nil)
 	hs := httptest.NewServer(http.HandlerFunc(srv.Execute))
 	t.Cleanup(func() {
 		hs.Close()

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/leakcheck"
@@ -164,6 +165,8 @@ type Response struct {
 	Error     string          `json:"error"`
 	ErrorType string          `json:"error_type"`
 	Traceback string          `json:"traceback"`
+	// Files are a success's output files; nil when the body has none.
+	Files []api.OutputFile `json:"files"`
 }
 
 // Do sends req and decodes the answer, failing t when it is not strict JSON
@@ -184,18 +187,19 @@ func Do(t testing.TB, req *http.Request) Response {
 		return r
 	}
 	var fields struct {
-		Result    json.RawMessage `json:"result"`
-		Stdout    *string         `json:"stdout"`
-		Error     string          `json:"error"`
-		ErrorType string          `json:"error_type"`
-		Traceback string          `json:"traceback"`
+		Result    json.RawMessage  `json:"result"`
+		Stdout    *string          `json:"stdout"`
+		Error     string           `json:"error"`
+		ErrorType string           `json:"error_type"`
+		Traceback string           `json:"traceback"`
+		Files     []api.OutputFile `json:"files"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&fields); err != nil {
 		t.Fatalf("%s %s answered %d with non-JSON body %q: %v", req.Method, req.URL.Path, resp.StatusCode, Clip(raw), err)
 	}
-	r.Result, r.Stdout, r.Error, r.ErrorType, r.Traceback = fields.Result, fields.Stdout, fields.Error, fields.ErrorType, fields.Traceback
+	r.Result, r.Stdout, r.Error, r.ErrorType, r.Traceback, r.Files = fields.Result, fields.Stdout, fields.Error, fields.ErrorType, fields.Traceback, fields.Files
 	return r
 }
 

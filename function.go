@@ -81,6 +81,10 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
 	}
+	cfg, err := server.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
 	exec, err := executor.New(execCfg)
 	if err != nil {
 		return nil, err
@@ -89,7 +93,6 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 	if err != nil {
 		return nil, fmt.Errorf("setting up logging: %w", err)
 	}
-	cfg := server.ConfigFromEnv(getenv)
 	// A results topic that cannot be used stops the service at start
 	// rather than failing every delivery.
 	var results server.Publisher

@@ -88,6 +88,8 @@ type Outcome struct {
 	Status string          `json:"status"` // OutcomeOK or OutcomeError
 	Result json.RawMessage `json:"result,omitempty"`
 	Stdout string          `json:"stdout"`
+	// Files are Success's output files, when the script left some.
+	Files []OutputFile `json:"files,omitempty"`
 	// Error, ErrorType and Traceback are Failure's, set when Status is
 	// OutcomeError.
 	Error      string `json:"error,omitempty"`

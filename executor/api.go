@@ -5,12 +5,35 @@ import (
 	"time"
 )
 
-// Request is one script to run.
+// Request is one script to run, with what it is given. A Request with
+// only ID and Script runs exactly as scripts always have: main() is called
+// with no argument, standard input is empty and the service's limits apply.
 type Request struct {
 	// ID names the execution in logs and temporary names. Run generates one
 	// when it is empty.
 	ID     string
 	Script string
+	// Input, when not nil, is passed to main as its one argument: JSON text,
+	// kept exactly as the caller wrote it so that numbers arrive exact.
+	// JSON null is an input like any other; nil is none.
+	Input json.RawMessage
+	// Stdin is the script's standard input; empty means none.
+	Stdin string
+	// Files are written into the execution's working directory before any
+	// user code runs.
+	Files []File
+	// Timeout and MemoryBytes tighten the service's limits for this
+	// execution; zero keeps the service's. They never loosen them: a value
+	// above the service's is refused (Limits).
+	Timeout     time.Duration
+	MemoryBytes int64
+}
+
+// File is a file a request brings: Path is relative to the execution's
+// working directory.
+type File struct {
+	Path    string
+	Content []byte
 }
 
 // Result is what an execution produced.
@@ -22,8 +45,21 @@ type Result struct {
 	// replaced, trailing newlines removed, capped at Config.MaxOutputBytes. It
 	// is set on failures too: everything printed before the failure.
 	Stdout string
+	// Files are the regular files the script left under outputs/ of its
+	// working directory, sorted by path; set only when Run returns a nil
+	// error. Each Path starts with "outputs/".
+	Files []File
 	// Duration is the wall time of the execution, queueing excluded.
 	Duration time.Duration
+}
+
+// Limits are the service's caps on what one request may ask for: the
+// limits a request may tighten (never loosen), and how much it may bring.
+type Limits struct {
+	Timeout            time.Duration
+	MemoryBytes        int64
+	MaxInputFiles      int
+	MaxInputFilesBytes int
 }
 
 // Health says whether the executor runs scripts and with what isolation.

@@ -238,6 +238,54 @@ func (e *execCgroup) attach(pid int) error {
 	return nil
 }
 
+// errOverMemoryLimit: a cgroup already holds more memory than the limit it
+// was to be lowered to.
+var errOverMemoryLimit = errors.New("the cgroup already holds more memory than its new limit")
+
+// lowerMemoryLimit lowers the memory limit of a cgroup whose processes are
+// waiting for their script, for an execution that asks for less than the
+// service's limit; a higher memBytes changes nothing. When the cgroup
+// already holds memBytes or more, it answers errOverMemoryLimit rather than
+// have the kernel kill what is in it.
+func (e *execCgroup) lowerMemoryLimit(memBytes int64) error {
+	dir := e.memDir()
+	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
+	if e.cg.kind == limitCgroupV2 {
+		limitFile, usageFile = "memory.max", "memory.current"
+	}
+	if limit, err := readInt(filepath.Join(dir, limitFile)); err == nil && limit <= memBytes {
+		return nil
+	}
+	usage, err := readInt(filepath.Join(dir, usageFile))
+	if err != nil {
+		return fmt.Errorf("reading the memory use of cgroup %s: %w", e.name, err)
+	}
+	if usage >= memBytes {
+		return errOverMemoryLimit
+	}
+	mem := strconv.FormatInt(memBytes, 10)
+	write := func(file, value string) error { return os.WriteFile(filepath.Join(dir, file), []byte(value), 0) }
+	err = write(limitFile, mem)
+	if errors.Is(err, syscall.EBUSY) {
+		return errOverMemoryLimit // v1: the kernel could not reclaim down to it
+	}
+	if err == nil && e.cg.kind == limitCgroupV1 {
+		// The combined limit may not be below the memory limit, so it
+		// follows it down. The peak and the failure count so far were the
+		// preload's, not the execution's (hitMemoryLimit reads them).
+		if _, statErr := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); statErr == nil {
+			err = write("memory.memsw.limit_in_bytes", mem)
+		}
+		if err == nil {
+			err = errors.Join(write("memory.max_usage_in_bytes", "0"), write("memory.failcnt", "0"))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("lowering the memory limit of cgroup %s: %w", e.name, err)
+	}
+	return nil
+}
+
 // hitMemoryLimit tells whether the execution reached its memory limit.
 func (e *execCgroup) hitMemoryLimit() bool {
 	switch e.cg.kind {

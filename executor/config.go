@@ -35,16 +35,18 @@ type Config struct {
 	NsjailPath string // the real nsjail binary, not a wrapper script
 	PythonPath string // the interpreter that has pandas and numpy
 
-	Timeout        time.Duration // wall time of one execution
-	MemoryBytes    int64         // all processes of one execution together
-	MaxScriptBytes int           // UTF-8 bytes of the script
-	MaxOutputBytes int           // stdout kept
-	MaxResultBytes int           // JSON of main()'s return value
-	MaxProcs       int           // processes and threads of one execution
-	TmpBytes       int64         // the private /tmp (and /dev/shm)
-	Concurrency    int           // executions at once
-	Queue          int           // executions waiting for a slot
-	Mode           Mode
+	Timeout             time.Duration // wall time of one execution
+	MemoryBytes         int64         // all processes of one execution together
+	MaxScriptBytes      int           // UTF-8 bytes of the script
+	MaxOutputBytes      int           // stdout kept
+	MaxResultBytes      int           // JSON of main()'s return value
+	MaxInputFilesBytes  int           // a request's files, decoded, together
+	MaxOutputFilesBytes int           // the files left under outputs/, together
+	MaxProcs            int           // processes and threads of one execution
+	TmpBytes            int64         // the private /tmp (and /dev/shm)
+	Concurrency         int           // executions at once
+	Queue               int           // executions waiting for a slot
+	Mode                Mode
 
 	// CgroupRoot is where the cgroup hierarchies are mounted; tests point it
 	// elsewhere to exercise detection.
@@ -60,6 +62,8 @@ const (
 	defaultScriptBytes    = 100 * 1024
 	defaultOutputBytes    = 1 << 20
 	defaultResultBytes    = 4 << 20
+	defaultInputFiles     = 8 << 20
+	defaultOutputFiles    = 8 << 20
 	defaultProcs          = 64
 	defaultTmpMB          = 64
 )
@@ -97,6 +101,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg.MaxScriptBytes = intVar("PYEXEC_MAX_SCRIPT_BYTES", defaultScriptBytes)
 	cfg.MaxOutputBytes = intVar("PYEXEC_MAX_OUTPUT_BYTES", defaultOutputBytes)
 	cfg.MaxResultBytes = intVar("PYEXEC_MAX_RESULT_BYTES", defaultResultBytes)
+	cfg.MaxInputFilesBytes = intVar("PYEXEC_MAX_INPUT_FILES_BYTES", defaultInputFiles)
+	cfg.MaxOutputFilesBytes = intVar("PYEXEC_MAX_OUTPUT_FILES_BYTES", defaultOutputFiles)
 	cfg.MaxProcs = intVar("PYEXEC_MAX_PROCS", defaultProcs)
 	cfg.TmpBytes = int64(intVar("PYEXEC_TMP_MB", defaultTmpMB)) << 20
 	cfg.Concurrency = intVar("PYEXEC_CONCURRENCY", cpus)
@@ -130,6 +136,8 @@ func (c Config) Validate() error {
 	check(c.MaxScriptBytes >= 1 && c.MaxScriptBytes <= 10<<20, "PYEXEC_MAX_SCRIPT_BYTES must be 1..10485760, got %d", c.MaxScriptBytes)
 	check(c.MaxOutputBytes >= 1 && c.MaxOutputBytes <= 64<<20, "PYEXEC_MAX_OUTPUT_BYTES must be 1..67108864, got %d", c.MaxOutputBytes)
 	check(c.MaxResultBytes >= 1 && c.MaxResultBytes <= 64<<20, "PYEXEC_MAX_RESULT_BYTES must be 1..67108864, got %d", c.MaxResultBytes)
+	check(c.MaxInputFilesBytes >= 0 && c.MaxInputFilesBytes <= 1<<30, "PYEXEC_MAX_INPUT_FILES_BYTES must be 0..1073741824, got %d", c.MaxInputFilesBytes)
+	check(c.MaxOutputFilesBytes >= 0 && c.MaxOutputFilesBytes <= 64<<20, "PYEXEC_MAX_OUTPUT_FILES_BYTES must be 0..67108864, got %d", c.MaxOutputFilesBytes)
 	check(c.MaxProcs >= 1 && c.MaxProcs <= 4096, "PYEXEC_MAX_PROCS must be 1..4096, got %d", c.MaxProcs)
 	check(c.TmpBytes >= 1<<20 && c.TmpBytes <= 16<<30, "PYEXEC_TMP_MB must be 1..16384, got %d", c.TmpBytes>>20)
 	check(c.Concurrency >= 1 && c.Concurrency <= maxConcurrency, "PYEXEC_CONCURRENCY must be 1..%d, got %d", maxConcurrency, c.Concurrency)

@@ -25,12 +25,15 @@ func TestConfigFromEnvWithNothingSetIsTheSpecDefaults(t *testing.T) {
 		MaxScriptBytes: 100 * 1024,
 		MaxOutputBytes: 1 << 20,
 		MaxResultBytes: 4 << 20,
-		MaxProcs:       64,
-		TmpBytes:       64 << 20,
-		Concurrency:    runtime.NumCPU(),
-		Queue:          4 * runtime.NumCPU(),
-		Mode:           ModeAuto,
-		CgroupRoot:     "/sys/fs/cgroup",
+		// PYEXEC_MAX_INPUT_FILES_BYTES, PYEXEC_MAX_OUTPUT_FILES_BYTES
+		MaxInputFilesBytes:  8 << 20,
+		MaxOutputFilesBytes: 8 << 20,
+		MaxProcs:            64,
+		TmpBytes:            64 << 20,
+		Concurrency:         runtime.NumCPU(),
+		Queue:               4 * runtime.NumCPU(),
+		Mode:                ModeAuto,
+		CgroupRoot:          "/sys/fs/cgroup",
 	}
 	if cfg != want {
 		t.Errorf("ConfigFromEnv(empty) = %+v, want %+v", cfg, want)
@@ -42,35 +45,39 @@ func TestConfigFromEnvWithNothingSetIsTheSpecDefaults(t *testing.T) {
 
 func TestConfigFromEnvReadsEveryVariable(t *testing.T) {
 	cfg, err := ConfigFromEnv(envOf(map[string]string{
-		"PYEXEC_NSJAIL":           "/usr/local/bin/nsjail",
-		"PYEXEC_PYTHON":           " /usr/bin/python3 ",
-		"PYEXEC_TIMEOUT_SECONDS":  "2",
-		"PYEXEC_MEMORY_MB":        "256",
-		"PYEXEC_MAX_SCRIPT_BYTES": "2048",
-		"PYEXEC_MAX_OUTPUT_BYTES": "4096",
-		"PYEXEC_MAX_RESULT_BYTES": "8192",
-		"PYEXEC_MAX_PROCS":        "8",
-		"PYEXEC_TMP_MB":           "16",
-		"PYEXEC_CONCURRENCY":      "3",
-		"PYEXEC_MODE":             " COLD ",
+		"PYEXEC_NSJAIL":                 "/usr/local/bin/nsjail",
+		"PYEXEC_PYTHON":                 " /usr/bin/python3 ",
+		"PYEXEC_TIMEOUT_SECONDS":        "2",
+		"PYEXEC_MEMORY_MB":              "256",
+		"PYEXEC_MAX_SCRIPT_BYTES":       "2048",
+		"PYEXEC_MAX_OUTPUT_BYTES":       "4096",
+		"PYEXEC_MAX_RESULT_BYTES":       "8192",
+		"PYEXEC_MAX_INPUT_FILES_BYTES":  "1024",
+		"PYEXEC_MAX_OUTPUT_FILES_BYTES": "0",
+		"PYEXEC_MAX_PROCS":              "8",
+		"PYEXEC_TMP_MB":                 "16",
+		"PYEXEC_CONCURRENCY":            "3",
+		"PYEXEC_MODE":                   " COLD ",
 	}))
 	if err != nil {
 		t.Fatalf("ConfigFromEnv = %v", err)
 	}
 	want := Config{
-		NsjailPath:     "/usr/local/bin/nsjail",
-		PythonPath:     "/usr/bin/python3",
-		Timeout:        2 * time.Second,
-		MemoryBytes:    256 << 20,
-		MaxScriptBytes: 2048,
-		MaxOutputBytes: 4096,
-		MaxResultBytes: 8192,
-		MaxProcs:       8,
-		TmpBytes:       16 << 20,
-		Concurrency:    3,
-		Queue:          12, // 4 × the configured concurrency, not the CPUs'
-		Mode:           ModeCold,
-		CgroupRoot:     "/sys/fs/cgroup",
+		NsjailPath:          "/usr/local/bin/nsjail",
+		PythonPath:          "/usr/bin/python3",
+		Timeout:             2 * time.Second,
+		MemoryBytes:         256 << 20,
+		MaxScriptBytes:      2048,
+		MaxOutputBytes:      4096,
+		MaxResultBytes:      8192,
+		MaxInputFilesBytes:  1024,
+		MaxOutputFilesBytes: 0,
+		MaxProcs:            8,
+		TmpBytes:            16 << 20,
+		Concurrency:         3,
+		Queue:               12, // 4 × the configured concurrency, not the CPUs'
+		Mode:                ModeCold,
+		CgroupRoot:          "/sys/fs/cgroup",
 	}
 	if cfg != want {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", cfg, want)
@@ -94,6 +101,8 @@ func TestConfigFromEnvRefusesMalformedNumbers(t *testing.T) {
 		{"PYEXEC_MAX_SCRIPT_BYTES", "100KB"},
 		{"PYEXEC_MAX_OUTPUT_BYTES", "lots"},
 		{"PYEXEC_MAX_RESULT_BYTES", "0x10"},
+		{"PYEXEC_MAX_INPUT_FILES_BYTES", "8MiB"},
+		{"PYEXEC_MAX_OUTPUT_FILES_BYTES", "8e6"},
 		{"PYEXEC_MAX_PROCS", "sixty-four"},
 		{"PYEXEC_TMP_MB", "64MB"},
 		{"PYEXEC_CONCURRENCY", "2 cores"},
@@ -134,6 +143,10 @@ func TestValidateNamesTheVariableOfEachProblem(t *testing.T) {
 		{"a zero script size", func(c *Config) { c.MaxScriptBytes = 0 }, "PYEXEC_MAX_SCRIPT_BYTES"},
 		{"a zero output cap", func(c *Config) { c.MaxOutputBytes = 0 }, "PYEXEC_MAX_OUTPUT_BYTES"},
 		{"a negative result cap", func(c *Config) { c.MaxResultBytes = -1 }, "PYEXEC_MAX_RESULT_BYTES"},
+		{"a negative input files cap", func(c *Config) { c.MaxInputFilesBytes = -1 }, "PYEXEC_MAX_INPUT_FILES_BYTES"},
+		{"input files over 1 GiB", func(c *Config) { c.MaxInputFilesBytes = 1<<30 + 1 }, "PYEXEC_MAX_INPUT_FILES_BYTES"},
+		{"a negative output files cap", func(c *Config) { c.MaxOutputFilesBytes = -1 }, "PYEXEC_MAX_OUTPUT_FILES_BYTES"},
+		{"output files over 64 MiB", func(c *Config) { c.MaxOutputFilesBytes = 64<<20 + 1 }, "PYEXEC_MAX_OUTPUT_FILES_BYTES"},
 		{"zero processes", func(c *Config) { c.MaxProcs = 0 }, "PYEXEC_MAX_PROCS"},
 		{"a /tmp under 1 MiB", func(c *Config) { c.TmpBytes = 0 }, "PYEXEC_TMP_MB"},
 		{"a concurrency of zero", func(c *Config) { c.Concurrency = 0 }, "PYEXEC_CONCURRENCY"},
@@ -170,6 +183,8 @@ func TestValidateNamesTheVariableOfEachProblem(t *testing.T) {
 			func(c *Config) { c.MemoryBytes = 64 << 20 },
 			func(c *Config) { c.MaxProcs = 1 },
 			func(c *Config) { c.Concurrency, c.Queue = 1, 0 },
+			func(c *Config) { c.MaxInputFilesBytes, c.MaxOutputFilesBytes = 0, 0 },
+			func(c *Config) { c.MaxInputFilesBytes, c.MaxOutputFilesBytes = 1<<30, 64<<20 },
 		} {
 			cfg := valid
 			mutate(&cfg)

@@ -32,7 +32,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -77,9 +76,6 @@ func New(cfg Config) (*Executor, error) {
 	e.hardCtx, e.hardStop = context.WithCancel(context.Background())
 	return e, nil
 }
-
-// Config is the validated configuration the executor runs with.
-func (e *Executor) Config() Config { return e.cfg }
 
 // Health reports readiness, mode, isolation and versions.
 func (e *Executor) Health() Health {
@@ -196,10 +192,10 @@ func (e *Executor) closeBox() {
 	}
 }
 
-// Run validates the script, waits for a slot (or answers ErrBusy when the
-// queue is full) and runs it in a fresh sandbox.
+// Run validates the request (request.go), waits for a slot (or answers
+// ErrBusy when the queue is full) and runs it in a fresh sandbox.
 func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
-	if err := e.validateScript(req.Script); err != nil {
+	if err := e.validate(req); err != nil {
 		return Result{}, err
 	}
 	e.mu.Lock()
@@ -208,10 +204,21 @@ func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
 	if !ready {
 		return Result{}, ErrSandboxUnavailable
 	}
-	return e.runIn(ctx, box, req)
+	return e.runIn(ctx, box, req, req.extended())
 }
 
-func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result, error) {
+// runIn runs req in box. prepareOutputs gives the script an empty outputs/
+// to write to. req has been validated, or is the executor's own.
+func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareOutputs bool) (Result, error) {
+	lim := limitsOf(e.cfg, req)
+	var rlimitAS int64
+	if box.isolation().Limits == string(limitRlimit) && lim.memoryBytes < e.cfg.MemoryBytes {
+		rlimitAS = lim.memoryBytes
+	}
+	job, err := newJob(req, e.cfg, prepareOutputs, rlimitAS)
+	if err != nil {
+		return Result{}, err
+	}
 	slot, release, err := e.admit(ctx)
 	if err != nil {
 		return Result{}, err
@@ -226,7 +233,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 	defer stop()
 
 	start := time.Now()
-	run, err := box.run(ctx, execution{id: req.ID, script: []byte(req.Script), slot: slot})
+	run, err := box.run(ctx, execution{id: req.ID, job: job, slot: slot, limits: lim})
 	if run.Cleanup != nil {
 		// Every process of the execution has ended by now; what is left
 		// (the cgroup, which the kernel may hold on to for milliseconds
@@ -241,7 +248,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request) (Result,
 	}
 	if err == nil {
 		var res Result
-		res, err = judge(run, e.cfg)
+		res, err = judge(run, e.cfg, lim)
 		res.Duration = time.Since(start)
 		if err == nil || e.hardCtx.Err() == nil {
 			return res, err
@@ -293,22 +300,6 @@ func (e *Executor) admit(ctx context.Context) (int, func(), error) {
 		e.running.Done()
 		return 0, nil, ErrBusy
 	}
-}
-
-// validateScript applies the request rules every transport shares.
-func (e *Executor) validateScript(script string) error {
-	invalid := func(msg string) error { return &Error{Type: TypeInvalidRequest, Message: msg} }
-	switch {
-	case strings.TrimSpace(script) == "":
-		return invalid("Script must be a non-empty string")
-	case len(script) > e.cfg.MaxScriptBytes:
-		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes, "")))
-	case !utf8.ValidString(script):
-		return invalid("Script must be valid UTF-8")
-	case strings.ContainsRune(script, 0):
-		return invalid("Script must not contain NUL bytes")
-	}
-	return nil
 }
 
 // Shutdown stops taking executions, lets running ones finish until ctx is

@@ -3,6 +3,7 @@ package executor
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -11,8 +12,9 @@ import (
 
 // FuzzJudgeReport feeds arbitrary reports, as a hostile script could write
 // them to the report channel, to the parser and the judge. They never
-// panic; a success always carries strict JSON within the result cap; a
-// failure is never one only the executor may decide (busy, internal,
+// panic; a success always carries strict JSON within the result cap and
+// output files that keep their rules; a failure is never one only the
+// executor may decide (busy, internal,
 // sandbox_unavailable, timeout when there was none); texts stay capped and
 // valid UTF-8.
 func FuzzJudgeReport(f *testing.F) {
@@ -28,17 +30,26 @@ func FuzzJudgeReport(f *testing.F) {
 		`{"ok":true,"result":1}{"ok":true,"result":2}`, "{\"ok\":true,\"result\":\"\xff\"}",
 		`{"ok":false,"error_type":"no_main"}`, `{"ok":false,"error_type":"memory_limit","error":"<b>"}`,
 		`{"ok":true,"result":"\ud800"}`, `[]`, `null`, ``, `{"ok":"yes"}`,
+		`{"ok":true,"result":1,"files":[{"path":"outputs/a.csv","content":"eAo=","bytes":2}]}`,
+		`{"ok":true,"result":1,"files":[{"path":"outputs/b","content":"","bytes":0},{"path":"outputs/a","content":"","bytes":0}]}`,
+		`{"ok":true,"result":1,"files":[{"path":"outputs/../etc/passwd","content":"","bytes":0}]}`,
+		`{"ok":true,"result":1,"files":[{"path":"/etc/passwd","content":"eAo=","bytes":2}]}`,
+		`{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"eAo","bytes":2}]}`,
+		`{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"eAo=","bytes":5}]}`,
+		`{"ok":false,"error_type":"output_limit","error":"Output limit exceeded (more than 100 output files)"}`,
+		`{"ok":false,"error_type":"invalid_request","error":"main() cannot take the request's 'input'"}`,
 	} {
 		f.Add([]byte(seed), false, 0, int8(0))
 	}
-	cfg := Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxOutputBytes: 1 << 20, MaxResultBytes: 64 << 10}
+	cfg := Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxOutputBytes: 1 << 20, MaxResultBytes: 64 << 10, MaxOutputFilesBytes: 64 << 10}
 	f.Fuzz(func(t *testing.T, data []byte, memoryHit bool, exitCode int, signal int8) {
-		if _, err := parseReport(data); err != nil && !errors.Is(err, errReportInvalid) {
+		if _, err := parseReport(data, cfg); err != nil && !errors.Is(err, errReportInvalid) {
 			t.Fatalf("parseReport(%q) error %v, not errReportInvalid", data, err)
 		}
 		run := jailRun{Report: data, Ended: true, ExitCode: exitCode, MemoryLimitHit: memoryHit, Signal: sigOf(signal)}
-		res, err := judge(run, cfg)
+		res, err := judge(run, cfg, serviceLimits(cfg))
 		if err == nil {
+			checkJudgedFiles(t, data, res.Files, cfg)
 			if !json.Valid(res.Value) {
 				t.Fatalf("judge(%q) succeeded with a value that is not strict JSON: %q", data, res.Value)
 			}
@@ -55,7 +66,7 @@ func FuzzJudgeReport(f *testing.F) {
 			return // the CPU rlimit's signal: the executor's own decision
 		}
 		switch typ {
-		case TypeBusy, TypeInternal, TypeSandboxUnavailable, TypeTimeout, TypeInvalidRequest:
+		case TypeBusy, TypeInternal, TypeSandboxUnavailable, TypeTimeout:
 			t.Fatalf("judge(%q) of an ended jail = %v: a report must never decide %s", data, err, typ)
 		}
 		var e *Error
@@ -69,6 +80,25 @@ func FuzzJudgeReport(f *testing.F) {
 			t.Fatalf("judge(%q): texts are not UTF-8", data)
 		}
 	})
+}
+
+// checkJudgedFiles fails t unless files are what a success may carry:
+// plain paths under outputs/, strictly sorted, within the caps.
+func checkJudgedFiles(t *testing.T, data []byte, files []File, cfg Config) {
+	t.Helper()
+	if len(files) > maxOutputFiles {
+		t.Fatalf("judge(%q) returned %d output files, over the cap", data, len(files))
+	}
+	total := 0
+	for i, f := range files {
+		if !strings.HasPrefix(f.Path, "outputs/") || pathProblem(f.Path) != "" || (i > 0 && f.Path <= files[i-1].Path) {
+			t.Fatalf("judge(%q) returned output file path %q (after %d others)", data, f.Path, i)
+		}
+		total += len(f.Content)
+	}
+	if total > cfg.MaxOutputFilesBytes {
+		t.Fatalf("judge(%q) returned %d bytes of output files, over the %d cap", data, total, cfg.MaxOutputFilesBytes)
+	}
 }
 
 // sigOf maps the fuzzer's byte to no signal or a real one.

@@ -15,11 +15,12 @@ import (
 	"time"
 )
 
-// execution is one run's identity and input.
+// execution is one run's identity, input and limits.
 type execution struct {
 	id     string
-	script []byte
-	slot   int // which concurrency slot it holds; picks its outside uid
+	job    []byte // what the harness reads on fd 3 (job.go)
+	slot   int    // which concurrency slot it holds; picks its outside uid
+	limits limits
 }
 
 // jailRun is what one jail produced, before it is judged. Every byte in it
@@ -196,12 +197,12 @@ type jailStarter struct {
 }
 
 // start starts one nsjail (and the interpreter in it) as outsideUID, with a
-// cgroup of its own named after id, and returns it waiting for its script
-// on fd 3.
-func (s jailStarter) start(id string, outsideUID int) (*jail, error) {
+// cgroup of its own named after id, under lim, and returns it waiting for
+// its script on fd 3.
+func (s jailStarter) start(id string, outsideUID int, lim limits) (*jail, error) {
 	j := &jail{born: time.Now()}
 	if s.groups.kind != limitRlimit {
-		cg, err := s.groups.create(id, s.cfg.MemoryBytes, s.cfg.MaxProcs)
+		cg, err := s.groups.create(id, lim.memoryBytes, s.cfg.MaxProcs)
 		if err != nil {
 			return nil, err
 		}
@@ -212,6 +213,7 @@ func (s jailStarter) start(id string, outsideUID int) (*jail, error) {
 			s.adapt(spec)
 		}
 		spec.OutsideUID = outsideUID
+		spec.Timeout, spec.MemoryBytes = lim.timeout, lim.memoryBytes
 		if j.cg != nil {
 			spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = s.groups.memMount, s.groups.pidsMount, j.cg.name
 		}
@@ -257,19 +259,39 @@ func (j *jail) discard() error {
 	return err
 }
 
-// finish feeds the jail its script, collects what it produced and discards
-// it. The wall-clock limit runs from here: time a jail spent waiting for its
-// script does not count.
-func (j *jail) finish(ctx context.Context, script []byte, cfg Config) (jailRun, error) {
-	run, err := collect(ctx, j.proc, j.ch, script, cfg)
-	if j.cg != nil {
-		run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+// finish fits the jail to x's limits, feeds it x's job, collects what it
+// produced and discards it. The wall-clock limit runs from here: time a
+// jail spent waiting for its job does not count.
+func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, error) {
+	var run jailRun
+	err := j.fit(x.limits)
+	switch {
+	case errors.Is(err, errOverMemoryLimit):
+		// What the jail already holds is over the execution's limit: it
+		// would be killed as soon as it ran.
+		run.MemoryLimitHit = true
+		err = nil
+	case err == nil:
+		run, err = collect(ctx, j.proc, j.ch, x.job, x.limits.timeout, cfg)
+		if j.cg != nil {
+			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+		}
 	}
 	// Removing the cgroup waits for the kernel to let go of the last
 	// process, which can take milliseconds; the executor does it after the
 	// answer (Shutdown waits for it).
 	run.Cleanup = j.discard
 	return run, err
+}
+
+// fit lowers the memory limit of a jail started ahead (with the service's
+// limit) to an execution's tighter one. Under the rlimit fallback the job
+// lowers it instead (job.RlimitAS).
+func (j *jail) fit(lim limits) error {
+	if j.cg == nil {
+		return nil
+	}
+	return j.cg.lowerMemoryLimit(lim.memoryBytes)
 }
 
 // nsjailProc is one nsjail process, which runs one interpreter.
@@ -353,11 +375,11 @@ func (p *nsjailProc) wait() error {
 // collect reads (parseNsjailLog).
 func (p *nsjailProc) exitStatus() procExit { return procExit{} }
 
-// collect feeds the script to a started process and waits for it,
-// collecting stdout, the report and nsjail's log, each capped. It decides
-// the execution is over when the process says so, never by pipe EOF: a
-// process the script left behind could hold a pipe open.
-func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg Config) (jailRun, error) {
+// collect feeds the job to a started process and waits for it, at most
+// timeout, collecting stdout, the report and nsjail's log, each capped. It
+// decides the execution is over when the process says so, never by pipe
+// EOF: a process the script left behind could hold a pipe open.
+func collect(ctx context.Context, proc process, ch *channels, job []byte, timeout time.Duration, cfg Config) (jailRun, error) {
 	var (
 		run      jailRun
 		killOnce sync.Once
@@ -369,7 +391,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 		mu.Unlock()
 		killOnce.Do(proc.kill)
 	}
-	timer := time.AfterFunc(cfg.Timeout, func() { kill(func() { run.TimedOut = true }) })
+	timer := time.AfterFunc(timeout, func() { kill(func() { run.TimedOut = true }) })
 	defer timer.Stop()
 	stopCtx := context.AfterFunc(ctx, func() { kill(func() {}) })
 	defer stopCtx()
@@ -389,7 +411,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 	}
 	var nsjailLog []byte
 	read(ch.stdoutR, cfg.MaxOutputBytes, &run.Stdout, func() { kill(func() { run.StdoutOverflow = true }) })
-	read(ch.reportR, cfg.MaxResultBytes+reportOverhead, &run.Report, func() {
+	read(ch.reportR, reportCap(cfg), &run.Report, func() {
 		mu.Lock()
 		run.ReportOverflow = true
 		mu.Unlock()
@@ -403,7 +425,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 	read(ch.stderrR, stderrCap, &stderrTail, nil)
 	scriptW := ch.scriptW
 	go func() {
-		_, _ = scriptW.Write(script)
+		_, _ = scriptW.Write(job)
 		_ = scriptW.Close()
 	}()
 
@@ -437,7 +459,7 @@ func collect(ctx context.Context, proc process, ch *channels, script []byte, cfg
 		parseNsjailLog(&run)
 	} else {
 		ex := procExit{ended: true}
-		if _, err := parseReport(run.Report); err != nil {
+		if _, err := parseReport(run.Report, cfg); err != nil {
 			// The report does not settle the outcome: how the process
 			// ended does.
 			mu.Unlock()

@@ -19,11 +19,11 @@ func newColdSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *c
 // run starts the execution's jail as its slot's outside uid, so that no two
 // executions running at once share one.
 func (c *coldSandbox) run(ctx context.Context, x execution) (jailRun, error) {
-	j, err := c.jails.start(x.id, c.jails.spec.IDs.cold(x.slot))
+	j, err := c.jails.start(x.id, c.jails.spec.IDs.cold(x.slot), x.limits)
 	if err != nil {
 		return jailRun{}, err
 	}
-	return j.finish(ctx, x.script, c.jails.cfg)
+	return j.finish(ctx, x, c.jails.cfg)
 }
 
 // warmCgroups is empty: no jail waits for a script.

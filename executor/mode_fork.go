@@ -132,7 +132,7 @@ func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 	if err != nil {
 		return jailRun{}, err
 	}
-	return j.finish(ctx, x.script, f.cfg)
+	return j.finish(ctx, x, f.cfg)
 }
 
 func (f *forkSandbox) warmCgroups() map[string]bool { return f.pool.cgroupNames() }

@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -287,6 +288,33 @@ func TestNothingOfOneExecutionReachesTheNext(t *testing.T) {
 			}
 			if len(randoms) < 4 {
 				t.Errorf("numpy's global random state repeats across executions: %v", randoms)
+			}
+		})
+	}
+}
+
+// A request's tighter memory limit holds in every mode, however small,
+// even below what a jail started ahead already holds (pool mode's
+// preloaded interpreter): a small script runs, a larger allocation is a
+// memory_limit that states the request's limit. Its timeout holds too.
+func TestARequestsTighterLimitsHoldInEveryMode(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(string(mode), func(t *testing.T) {
+			e := modeExecutor(t, mode)
+			ctx := context.Background()
+			small := "def main():\n    return len(bytearray(4 << 20))\n"
+			if res, err := e.Run(ctx, Request{Script: small, MemoryBytes: 32 << 20}); err != nil || string(res.Value) != "4194304" {
+				t.Errorf("%s mode: 4 MiB under a 32 MiB limit = %s, %v; want 4194304", mode, res.Value, err)
+			}
+			large := "def main():\n    return len(bytearray(48 << 20))\n"
+			_, err := e.Run(ctx, Request{Script: large, MemoryBytes: 32 << 20})
+			if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (32 MB)") {
+				t.Errorf("%s mode: 48 MiB under a 32 MiB limit = %v, want memory_limit (32 MB)", mode, err)
+			}
+			start := time.Now()
+			_, err = e.Run(ctx, Request{Script: "import time\ndef main():\n    time.sleep(30)\n", Timeout: 500 * time.Millisecond})
+			if TypeOf(err) != TypeTimeout || !strings.Contains(err.Error(), "Execution timed out after 0.5 seconds") || time.Since(start) > 10*time.Second {
+				t.Errorf("%s mode: a 0.5 s limit = %v after %v, want a timeout stating 0.5 seconds, promptly", mode, err, time.Since(start))
 			}
 		})
 	}

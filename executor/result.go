@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,15 @@ type report struct {
 	ErrorType ErrorType       `json:"error_type"`
 	Error     string          `json:"error"`
 	Traceback string          `json:"traceback"`
+	// Files are the output files of a success.
+	Files []reportFile `json:"files"`
+}
+
+// reportFile is an output file as the harness reports it.
+type reportFile struct {
+	Path    string `json:"path"`
+	Content string `json:"content"` // base64
+	Bytes   int    `json:"bytes"`
 }
 
 // Caps on the harness's texts, whatever the harness claims.
@@ -32,7 +42,8 @@ const (
 // harnessTypes are the failures the harness may report. Anything else the
 // report claims (busy, internal…) is refused: only the executor decides those.
 var harnessTypes = map[ErrorType]bool{
-	TypeNoMain: true, TypeSyntaxError: true, TypeException: true, TypeInvalidResult: true,
+	TypeInvalidRequest: true, // main's signature does not fit the request's input
+	TypeNoMain:         true, TypeSyntaxError: true, TypeException: true, TypeInvalidResult: true,
 	TypeMemoryLimit: true, TypeOutputLimit: true, TypeExited: true,
 }
 
@@ -40,30 +51,31 @@ var harnessTypes = map[ErrorType]bool{
 var errReportInvalid = errors.New("invalid report")
 
 // judge turns what a jail produced into the execution's result or failure.
-func judge(run jailRun, cfg Config) (Result, error) {
+// lim is the limits the execution ran under, which its messages state.
+func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 	res := Result{Stdout: cleanStdout(run.Stdout)}
 	fail := func(t ErrorType, msg string) (Result, error) {
 		return res, &Error{Type: t, Message: msg}
 	}
 	switch {
 	case run.TimedOut:
-		return fail(TypeTimeout, timeoutMessage(cfg))
+		return fail(TypeTimeout, timeoutMessage(lim))
 	case run.StdoutOverflow:
 		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
 	}
-	rep, repErr := parseReport(run.Report)
+	rep, repErr := parseReport(run.Report, cfg)
 	if repErr == nil {
-		return judgeReport(res, rep, cfg)
+		return judgeReport(res, rep, cfg, lim)
 	}
 	switch {
 	case run.MemoryLimitHit:
-		return fail(TypeMemoryLimit, memoryLimitMessage(cfg))
+		return fail(TypeMemoryLimit, memoryLimitMessage(lim))
 	case run.ReportOverflow:
 		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxResultBytes))
 	case !run.Ended:
 		return res, fmt.Errorf("nsjail did not run the interpreter: %s", lastLines(run.NsjailLog, 5))
 	case run.Signal == syscall.SIGXCPU:
-		return fail(TypeTimeout, timeoutMessage(cfg))
+		return fail(TypeTimeout, timeoutMessage(lim))
 	case run.Signal != 0:
 		return fail(TypeExited, fmt.Sprintf("Script was killed by signal %s", signalName(run.Signal)))
 	case len(run.Report) > 0:
@@ -75,12 +87,17 @@ func judge(run jailRun, cfg Config) (Result, error) {
 	}
 }
 
-func judgeReport(res Result, rep report, cfg Config) (Result, error) {
+func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error) {
 	if rep.OK {
 		if len(rep.Result) > cfg.MaxResultBytes {
 			return res, &Error{Type: TypeOutputLimit, Message: outputLimitMessage(cfg.MaxResultBytes)}
 		}
 		res.Value = rep.Result
+		for _, f := range rep.Files {
+			// parseReport has checked the encoding.
+			content, _ := base64.StdEncoding.DecodeString(f.Content)
+			res.Files = append(res.Files, File{Path: f.Path, Content: content})
+		}
 		return res, nil
 	}
 	e := &Error{Type: rep.ErrorType, Message: truncate(rep.Error, maxErrorText)}
@@ -88,9 +105,14 @@ func judgeReport(res Result, rep report, cfg Config) (Result, error) {
 	case TypeNoMain:
 		e.Message = "Script must contain a 'def main()' function"
 	case TypeMemoryLimit:
-		e.Message = memoryLimitMessage(cfg)
+		e.Message = memoryLimitMessage(lim)
 	case TypeOutputLimit:
-		e.Message = outputLimitMessage(cfg.MaxResultBytes)
+		// The harness reports only the output files over a cap; which cap
+		// is its word, but the message is the executor's.
+		e.Message = outputFilesBytesMessage(cfg.MaxOutputFilesBytes)
+		if rep.Error == outputFilesCountMessage() {
+			e.Message = outputFilesCountMessage()
+		}
 	case TypeException:
 		e.Traceback = truncate(rep.Traceback, maxTracebackText)
 	}
@@ -98,9 +120,9 @@ func judgeReport(res Result, rep report, cfg Config) (Result, error) {
 }
 
 // parseReport checks that data is exactly one report object with a valid
-// shape. Numbers stay as their JSON text (never through float64), so big
-// integers come back exact.
-func parseReport(data []byte) (report, error) {
+// shape, its output files within cfg's caps. Numbers stay as their JSON text
+// (never through float64), so big integers come back exact.
+func parseReport(data []byte, cfg Config) (report, error) {
 	if len(data) == 0 {
 		return report{}, errReportInvalid
 	}
@@ -123,12 +145,47 @@ func parseReport(data []byte) (report, error) {
 			return report{}, fmt.Errorf("%w: result is not JSON", errReportInvalid)
 		}
 		rep.Result = buf.Bytes()
+		if err := checkOutputFiles(rep.Files, cfg); err != nil {
+			return report{}, fmt.Errorf("%w: %v", errReportInvalid, err)
+		}
 		return rep, nil
+	}
+	if len(rep.Files) > 0 {
+		return report{}, fmt.Errorf("%w: output files with a failure", errReportInvalid)
 	}
 	if !harnessTypes[rep.ErrorType] {
 		return report{}, fmt.Errorf("%w: error type %q", errReportInvalid, rep.ErrorType)
 	}
 	return rep, nil
+}
+
+// checkOutputFiles checks the output files a report claims: plain paths
+// under outputs/, strictly sorted (so each once), at most maxOutputFiles,
+// valid base64 of the size they state, and all together within the cap.
+func checkOutputFiles(files []reportFile, cfg Config) error {
+	if len(files) > maxOutputFiles {
+		return fmt.Errorf("%d output files", len(files))
+	}
+	total := 0
+	for i, f := range files {
+		if !strings.HasPrefix(f.Path, outputsDir+"/") || pathProblem(f.Path) != "" {
+			return fmt.Errorf("output file path %q", f.Path)
+		}
+		if i > 0 && f.Path <= files[i-1].Path {
+			return fmt.Errorf("output file %q out of order", f.Path)
+		}
+		if len(f.Content) > base64.StdEncoding.EncodedLen(cfg.MaxOutputFilesBytes) {
+			return fmt.Errorf("output file %q over the cap", f.Path)
+		}
+		content, err := base64.StdEncoding.DecodeString(f.Content)
+		if err != nil || len(content) != f.Bytes {
+			return fmt.Errorf("output file %q does not hold the %d bytes it states", f.Path, f.Bytes)
+		}
+		if total += f.Bytes; total > cfg.MaxOutputFilesBytes {
+			return fmt.Errorf("output files over %d bytes", cfg.MaxOutputFilesBytes)
+		}
+	}
+	return nil
 }
 
 // cleanStdout decodes stdout as the API promises: UTF-8 with invalid bytes
@@ -149,12 +206,21 @@ func truncate(s string, n int) string {
 	return s[:cut]
 }
 
-func timeoutMessage(cfg Config) string {
-	return fmt.Sprintf("Execution timed out after %d seconds", int(cfg.Timeout.Seconds()))
+func timeoutMessage(lim limits) string {
+	return fmt.Sprintf("Execution timed out after %s seconds", secondsText(lim.timeout))
 }
 
-func memoryLimitMessage(cfg Config) string {
-	return fmt.Sprintf("Memory limit exceeded (%d MB)", cfg.MemoryBytes>>20)
+func memoryLimitMessage(lim limits) string {
+	return fmt.Sprintf("Memory limit exceeded (%s)", sizeText(int(lim.memoryBytes), " "))
+}
+
+// The output_limit messages of output files; the harness writes the same.
+func outputFilesCountMessage() string {
+	return fmt.Sprintf("Output limit exceeded (more than %d output files)", maxOutputFiles)
+}
+
+func outputFilesBytesMessage(limit int) string {
+	return fmt.Sprintf("Output limit exceeded (output files over %s)", sizeText(limit, " "))
 }
 
 func outputLimitMessage(limit int) string {

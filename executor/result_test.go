@@ -2,6 +2,8 @@ package executor
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,10 +14,11 @@ import (
 // judgeConfig is the configuration judge reads: limits for the messages.
 func judgeConfig() Config {
 	return Config{
-		Timeout:        30 * time.Second,
-		MemoryBytes:    512 << 20,
-		MaxOutputBytes: 1 << 20,
-		MaxResultBytes: 64 << 10,
+		Timeout:             30 * time.Second,
+		MemoryBytes:         512 << 20,
+		MaxOutputBytes:      1 << 20,
+		MaxResultBytes:      64 << 10,
+		MaxOutputFilesBytes: 8 << 10,
 	}
 }
 
@@ -48,10 +51,23 @@ func TestParseReportTreatsTheReportAsUntrusted(t *testing.T) {
 		{name: "an unknown error type", report: `{"ok":false,"error_type":"made_up","error":"x"}`, wantErr: true},
 		{name: "a failure without a type", report: `{"ok":false,"error":"x"}`, wantErr: true},
 		{name: "a field of the wrong type", report: `{"ok":"yes","result":1}`, wantErr: true},
+		{name: "main's signature not fitting the input", report: `{"ok":false,"error_type":"invalid_request","error":"main() cannot take the request's 'input'"}`},
+		{name: "output files", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a.csv","content":"eAox","bytes":3},{"path":"outputs/b/c","content":"","bytes":0}]}`, wantResult: `1`},
+		{name: "an output file outside outputs/", report: `{"ok":true,"result":1,"files":[{"path":"data/a.csv","content":"","bytes":0}]}`, wantErr: true},
+		{name: "an output file path that climbs out", report: `{"ok":true,"result":1,"files":[{"path":"outputs/../../etc/passwd","content":"","bytes":0}]}`, wantErr: true},
+		{name: "an absolute output file path", report: `{"ok":true,"result":1,"files":[{"path":"/tmp/outputs/a","content":"","bytes":0}]}`, wantErr: true},
+		{name: "an output file path with a NUL", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a\u0000b","content":"","bytes":0}]}`, wantErr: true},
+		{name: "output files out of order", report: `{"ok":true,"result":1,"files":[{"path":"outputs/b","content":"","bytes":0},{"path":"outputs/a","content":"","bytes":0}]}`, wantErr: true},
+		{name: "an output file twice", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"","bytes":0},{"path":"outputs/a","content":"","bytes":0}]}`, wantErr: true},
+		{name: "an output file that is not base64", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"e*o=","bytes":2}]}`, wantErr: true},
+		{name: "an output file of another size than it states", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"eAox","bytes":4}]}`, wantErr: true},
+		{name: "output files over the cap together", report: `{"ok":true,"result":1,"files":[{"path":"outputs/a","content":"` + strings.Repeat("AAAA", 1500) + `","bytes":4500},{"path":"outputs/b","content":"` + strings.Repeat("AAAA", 1500) + `","bytes":4500}]}`, wantErr: true},
+		{name: "more than 100 output files", report: `{"ok":true,"result":1,"files":[` + manyOutputFiles(101) + `]}`, wantErr: true},
+		{name: "output files with a failure", report: `{"ok":false,"error_type":"exception","error":"E","files":[{"path":"outputs/a","content":"","bytes":0}]}`, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := parseReport([]byte(tt.report))
+			rep, err := parseReport([]byte(tt.report), judgeConfig())
 			if tt.wantErr {
 				if err == nil || !errors.Is(err, errReportInvalid) {
 					t.Errorf("parseReport(%q) = %+v, %v; want errReportInvalid", tt.report, rep, err)
@@ -77,6 +93,7 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 		wantType   ErrorType // "" for success
 		wantErr    string    // the message's start
 		wantResult string
+		tighter    *limits // the request's limits; nil: the service's
 	}{
 		{
 			name:       "a valid success report",
@@ -87,6 +104,33 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 			name:     "a timeout wins over a report",
 			run:      jailRun{Report: ok, Ended: true, TimedOut: true},
 			wantType: TypeTimeout, wantErr: "Execution timed out after 30 seconds",
+		},
+		{
+			name:     "a timeout states a request's tighter limit",
+			run:      jailRun{Ended: true, TimedOut: true},
+			tighter:  &limits{timeout: 2500 * time.Millisecond, memoryBytes: 512 << 20},
+			wantType: TypeTimeout, wantErr: "Execution timed out after 2.5 seconds",
+		},
+		{
+			name:     "the memory limit states a request's tighter limit",
+			run:      jailRun{MemoryLimitHit: true, Ended: true, Signal: syscall.SIGKILL},
+			tighter:  &limits{timeout: 30 * time.Second, memoryBytes: 64 << 20},
+			wantType: TypeMemoryLimit, wantErr: "Memory limit exceeded (64 MB)",
+		},
+		{
+			name:     "too many output files get the executor's message",
+			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"output_limit","error":"Output limit exceeded (more than 100 output files)"}`), Ended: true},
+			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (more than 100 output files)",
+		},
+		{
+			name:     "any other output_limit report is the output files' size cap",
+			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"output_limit","error":"forged"}`), Ended: true},
+			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (output files over 8 KB)",
+		},
+		{
+			name:     "main's signature not fitting the input is an invalid request",
+			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"invalid_request","error":"main() cannot take the request's 'input' as its one argument"}`), Ended: true},
+			wantType: TypeInvalidRequest, wantErr: "main() cannot take the request's 'input'",
 		},
 		{
 			name:     "a stdout overflow wins over a report",
@@ -146,7 +190,11 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := judge(tt.run, cfg)
+			lim := serviceLimits(cfg)
+			if tt.tighter != nil {
+				lim = *tt.tighter
+			}
+			res, err := judge(tt.run, cfg, lim)
 			if tt.wantType == "" {
 				if err != nil || string(res.Value) != tt.wantResult {
 					t.Errorf("judge(%s) = %s, %v; want %s", tt.name, res.Value, err, tt.wantResult)
@@ -163,7 +211,7 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 		})
 	}
 	t.Run("nsjail failing before the interpreter is an internal error", func(t *testing.T) {
-		_, err := judge(jailRun{NsjailLog: "[E] could not mount /proc"}, cfg)
+		_, err := judge(jailRun{NsjailLog: "[E] could not mount /proc"}, cfg, serviceLimits(cfg))
 		var e *Error
 		if err == nil || errors.As(err, &e) || TypeOf(err) != TypeInternal {
 			t.Errorf("judge(nsjail failed) = %v, want an internal error the client does not see", err)
@@ -171,9 +219,34 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 	})
 }
 
+func TestJudgeReturnsTheOutputFilesDecoded(t *testing.T) {
+	report := `{"ok":true,"result":null,"files":[{"path":"outputs/a.bin","content":"AP8K","bytes":3},{"path":"outputs/sub/b.csv","content":"eAox","bytes":3}]}`
+	res, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
+	if err != nil {
+		t.Fatalf("judge(output files) = %v, want success", err)
+	}
+	want := []File{{Path: "outputs/a.bin", Content: []byte{0, 0xff, '\n'}}, {Path: "outputs/sub/b.csv", Content: []byte("x\n1")}}
+	if !reflect.DeepEqual(res.Files, want) {
+		t.Errorf("judge(output files).Files = %q, want %q", res.Files, want)
+	}
+	res, err = judge(jailRun{Report: []byte(`{"ok":true,"result":1}`), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
+	if err != nil || res.Files != nil {
+		t.Errorf("judge(no output files) = %v, %v; want no files", res.Files, err)
+	}
+}
+
+// manyOutputFiles is n empty output files, sorted, as report JSON.
+func manyOutputFiles(n int) string {
+	files := make([]string, n)
+	for i := range files {
+		files[i] = fmt.Sprintf(`{"path":"outputs/%03d","content":"","bytes":0}`, i)
+	}
+	return strings.Join(files, ",")
+}
+
 func TestJudgeCapsTheHarnessTexts(t *testing.T) {
 	report := `{"ok":false,"error_type":"exception","error":"` + strings.Repeat("é", 10000) + `","traceback":"` + strings.Repeat("t", 200<<10) + `"}`
-	_, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig())
+	_, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
 	var e *Error
 	if !errors.As(err, &e) || e.Type != TypeException {
 		t.Fatalf("judge(a long exception) = %v, want an exception", err)
@@ -194,7 +267,7 @@ func TestJudgeKeepsStdoutOnEveryOutcome(t *testing.T) {
 		{Stdout: stdout, Ended: true, ExitCode: 1},
 		{Stdout: stdout, Ended: true, Report: []byte(`{"ok":false,"error_type":"exception","error":"E"}`)},
 	} {
-		res, err := judge(run, judgeConfig())
+		res, err := judge(run, judgeConfig(), serviceLimits(judgeConfig()))
 		if res.Stdout != "line 1\nline \uFFFD2" {
 			t.Errorf("judge(%+v) stdout = %q (err %v), want %q", run, res.Stdout, err, "line 1\nline \uFFFD2")
 		}

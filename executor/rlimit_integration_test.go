@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,6 +57,16 @@ def main():
 			}
 		})
 	}
+	t.Run("a request's tighter limit lowers the address-space limit", func(t *testing.T) {
+		script := "def main():\n    return len(bytearray(300 << 20))\n"
+		if res, err := e.Run(context.Background(), Request{Script: script}); err != nil {
+			t.Fatalf("Run(300 MiB under the service's 512 MiB) = %s, %v; want success", res.Value, err)
+		}
+		_, err := e.Run(context.Background(), Request{Script: script, MemoryBytes: 256 << 20})
+		if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (256 MB)") {
+			t.Errorf("Run(300 MiB under a 256 MiB request limit) = %v, want memory_limit (256 MB)", err)
+		}
+	})
 	t.Run("pandas and numpy still work under the address-space limit", func(t *testing.T) {
 		script := "import pandas as pd, numpy as np\ndef main():\n    return int(pd.DataFrame({'a': np.arange(1000)}).a.sum())\n"
 		res, err := e.Run(context.Background(), Request{Script: script})

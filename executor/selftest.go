@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // selfTestScript reports, from inside a jail, the facts the isolation
@@ -72,10 +73,16 @@ type selfTestFacts struct {
 	Tmp         []string `json:"tmp"`
 }
 
-// selfTest runs the isolation check and a memory-limit probe through the
+// selfTestTimeout is the wall-clock limit of each self-test script, whatever
+// the service's own: the scripts are the service's, and on a loaded machine
+// a tight service limit must not fail the self-test (or pass it for the
+// wrong reason, as a probe killed by the clock before its memory limit).
+const selfTestTimeout = time.Minute
+
+// selfTest runs the isolation check and memory-limit probes through the
 // same path as every execution.
 func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
-	res, err := e.runIn(ctx, box, Request{ID: "self-test", Script: selfTestScript})
+	res, err := e.runIn(ctx, box, Request{ID: "self-test", Script: selfTestScript, Timeout: selfTestTimeout}, false)
 	if err != nil {
 		return fmt.Errorf("self-test script failed: %w", err)
 	}
@@ -87,11 +94,27 @@ func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
 		return fmt.Errorf("self-test: %w", err)
 	}
 	// The memory limit must hold: allocating past it has to fail as a
-	// memory_limit, not succeed.
-	probe := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", e.cfg.MemoryBytes+64<<20)
-	_, err = e.runIn(ctx, box, Request{ID: "self-test-memory", Script: probe})
-	if TypeOf(err) != TypeMemoryLimit {
-		return fmt.Errorf("self-test: allocating past the memory limit gave %v, want a memory_limit failure", err)
+	// memory_limit, not succeed. So must a request's tighter limit, which
+	// every mode sets differently from the service's: an allocation half
+	// way between the two must fail too.
+	tighter := e.cfg.MemoryBytes / 2
+	for _, probe := range []struct {
+		id              string
+		limit, allocate int64
+	}{
+		{id: "self-test-memory", limit: e.cfg.MemoryBytes, allocate: e.cfg.MemoryBytes + 64<<20},
+		{id: "self-test-tighter-memory", limit: tighter, allocate: tighter + (e.cfg.MemoryBytes-tighter)/2},
+	} {
+		script := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", probe.allocate)
+		req := Request{ID: probe.id, Script: script, Timeout: selfTestTimeout}
+		if probe.limit < e.cfg.MemoryBytes {
+			req.MemoryBytes = probe.limit
+		}
+		_, err = e.runIn(ctx, box, req, false)
+		if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probe.limit})) {
+			return fmt.Errorf("self-test: allocating %d MiB under a %d MiB memory limit gave %v, want a memory_limit failure stating that limit",
+				probe.allocate>>20, probe.limit>>20, err)
+		}
 	}
 	return nil
 }

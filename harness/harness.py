@@ -1,21 +1,36 @@
 """pyexec harness: runs one user script inside the jail and reports its outcome.
 
-Protocol (the Go side is executor/result.go):
-  fd 0  empty (stdin): input() raises EOFError at once.
+Protocol (the Go side is the executor's jail engine and result.go):
+  fd 0  the script's standard input: empty unless the job has "stdin".
   fd 1  the script's stdout, passed through unbuffered.
   fd 2  the script's stderr; not part of the API.
-  fd 3  the script's source, UTF-8, read to EOF before any user code runs.
+  fd 3  the job, one JSON object read to EOF before any user code runs:
+          {"script": <source>,
+           "input": <any JSON value>        only when the request had input,
+           "stdin": <text>,                 optional,
+           "files": [{"path": <relative>, "content": <base64>}],   optional,
+           "outputs": {"max_files": N, "max_bytes": N},
+           "prepare_outputs": true,         optional: make an empty outputs/
+           "rlimit_as": N}                  optional: lower RLIMIT_AS to N
         With --preload, numpy and pandas are imported before it is read.
   fd 4  the report: exactly one JSON object, written after main() returned or
         the script failed, then the process leaves with os._exit. Only the
         harness's own process writes it: a process the script forked that
         comes back through the harness exits without a report.
 
-The report is {"ok": true, "result": <value>} or
-{"ok": false, "error_type": <type>, "error": <message>, "traceback": <text>}.
-Error types reported here: no_main, syntax_error, exception, invalid_result,
-memory_limit, output_limit and exited. The harness shares its process with the
-user's code, so the Go side treats every byte of the report as untrusted.
+Before user code runs, the job's files are written under the working
+directory and, with prepare_outputs, an empty outputs/ directory is made
+there. After main() returns, the regular files under outputs/ (never
+through a symlink, never a device or fifo) come back in the report, within
+the job's caps.
+
+The report is {"ok": true, "result": <value>[, "files": [{"path", "content",
+"bytes"}]]} or {"ok": false, "error_type": <type>, "error": <message>,
+"traceback": <text>}. Error types reported here: invalid_request (main's
+signature does not fit the request's input), no_main, syntax_error,
+exception, invalid_result, memory_limit, output_limit and exited. The harness
+shares its process with the user's code, so the Go side treats every byte of
+the report as untrusted.
 
 Standard library only: the harness must not pay for (or depend on) pandas or
 numpy, which it recognises by their type's module name instead.
@@ -23,11 +38,15 @@ numpy, which it recognises by their type's module name instead.
 
 import ast
 import asyncio
+import base64
+import errno
 import inspect
 import json
 import linecache
 import math
 import os
+import resource
+import stat
 import sys
 import traceback
 import types
@@ -35,6 +54,7 @@ import types
 SCRIPT_FD = 3
 REPORT_FD = 4
 SCRIPT_FILENAME = "<script>"
+OUTPUTS_DIR = "outputs"
 # Any name but __main__, so an `if __name__ == "__main__": main()` guard does
 # not fire and main() runs exactly once, called by the harness.
 MODULE_NAME = "__script__"
@@ -237,8 +257,18 @@ def exit_code(exc):
     return 1
 
 
-def run(source):
-    """Runs the script and returns the report as a dict."""
+# NO_INPUT stands for a request without "input": main() is called with no
+# argument. (None cannot: JSON null is an input like any other.)
+NO_INPUT = object()
+
+
+def run(source, input=NO_INPUT, outputs=None):
+    """Runs the script and returns the report as a dict.
+
+    main is called with input as its one argument when input is given, with
+    none otherwise. outputs, a (max_files, max_bytes) pair, asks for the
+    files left under outputs/ to come back with a successful result.
+    """
     try:
         tree = ast.parse(source, SCRIPT_FILENAME)
     except SyntaxError as exc:
@@ -262,7 +292,12 @@ def run(source):
         main = module.__dict__.get("main")
         if main is None:
             return failure("no_main", "")
-        value = main()
+        if not callable(main):
+            return failure("exception", "main is not callable: %s" % type(main).__name__)
+        mismatch = signature_mismatch(main, input is not NO_INPUT)
+        if mismatch:
+            return failure("invalid_request", mismatch)
+        value = main() if input is NO_INPUT else main(input)
         if inspect.isawaitable(value):
             value = asyncio.run(_await(value))
     except SystemExit as exc:
@@ -277,7 +312,7 @@ def run(source):
         if hasattr(sys, "set_int_max_str_digits"):
             # User code is done; to_json_value bounds the integers instead.
             sys.set_int_max_str_digits(0)
-        return {"ok": True, "result": to_json_value(value)}
+        report = {"ok": True, "result": to_json_value(value)}
     except InvalidResult as exc:
         return failure(
             "invalid_result",
@@ -287,6 +322,160 @@ def run(source):
         return failure("memory_limit", "")
     except BaseException as exc:  # noqa: BLE001 - e.g. a __index__ or tolist() that raises
         return failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc))
+    if outputs is not None:
+        try:
+            files = collect_outputs(*outputs)
+        except OutputProblem as exc:
+            return failure(exc.error_type, str(exc))
+        except MemoryError:
+            return failure("memory_limit", "")
+        if files:
+            report["files"] = files
+    return report
+
+
+def signature_mismatch(main, has_input):
+    """Says why main cannot be called as the request asks, or returns None.
+
+    Checked before main runs, so the caller hears what main takes rather
+    than a TypeError the script's own code may raise for other reasons.
+    """
+    try:
+        signature = inspect.signature(main)
+    except BaseException:  # noqa: BLE001 - no signature to read (a builtin, an odd object): the call decides
+        return None
+    try:
+        if has_input:
+            signature.bind(None)
+        else:
+            signature.bind()
+        return None
+    except TypeError:
+        pass
+    try:
+        shown = "main%s" % (signature,)
+    except BaseException:  # noqa: BLE001 - a parameter's default may have a failing repr
+        shown = "main(...)"
+    shown = shown[:200]
+    if has_input:
+        return "%s cannot take the request's 'input' as its one argument: define main(data) to receive it" % shown
+    return "%s needs an argument, but the request has no 'input': send 'input', or define main() without parameters" % shown
+
+
+class OutputProblem(Exception):
+    """The files under outputs/ cannot come back: over a cap, or unnamable."""
+
+    def __init__(self, error_type, message):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def size_text(n):
+    """n bytes the way the service's messages state limits (8 MB, 512 KB)."""
+    if n % (1 << 20) == 0:
+        return "%d MB" % (n >> 20)
+    if n % (1 << 10) == 0:
+        return "%d KB" % (n >> 10)
+    return "%d bytes" % n
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def collect_outputs(max_files, max_bytes):
+    """Reads the regular files under outputs/, sorted by path.
+
+    Nothing is reached through a symlink, outputs/ itself included: each
+    directory is opened with O_NOFOLLOW relative to its parent's descriptor,
+    and each file the same way, and must still be a regular file once open,
+    so devices, fifos and sockets are never read either. A process the
+    script left running cannot turn the walk elsewhere by swapping a
+    directory for a symlink while it goes on. Returns [{"path", "content"
+    (base64), "bytes"}]; raises OutputProblem over a cap.
+    """
+    try:
+        root = os.open(OUTPUTS_DIR, _DIR_FLAGS)
+    except OSError:
+        return []  # no outputs/, or not a directory (a file, a symlink)
+    found = []
+    total = 0
+    # The open directories from outputs/ down to the one being read, each
+    # with the names in it still to look at: one descriptor per level.
+    stack = [(root, OUTPUTS_DIR, _names(root))]
+    try:
+        while stack:
+            fd, directory, names = stack[-1]
+            if not names:
+                stack.pop()
+                os.close(fd)
+                continue
+            name = names.pop()
+            path = directory + "/" + name
+            try:
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            except OSError:
+                continue  # removed since it was listed
+            if stat.S_ISDIR(mode):
+                try:
+                    inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue  # replaced since it was listed, or too deep
+                stack.append((inner, path, _names(inner)))
+                continue
+            data = _read_regular(fd, name, max_bytes - total + 1)
+            if data is None:
+                continue
+            if len(found) == max_files:
+                raise OutputProblem("output_limit", "Output limit exceeded (more than %d output files)" % max_files)
+            total += len(data)
+            if total > max_bytes:
+                raise OutputProblem("output_limit", "Output limit exceeded (output files over %s)" % size_text(max_bytes))
+            found.append((path, data))
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    files = []
+    for path, data in sorted(found):
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % path) from None
+        files.append({"path": path, "content": base64.b64encode(data).decode("ascii"), "bytes": len(data)})
+    return files
+
+
+def _names(fd):
+    try:
+        return os.listdir(fd)
+    except OSError:
+        return []
+
+
+def _read_regular(dir_fd, name, limit):
+    """Up to limit bytes of the regular file name in dir_fd; None if it is
+    anything else (a symlink, a fifo, a device) or is gone."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _read_at_most(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _read_at_most(fd, limit):
+    chunks = []
+    while limit > 0:
+        chunk = os.read(fd, min(limit, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
 
 
 async def _await(awaitable):
@@ -302,17 +491,62 @@ def write_report(report):
         data = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (ValueError, RecursionError, MemoryError) as exc:
         data = json.dumps(failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc)))
-    # Results were checked to be valid Unicode; an error message or traceback
-    # may still hold lone surrogates, which become U+FFFD rather than bytes
-    # that are not UTF-8 (which the executor would refuse as a forged report).
-    payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    try:
+        payload = data.encode("utf-8")
+    except UnicodeEncodeError:
+        # Results were checked to be valid Unicode; an error message or
+        # traceback may still hold lone surrogates, which become U+FFFD
+        # rather than bytes that are not UTF-8 (which the executor would
+        # refuse as a forged report).
+        payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     view = memoryview(payload)
     while view:
         written = os.write(REPORT_FD, view)
         view = view[written:]
 
 
-def read_script():
+class Job:
+    """What the executor asks for: the script and what comes with it."""
+
+    def __init__(self, script, input=NO_INPUT, stdin=None, files=(), outputs=None, prepare_outputs=False, rlimit_as=None):
+        self.script = script
+        self.input = input
+        self.stdin = stdin
+        self.files = files
+        self.outputs = outputs
+        self.prepare_outputs = prepare_outputs
+        self.rlimit_as = rlimit_as
+
+
+def parse_job(data):
+    """Decodes the job the executor wrote on fd 3 (see the module docstring).
+
+    The executor has already checked the request; a job that breaks the
+    rules here is the executor's fault and ends the harness with an error.
+    """
+    fields = json.loads(data.decode("utf-8"))
+    files = []
+    for f in fields.get("files", ()):
+        path = f["path"]
+        parts = path.split("/")
+        if not path or path.startswith("/") or "\0" in path or ".." in parts:
+            raise ValueError("job file path %r is not a plain relative path" % path)
+        files.append((path, base64.b64decode(f["content"], validate=True)))
+    outputs = fields.get("outputs")
+    return Job(
+        # utf-8-sig semantics: a leading byte order mark is dropped, as
+        # Python does for a source file; left in, it would be a syntax error.
+        script=fields["script"].removeprefix("\ufeff"),
+        input=fields["input"] if "input" in fields else NO_INPUT,
+        stdin=fields.get("stdin"),
+        files=files,
+        outputs=(outputs["max_files"], outputs["max_bytes"]) if outputs else None,
+        prepare_outputs=bool(fields.get("prepare_outputs")),
+        rlimit_as=fields.get("rlimit_as"),
+    )
+
+
+def read_job():
     chunks = []
     while True:
         chunk = os.read(SCRIPT_FD, 1 << 16)
@@ -320,9 +554,73 @@ def read_script():
             break
         chunks.append(chunk)
     os.close(SCRIPT_FD)
-    # utf-8-sig drops a leading byte order mark, as Python does for a source
-    # file; left in, it would be a syntax error.
-    return b"".join(chunks).decode("utf-8-sig")
+    return parse_job(b"".join(chunks))
+
+
+def prepare(job):
+    """Sets the execution's world up before any user code runs.
+
+    Returns a failure report when the request's files cannot be written,
+    else None.
+    """
+    if job.rlimit_as:
+        # Only ever lowers the limit the jail set: a request may tighten the
+        # service's memory cap, never loosen it.
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = min(x for x in (job.rlimit_as, soft, hard) if x != resource.RLIM_INFINITY)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    for path, content in job.files:
+        try:
+            directory = os.path.dirname(path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            return failure("invalid_request", "files: cannot write '%s': %s" % (path, exc.strerror or exc))
+    if job.prepare_outputs:
+        try:
+            os.makedirs(OUTPUTS_DIR, exist_ok=True)
+        except OSError as exc:
+            return failure("invalid_request", "files: cannot make the directory '%s': %s" % (OUTPUTS_DIR, exc.strerror or exc))
+    if job.stdin is not None:
+        # A memory file rather than a pipe: the whole text is there at once,
+        # whatever its size, and child processes inherit it as fd 0 too.
+        fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+        data = memoryview(job.stdin.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.dup2(fd, 0)
+        os.close(fd)
+    explain_missing_network()
+    return None
+
+
+def explain_missing_network():
+    """Makes a refused socket say why: the sandbox has no network.
+
+    The seccomp filter answers EPERM to every socket family but AF_UNIX;
+    on its own that reads as a bare "Operation not permitted".
+    """
+    import socket
+
+    refused = socket.socket.__init__
+
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        try:
+            refused(self, family, type, proto, fileno)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            raise PermissionError(errno.EPERM, "Operation not permitted: the sandbox has no network access") from None
+
+    socket.socket.__init__ = __init__
 
 
 def flush_streams():
@@ -359,7 +657,8 @@ def main():
         preload()
         del sys.argv[1:]
     harness_pid = os.getpid()
-    report = run(read_script())
+    job = read_job()
+    report = prepare(job) or run(job.script, job.input, job.outputs)
     flush_streams()
     if os.getpid() != harness_pid:
         # A process the script forked left main() through the harness (by

@@ -12,7 +12,9 @@ import enum
 import io
 import json
 import os
+import resource
 import sys
+import tempfile
 import unittest
 
 import harness
@@ -303,6 +305,215 @@ class RunTest(unittest.TestCase):
         self.assertEqual(harness.child_status(report), 300 & 0xFF)
         self.assertEqual(harness.child_status({"ok": True, "result": 1}), 0)
         self.assertEqual(harness.child_status(harness.failure("exception", "E: x")), 1)
+
+
+def run_in(directory, source, **kwargs):
+    """run(source, ...) with directory as the working directory, quietly."""
+    saved = os.getcwd()
+    os.chdir(directory)
+    try:
+        return run_quietly_with(source, **kwargs)
+    finally:
+        os.chdir(saved)
+
+
+def run_quietly_with(source, **kwargs):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        return harness.run(source, **kwargs)
+
+
+class InputTest(unittest.TestCase):
+    def test_main_receives_the_input_exactly(self):
+        value = {"n": 2**80, "nested": [1, {"x": None}], "f": 0.1}
+        report = run_quietly_with("def main(data):\n    return data\n", input=value)
+        self.assertEqual(report, {"ok": True, "result": value})
+
+    def test_null_is_an_input_like_any_other(self):
+        report = run_quietly_with("def main(data):\n    return data is None\n", input=None)
+        self.assertEqual(report, {"ok": True, "result": True})
+
+    def test_signatures_that_do_not_fit_are_invalid_requests_naming_main(self):
+        for source, has_input, want in [
+            ("def main():\n    return 1\n", True, "main() cannot take the request's 'input'"),
+            ("def main(a, b):\n    return 1\n", True, "main(a, b) cannot take the request's 'input'"),
+            ("def main(data):\n    return 1\n", False, "main(data) needs an argument, but the request has no 'input'"),
+            ("async def main(*, key):\n    return 1\n", False, "main(*, key) needs an argument"),
+        ]:
+            kwargs = {"input": {"x": 1}} if has_input else {}
+            report = run_quietly_with(source, **kwargs)
+            self.assertEqual(report["error_type"], "invalid_request", (source, report))
+            self.assertTrue(report["error"].startswith(want), (source, report["error"]))
+
+    def test_signatures_that_fit_run(self):
+        for source, kwargs in [
+            ("def main(data=None):\n    return 1\n", {}),
+            ("def main(data=None):\n    return 1\n", {"input": 1}),
+            ("def main(*args):\n    return 1\n", {"input": 1}),
+            ("main = len\n", {"input": [1]}),
+            ("class main:\n    def __init__(self, data):\n        pass\n    def __iter__(self):\n        return iter([])\n", {"input": 1}),
+        ]:
+            report = run_quietly_with(source, **kwargs)
+            self.assertNotEqual(report.get("error_type"), "invalid_request", (source, report))
+
+    def test_a_main_that_is_not_callable_says_so(self):
+        report = run_quietly_with("main = 5\n")
+        self.assertEqual(report["error_type"], "exception")
+        self.assertEqual(report["error"], "main is not callable: int")
+
+
+class OutputsTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.dir))
+
+    def test_regular_files_come_back_sorted_with_their_sizes(self):
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs/sub')\n"
+            "    open('outputs/b.csv', 'w').write('x\\n1\\n')\n"
+            "    open('outputs/sub/a.bin', 'wb').write(bytes(range(256)))\n"
+            "    open('outputs/a.txt', 'w').write('')\n"
+            "    return 1\n"
+        )
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertTrue(report["ok"], report)
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/a.txt", "outputs/b.csv", "outputs/sub/a.bin"])
+        self.assertEqual([f["bytes"] for f in report["files"]], [0, 4, 256])
+        self.assertEqual(__import__("base64").b64decode(report["files"][2]["content"]), bytes(range(256)))
+
+    def test_no_outputs_means_no_files_key(self):
+        report = run_in(self.dir, "def main():\n    return 1\n", outputs=(100, 1 << 20))
+        self.assertEqual(report, {"ok": True, "result": 1})
+
+    def test_symlinks_and_fifos_are_never_followed_or_returned(self):
+        secret = os.path.join(self.dir, "secret")
+        with open(secret, "w") as f:
+            f.write("secret")
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    os.symlink(%r, 'outputs/link')\n"
+            "    os.symlink('/etc', 'outputs/dirlink')\n"
+            "    os.mkfifo('outputs/fifo')\n"
+            "    open('outputs/real', 'w').write('ok')\n"
+            "    return 1\n"
+        ) % secret
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/real"])
+
+    def test_a_symlinked_outputs_or_subdirectory_is_never_followed(self):
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        os.makedirs(elsewhere)
+        with open(os.path.join(elsewhere, "secret"), "w") as f:
+            f.write("secret")
+        linked_outputs = "import os\ndef main():\n    os.symlink(%r, 'outputs')\n    return 1\n" % elsewhere
+        report = run_in(self.dir, linked_outputs, outputs=(100, 1 << 20))
+        self.assertEqual(report, {"ok": True, "result": 1})
+        os.remove(os.path.join(self.dir, "outputs"))
+        linked_subdirectory = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    os.symlink(%r, 'outputs/sub')\n"
+            "    open('outputs/real', 'w').write('ok')\n"
+            "    return 1\n"
+        ) % elsewhere
+        report = run_in(self.dir, linked_subdirectory, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/real"])
+
+    def test_an_outputs_that_is_a_file_gives_no_files(self):
+        report = run_in(self.dir, "def main():\n    open('outputs', 'w').write('x')\n    return 1\n", outputs=(100, 1 << 20))
+        self.assertEqual(report, {"ok": True, "result": 1})
+
+    def test_deep_directories_are_read(self):
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    deep = 'outputs/' + '/'.join(['d'] * 50)\n"
+            "    os.makedirs(deep)\n"
+            "    open(deep + '/f', 'w').write('deep')\n"
+            "    open('outputs/d/g', 'w').write('g')\n"
+            "    return 1\n"
+        )
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/" + "/".join(["d"] * 50) + "/f", "outputs/d/g"])
+
+    def test_caps_are_output_limits_naming_the_cap(self):
+        many = "import os\ndef main():\n    os.makedirs('outputs')\n    for i in range(4):\n        open('outputs/%d' % i, 'w').write('x')\n    return 1\n"
+        report = run_in(self.dir, many, outputs=(3, 1 << 20))
+        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded (more than 3 output files)"))
+        big = "import os\ndef main():\n    os.makedirs('outputs', exist_ok=True)\n    open('outputs/big', 'wb').write(b'x' * 2049)\n    return 1\n"
+        report = run_in(self.dir, big, outputs=(100, 2048))
+        self.assertEqual((report["error_type"], report["error"]), ("output_limit", "Output limit exceeded (output files over 2 KB)"))
+
+
+class JobTest(unittest.TestCase):
+    def test_parse_job_decodes_every_field(self):
+        data = json.dumps({
+            "script": "\ufeffdef main(d):\n    return d\n",
+            "input": {"big": 2**70},
+            "stdin": "line\n",
+            "files": [{"path": "data/in.csv", "content": "eDEK"}],
+            "outputs": {"max_files": 100, "max_bytes": 8},
+            "prepare_outputs": True,
+            "rlimit_as": 1 << 30,
+        }).encode()
+        job = harness.parse_job(data)
+        self.assertEqual(job.script, "def main(d):\n    return d\n")
+        self.assertEqual(job.input, {"big": 2**70})
+        self.assertEqual(job.files, [("data/in.csv", b"x1\n")])
+        self.assertEqual((job.stdin, job.outputs, job.prepare_outputs, job.rlimit_as), ("line\n", (100, 8), True, 1 << 30))
+
+    def test_a_job_without_input_calls_main_without_arguments(self):
+        job = harness.parse_job(b'{"script": "def main():\\n    return 1\\n"}')
+        self.assertIs(job.input, harness.NO_INPUT)
+        self.assertIsNone(job.outputs)
+
+    def test_paths_that_leave_the_working_directory_are_refused(self):
+        for path in ["/etc/passwd", "../x", "a/../../x", "a\x00b", ""]:
+            data = json.dumps({"script": "", "files": [{"path": path, "content": ""}]}).encode()
+            with self.assertRaises(ValueError, msg=path):
+                harness.parse_job(data)
+
+    def test_prepare_writes_files_outputs_and_stdin(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(directory))
+        saved_cwd, saved_stdin = os.getcwd(), os.dup(0)
+        os.chdir(directory)
+        try:
+            job = harness.Job("", stdin="first\nsecond\n", files=[("data/in.csv", b"x\n1\n")], prepare_outputs=True)
+            self.assertIsNone(harness.prepare(job))
+            with open("data/in.csv", "rb") as f:
+                self.assertEqual(f.read(), b"x\n1\n")
+            self.assertEqual(os.listdir("outputs"), [])
+            self.assertEqual(os.read(0, 100), b"first\nsecond\n")
+            # A file where a directory must go cannot be written: the request is at fault.
+            clash = harness.Job("", files=[("data/in.csv/x", b"")])
+            report = harness.prepare(clash)
+            self.assertEqual(report["error_type"], "invalid_request")
+            self.assertIn("files: cannot write 'data/in.csv/x'", report["error"])
+        finally:
+            os.dup2(saved_stdin, 0)
+            os.close(saved_stdin)
+            os.chdir(saved_cwd)
+
+    def test_rlimit_as_only_lowers(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                harness.prepare(harness.Job("", rlimit_as=1 << 40))
+                lowered = resource.getrlimit(resource.RLIMIT_AS)
+                want = min(x for x in (1 << 40, soft, hard) if x != resource.RLIM_INFINITY)
+                code = 0 if lowered == (want, want) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
 
 
 @contextlib.contextmanager

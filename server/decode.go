@@ -1,25 +1,56 @@
 package server
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"time"
 	"unicode/utf8"
+
+	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor"
 )
 
-// maxBodyBytes caps what is read of an /execute request body.
-const maxBodyBytes = 1 << 20
-
 // request is what a caller asks to run. /execute's body and ExecuteEvent's
-// message data carry the same JSON object, and decodeRequest is the one
+// message data carry the same JSON object, and decoder.decode is the one
 // decoder of both: a field of that object is added here, once.
 type request struct {
 	script string
+	// input is the "input" member's JSON text exactly as sent (null
+	// included); nil when the request has none.
+	input json.RawMessage
+	stdin string
+	files []executor.File
+	// timeout and memoryBytes are the request's limits; zero where it
+	// sets none.
+	timeout     time.Duration
+	memoryBytes int64
 	// callerID is the message data's optional "id", which ExecuteEvent
 	// logs and publishes with the outcome. /execute ignores an "id" like
 	// any other unknown field.
 	callerID string
+}
+
+// executorRequest is the request as the executor runs it, as execution id.
+func (r request) executorRequest(id string) executor.Request {
+	return executor.Request{
+		ID: id, Script: r.script, Input: r.input, Stdin: r.stdin, Files: r.files,
+		Timeout: r.timeout, MemoryBytes: r.memoryBytes,
+	}
+}
+
+// inputFilesBytes is the decoded size of the request's files together.
+func (r request) inputFilesBytes() int {
+	n := 0
+	for _, f := range r.files {
+		n += len(f.Content)
+	}
+	return n
 }
 
 // payload is one of the two places a request arrives in. The checks are the
@@ -51,11 +82,29 @@ var (
 	}
 )
 
-// decodeRequest decodes a request object. On an error it returns the
-// fields read so far, so that a caller ID is logged even when the script is
-// missing. Whether the script is blank, too large or has a main is the
-// executor's to say.
-func decodeRequest(data []byte, p payload) (request, error) {
+// decoder decodes requests under the service's caps.
+type decoder struct {
+	// maxBytes caps a request's JSON: /execute's body, a message's data.
+	maxBytes int64
+	// caps are the executor's, which the messages about "limits" state.
+	caps executor.Limits
+}
+
+// decoder is the server's decoder.
+func (s *Server) decoder() decoder {
+	return decoder{maxBytes: s.cfg.requestCap(), caps: s.exec.Limits()}
+}
+
+// decode decodes a request object. On an error it returns only the caller
+// ID, if it could be read, so that it is logged even when the script is
+// missing.
+//
+// It checks what JSON can say: that each member has its type, that
+// encodings decode, that limits are numbers within the caps. The executor
+// applies the rest of the request's rules (request.go there): whether the
+// script is blank or too large, whether paths are plain, and the counts and
+// sizes of files.
+func (d decoder) decode(data []byte, p payload) (request, error) {
 	var req request
 	// encoding/json would quietly replace invalid UTF-8, running a script
 	// other than the one sent.
@@ -82,25 +131,159 @@ func decodeRequest(data []byte, p payload) (request, error) {
 	if isNull(raw) || json.Unmarshal(raw, &req.script) != nil {
 		return req, invalidRequest(p.badScript)
 	}
+	if err := d.decodeExtensions(fields, &req); err != nil {
+		// Nothing of a request that cannot run is kept but its caller ID.
+		return request{callerID: req.callerID}, err
+	}
 	return req, nil
+}
+
+// decodeExtensions decodes the members that may come with a script: input,
+// stdin, files and limits.
+func (d decoder) decodeExtensions(fields map[string]json.RawMessage, req *request) error {
+	// JSON null is an input like any other (main(None)); the other
+	// members are absent when null.
+	if raw, ok := fields["input"]; ok {
+		req.input = raw
+	}
+	var err error
+	if raw, ok := fields["stdin"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &req.stdin) != nil {
+			return invalidRequest("'stdin' must be a string")
+		}
+	}
+	if raw, ok := fields["files"]; ok && !isNull(raw) {
+		if req.files, err = decodeFiles(raw); err != nil {
+			return err
+		}
+	}
+	if raw, ok := fields["limits"]; ok && !isNull(raw) {
+		if req.timeout, req.memoryBytes, err = decodeLimits(raw, d.caps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeFiles decodes the "files" member: each file's content is decoded as
+// its encoding says.
+func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return nil, invalidRequest(`'files' must be an array of {"path", "content", "encoding"} objects`)
+	}
+	files := make([]executor.File, len(list))
+	for i, item := range list {
+		var f map[string]json.RawMessage
+		if json.Unmarshal(item, &f) != nil || f == nil {
+			return nil, invalidRequest(fmt.Sprintf(`files[%d] must be an object {"path", "content", "encoding"}`, i))
+		}
+		var path, content, encoding string
+		if raw, ok := f["path"]; !ok || isNull(raw) || json.Unmarshal(raw, &path) != nil {
+			return nil, invalidRequest(fmt.Sprintf("files[%d].path must be a string", i))
+		}
+		if raw, ok := f["content"]; !ok || isNull(raw) || json.Unmarshal(raw, &content) != nil {
+			return nil, invalidRequest(fmt.Sprintf("files[%d].content must be a string", i))
+		}
+		if raw, ok := f["encoding"]; ok && !isNull(raw) && json.Unmarshal(raw, &encoding) != nil {
+			encoding = "?" // not a string: refused below
+		}
+		files[i].Path = path
+		switch encoding {
+		case "", api.EncodingUTF8:
+			files[i].Content = []byte(content)
+		case api.EncodingBase64:
+			// Strict: padding bits must be zero, so that one content has
+			// one encoding. Line breaks are skipped, as base64 tools wrap.
+			decoded, err := base64.StdEncoding.Strict().DecodeString(content)
+			if err != nil {
+				return nil, invalidRequest(fmt.Sprintf("files[%d].content is not valid base64 (%v)", i, err))
+			}
+			files[i].Content = decoded
+		default:
+			return nil, invalidRequest(fmt.Sprintf(`files[%d].encoding must be "utf-8" (the default) or "base64"`, i))
+		}
+	}
+	return files, nil
+}
+
+// decodeLimits decodes the "limits" member. Each limit must be a number
+// above zero and within the service's cap (caps): the executor checks that
+// again, but a number past the cap could not even be held as a duration.
+func decodeLimits(raw json.RawMessage, caps executor.Limits) (time.Duration, int64, error) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil || fields == nil {
+		return 0, 0, invalidRequest(`'limits' must be an object {"timeout_seconds", "memory_mb"}`)
+	}
+	var timeout time.Duration
+	var memory int64
+	if raw, ok := fields["timeout_seconds"]; ok && !isNull(raw) {
+		seconds, isNumber := number(raw)
+		if !isNumber || seconds <= 0 || seconds > caps.Timeout.Seconds() {
+			return 0, 0, invalidRequest(fmt.Sprintf("%s, got %s", caps.TimeoutRule(), clip(raw)))
+		}
+		// Rounded up, so that no positive number becomes no limit.
+		timeout = time.Duration(math.Ceil(seconds * float64(time.Second)))
+	}
+	if raw, ok := fields["memory_mb"]; ok && !isNull(raw) {
+		mib, isNumber := number(raw)
+		if !isNumber || mib < 1 || mib != math.Trunc(mib) || mib > float64(caps.MemoryBytes>>20) {
+			return 0, 0, invalidRequest(fmt.Sprintf("%s, got %s", caps.MemoryRule(), clip(raw)))
+		}
+		memory = int64(mib) << 20
+	}
+	return timeout, memory, nil
+}
+
+// number reads a JSON number. A number too large for a float64 is not one
+// any limit can take.
+func number(raw json.RawMessage) (float64, bool) {
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil || !bytes.Equal(bytes.TrimSpace(raw), []byte(n)) {
+		return 0, false // not a number (a string holding one included)
+	}
+	f, err := n.Float64()
+	return f, err == nil && !math.IsInf(f, 0)
+}
+
+// clip is a member's JSON text as a message quotes it: at most 40 bytes.
+func clip(raw json.RawMessage) string {
+	const n = 40
+	if len(raw) <= n {
+		return string(raw)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return string(raw[:cut]) + "…"
 }
 
 // isNull tells whether a member's value is JSON null. encoding/json hands
 // over members' values without the whitespace around them.
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
-// readRequest reads and decodes /execute's body, never past its cap.
-func readRequest(w http.ResponseWriter, r *http.Request) (request, error) {
-	if r.ContentLength > maxBodyBytes {
-		return request{}, errBodyTooLarge
+// read reads and decodes /execute's body, never past its cap.
+func (d decoder) read(w http.ResponseWriter, r *http.Request) (request, error) {
+	if r.ContentLength > d.maxBytes {
+		return request{}, bodyTooLarge(d.maxBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return request{}, errBodyTooLarge
+			return request{}, bodyTooLarge(d.maxBytes)
 		}
 		return request{}, invalidRequest("Could not read request body")
 	}
-	return decodeRequest(body, requestBody)
+	return d.decode(body, requestBody)
+}
+
+// decodeMessage decodes a Pub/Sub message's data, within the same cap as
+// /execute's body.
+func (d decoder) decodeMessage(data []byte) (request, error) {
+	if int64(len(data)) > d.maxBytes {
+		return request{}, invalidRequest(fmt.Sprintf("message data is larger than the service's limit of %s", bytesText(d.maxBytes)))
+	}
+	return d.decode(data, messageData)
 }

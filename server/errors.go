@@ -26,9 +26,6 @@ var (
 	errNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: use POST /execute or GET /healthz"}
 	// errEventNotFound is a path ExecuteEvent does not serve.
 	errEventNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: deliver messages with POST / or use GET /healthz"}
-	// errBodyTooLarge is the one invalid request answered 413 rather than
-	// 400.
-	errBodyTooLarge = &executor.Error{Type: executor.TypeInvalidRequest, Message: "Request body too large (max 1MB)"}
 	// errPanic stands for a handler that panicked: an internal error, whose
 	// details (the panic and its stack) are only in the log.
 	errPanic = errors.New("panic answering request")
@@ -39,6 +36,35 @@ var (
 // answered as it is.
 func invalidRequest(message string) error {
 	return &executor.Error{Type: executor.TypeInvalidRequest, Message: message}
+}
+
+// tooLarge is a request body over the service's cap: the one invalid
+// request answered 413 rather than 400.
+type tooLarge struct{ err *executor.Error }
+
+func (e *tooLarge) Error() string { return e.err.Error() }
+func (e *tooLarge) Unwrap() error { return e.err }
+
+// bodyTooLarge is the error of a body over limit bytes; its message states
+// the limit.
+func bodyTooLarge(limit int64) error {
+	return &tooLarge{err: &executor.Error{
+		Type:    executor.TypeInvalidRequest,
+		Message: fmt.Sprintf("Request body too large (max %s)", bytesText(limit)),
+	}}
+}
+
+// bytesText writes a size as the API's limit messages do: "10MB", "512KB",
+// or "1000 bytes" when neither unit divides it.
+func bytesText(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKB", n>>10)
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
 }
 
 // notAllowed is a method a path does not take.
@@ -94,7 +120,8 @@ func mapError(err error, executionID string) failure {
 	default:
 		f.body.Error = internalMessage(executionID)
 	}
-	if errors.Is(err, errBodyTooLarge) {
+	var big *tooLarge
+	if errors.As(err, &big) {
 		f.status = http.StatusRequestEntityTooLarge
 	}
 	var na *notAllowed

@@ -64,7 +64,7 @@ func (s *Server) ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)
-	if err := s.deliver(r.Context(), readDelivery(r, s.log.ProjectID())); err != nil {
+	if err := s.deliver(r.Context(), readDelivery(r, s.log.ProjectID(), s.decoder())); err != nil {
 		writeStatus(w, mapError(err, ""), nil)
 		return
 	}
@@ -80,10 +80,10 @@ type delivery struct {
 	trace, span string
 }
 
-// readDelivery reads a delivery from an HTTP request. A body that cannot be
-// read is a fault to retry; one that can be read but is no message is an
-// invalid payload.
-func readDelivery(r *http.Request, projectID string) delivery {
+// readDelivery reads a delivery from an HTTP request and decodes its
+// message with dec. A body that cannot be read is a fault to retry; one
+// that can be read but is no message is an invalid payload.
+func readDelivery(r *http.Request, projectID string, dec decoder) delivery {
 	d := delivery{messageID: r.Header.Get("Ce-Id")}
 	d.trace, d.span = execlog.TraceFromHeaders(r.Header, projectID)
 	body, err := io.ReadAll(r.Body)
@@ -99,7 +99,7 @@ func readDelivery(r *http.Request, projectID string) delivery {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if r.Header.Get("Ce-Specversion") == "" && !strings.HasPrefix(ct, "application/cloudevents") {
 		// A push subscription's own request: the body is the envelope.
-		d.messageID, d.req, d.err = decodeEnvelope(body, "")
+		d.messageID, d.req, d.err = decodeEnvelope(body, "", dec)
 		return d
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -111,7 +111,7 @@ func readDelivery(r *http.Request, projectID string) delivery {
 		d.err = invalidRequest(fmt.Sprintf("request is not a valid CloudEvent: %v", err))
 		return d
 	}
-	d.messageID, d.req, d.err = decodeEvent(*e)
+	d.messageID, d.req, d.err = decodeEvent(*e, dec)
 	if d.trace == "" {
 		// The request's trace, as in Cloud Run's request log, or else the
 		// event's traceparent extension.
@@ -122,13 +122,13 @@ func readDelivery(r *http.Request, projectID string) delivery {
 }
 
 // decodeEvent reads the request out of a messagePublished event.
-func decodeEvent(e event.Event) (messageID string, req request, err error) {
+func decodeEvent(e event.Event, dec decoder) (messageID string, req request, err error) {
 	if e.Type() != MessagePublished {
 		return e.ID(), req, invalidRequest(fmt.Sprintf("event type %q is not %s", e.Type(), MessagePublished))
 	}
 	// Eventarc sets the event ID to the message ID, so it stands in for an
 	// envelope without one.
-	return decodeEnvelope(e.Data(), e.ID())
+	return decodeEnvelope(e.Data(), e.ID(), dec)
 }
 
 // envelope is the Pub/Sub push envelope: the body of a push subscription's
@@ -146,7 +146,7 @@ type envelope struct {
 // message ID (id when the envelope has none) is returned whenever it can be
 // read, even with an error, so that invalid messages are deduplicated and
 // reported under their ID too.
-func decodeEnvelope(data []byte, id string) (messageID string, req request, err error) {
+func decodeEnvelope(data []byte, id string, dec decoder) (messageID string, req request, err error) {
 	if len(data) == 0 {
 		return id, req, invalidRequest("event has no data")
 	}
@@ -162,7 +162,7 @@ func decodeEnvelope(data []byte, id string) (messageID string, req request, err 
 	if err != nil {
 		return messageID, req, invalidRequest(fmt.Sprintf("message.data is not valid base64: %v", err))
 	}
-	req, err = decodeRequest(raw, messageData)
+	req, err = dec.decodeMessage(raw)
 	return messageID, req, err
 }
 
@@ -197,7 +197,15 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 		return fmt.Errorf("execution %s of message %s: %w", x.id, x.messageID, o.err)
 	}
 	if s.results != nil {
-		if err := s.results.Publish(ctx, o.published(x)); err != nil {
+		published := o.published(x)
+		err := s.results.Publish(ctx, published)
+		if errors.Is(err, ErrOutcomeTooLarge) {
+			// It would fail the same way at every redelivery: the outcome
+			// is published as the output_limit it is, and logged.
+			s.log.Log(outcomeTooLargeEntry(x, err))
+			err = s.results.Publish(ctx, tooLargeOutcome(published))
+		}
+		if err != nil {
 			s.log.Log(publishFailedEntry(x, err))
 			return err
 		}

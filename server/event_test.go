@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
 	ts "github.com/pyexec/pyexec/internal/testsupport"
 	"github.com/pyexec/pyexec/server"
@@ -316,6 +317,15 @@ func TestOutcomesArePublishedToTheResultsTopic(t *testing.T) {
 			want:       map[string]any{"result": map[string]any{"answer": float64(4)}, "stdout": "Calculating...", "id": "caller-1", "duration_ms": float64(5)},
 		},
 		{
+			name:       "a success publishes its output files",
+			exec:       answering(executor.Result{Value: json.RawMessage(`1`), Files: []executor.File{{Path: "outputs/a.bin", Content: []byte{0, 0xff}}}}, nil),
+			data:       []byte(`{"script": "x", "files": [{"path": "in.csv", "content": "x"}]}`),
+			wantStatus: "ok",
+			want: map[string]any{"result": float64(1), "files": []any{
+				map[string]any{"path": "outputs/a.bin", "content": "AP8=", "encoding": "base64", "bytes": float64(2)},
+			}},
+		},
+		{
 			name: "a script error publishes error, error_type and traceback",
 			exec: answering(executor.Result{Stdout: "x"},
 				&executor.Error{Type: executor.TypeException, Message: "ValueError: bad", Traceback: "Traceback (most recent call last):\n..."}),
@@ -364,6 +374,75 @@ func TestOutcomesArePublishedToTheResultsTopic(t *testing.T) {
 			}
 			if g, w := ts.CompactJSON(t, got), ts.CompactJSON(t, want); g != w {
 				t.Errorf("published outcome =\n%s\nwant\n%s", g, w)
+			}
+		})
+	}
+}
+
+func TestAnOutcomeOverPubSubsLimitIsLoggedAndPublishedAsOutputLimit(t *testing.T) {
+	ps := ts.StartPubsub(t)
+	ts.CreateTopic(t, ps, "projects/proj/topics/results")
+	results, err := server.NewTopicPublisher(context.Background(), "results", "proj")
+	if err != nil {
+		t.Fatalf("NewTopicPublisher = %v", err)
+	}
+	// Output files whose base64 alone is over 10 MB.
+	big := executor.Result{Value: json.RawMessage(`1`), Stdout: "made them", Files: []executor.File{
+		{Path: "outputs/a", Content: make([]byte, 4<<20)}, {Path: "outputs/b", Content: make([]byte, 4<<20)},
+	}}
+	exec := answering(big, nil)
+	s := startServer(t, exec, results)
+	e := ts.PublishedEvent("m1", ts.ScriptData(okScript, "caller-1"))
+	if status := deliver(t, s.eventURL, e); status != http.StatusOK {
+		t.Fatalf("status = %d, want 200: acknowledged, not redelivered forever", status)
+	}
+	entries := s.entries(t)
+	if len(entries) != 2 || entries[0]["status"] != "ok" || entries[0]["output_files"] != float64(2) ||
+		entries[1]["severity"] != "WARNING" || !strings.Contains(entries[1]["message"].(string), "published as output_limit") ||
+		entries[1]["execution_id"] != entries[0]["execution_id"] {
+		t.Fatalf("entries = %v, want the outcome (with its 2 output files), then a WARNING that it was published as output_limit", entries)
+	}
+	msgs := ps.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("results topic got %d messages, want 1", len(msgs))
+	}
+	var got map[string]any
+	if err := json.Unmarshal(msgs[0].Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"execution_id": entries[0]["execution_id"], "message_id": "m1", "id": "caller-1", "status": "error",
+		"error":      "Output limit exceeded (the outcome is over Pub/Sub's 10 MB message limit)",
+		"error_type": "output_limit", "stdout": "made them", "duration_ms": float64(0),
+	}
+	if g, w := ts.CompactJSON(t, got), ts.CompactJSON(t, want); g != w {
+		t.Errorf("published outcome =\n%s\nwant\n%s", g, w)
+	}
+	if msgs[0].Attributes["status"] != "error" {
+		t.Errorf("attributes = %v, want status error", msgs[0].Attributes)
+	}
+}
+
+func TestTheTopicPublisherRefusesAnOutcomeOverPubSubsLimit(t *testing.T) {
+	ps := ts.StartPubsub(t)
+	ts.CreateTopic(t, ps, "projects/proj/topics/results")
+	results, err := server.NewTopicPublisher(context.Background(), "results", "proj")
+	if err != nil {
+		t.Fatalf("NewTopicPublisher = %v", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		stdout int // bytes of stdout in the outcome
+		want   error
+	}{
+		{"well under the limit", 3_000_000, nil},
+		{"just over, with its attributes", 9_999_850, server.ErrOutcomeTooLarge},
+		{"far over", 12_000_000, server.ErrOutcomeTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := api.Outcome{ExecutionID: "e", MessageID: "m", Status: api.OutcomeOK, Result: json.RawMessage(`1`), Stdout: strings.Repeat("x", tt.stdout)}
+			if err := results.Publish(context.Background(), o); !errors.Is(err, tt.want) {
+				t.Errorf("Publish(%d bytes of stdout) = %v, want %v", tt.stdout, err, tt.want)
 			}
 		})
 	}
@@ -420,14 +499,18 @@ func TestResultTopicConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			topic := server.ConfigFromEnv(func(k string) string { return map[string]string{"PYEXEC_RESULT_TOPIC": tt.env}[k] }).ResultTopic
+			cfg, err := server.ConfigFromEnv(func(k string) string { return map[string]string{"PYEXEC_RESULT_TOPIC": tt.env}[k] })
+			if err != nil {
+				t.Fatalf("ConfigFromEnv = %v", err)
+			}
+			topic := cfg.ResultTopic
 			if topic != strings.TrimSpace(tt.env) {
 				t.Fatalf("ConfigFromEnv: ResultTopic = %q, want %q", topic, strings.TrimSpace(tt.env))
 			}
 			if topic == "" {
 				return // the service makes no publisher
 			}
-			_, err := server.NewTopicPublisher(context.Background(), topic, tt.project)
+			_, err = server.NewTopicPublisher(context.Background(), topic, tt.project)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("NewTopicPublisher(%q) = %v, want an error saying %q", topic, err, tt.wantErr)

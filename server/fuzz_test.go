@@ -2,19 +2,29 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pyexec/pyexec/executor"
 )
 
+// fuzzCap is the request cap FuzzDecodeRequest decodes under: small, so
+// that the fuzzer reaches past it.
+const fuzzCap = 4 << 10
+
 // FuzzDecodeRequest feeds raw bytes to the request decoder, as /execute's
 // body and as ExecuteEvent's message data: it never panics, answers every
 // input with a request or an invalid_request, never accepts invalid UTF-8,
-// and never reads a body past its cap.
+// never reads a body past its cap, and keeps limits within the service's
+// caps. What it accepts goes on to the executor's rules, which answer it
+// with an invalid_request or accept it (and then, with no sandbox started,
+// sandbox_unavailable): never anything else.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"script": "def main():\n    return 1"}`,
@@ -22,27 +32,65 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"script": "\u0000"}`, `{"script": "\ud800"}`, "{\"script\": \"\xff\"}",
 		"\xef\xbb\xbf{\"script\": \"x\"}", `{"script": "a", "script": "b"}`, `{"script": "x"} trailing`,
 		`{"script": "x", "id": "caller"}`, `{"script": "x", "id": 7}`, `{"script": "x", "id": null}`,
+		`{"script": "x", "input": null}`, `{"script": "x", "input": 123456789012345678901234567890.5e-3}`,
+		`{"script": "x", "input": {"a": [1, "b", {"c": null}]}}`, `{"script": "x", "input": }`,
+		`{"script": "x", "stdin": "line\n"}`, `{"script": "x", "stdin": 5}`, `{"script": "x", "stdin": null}`,
+		`{"script": "x", "files": [{"path": "data/in.csv", "content": "x\n1\n"}]}`,
+		`{"script": "x", "files": [{"path": "a.bin", "content": "AP8=", "encoding": "base64"}]}`,
+		`{"script": "x", "files": [{"path": "a.bin", "content": "AP9=", "encoding": "base64"}]}`,
+		`{"script": "x", "files": [{"path": "a.bin", "content": "AP8", "encoding": "base64"}]}`,
+		`{"script": "x", "files": [{"path": "a", "content": "x", "encoding": "latin-1"}]}`,
+		`{"script": "x", "files": [{"path": "../etc/passwd", "content": ""}, {"path": "/abs", "content": ""}]}`,
+		`{"script": "x", "files": [{"path": "a", "content": ""}, {"path": "a/b", "content": ""}, {"path": "a", "content": ""}]}`,
+		`{"script": "x", "files": [{"path": "a\u0000b", "content": ""}, {"path": "a//b", "content": ""}]}`,
+		`{"script": "x", "files": [{"path": 1, "content": ""}]}`, `{"script": "x", "files": [{"path": "a"}]}`,
+		`{"script": "x", "files": [null]}`, `{"script": "x", "files": {"path": "a"}}`, `{"script": "x", "files": null}`,
+		`{"script": "x", "limits": {"timeout_seconds": 5, "memory_mb": 256}}`,
+		`{"script": "x", "limits": {"timeout_seconds": 0.001}}`, `{"script": "x", "limits": {"timeout_seconds": 1e-300}}`,
+		`{"script": "x", "limits": {"timeout_seconds": 1e400}}`, `{"script": "x", "limits": {"timeout_seconds": -1}}`,
+		`{"script": "x", "limits": {"timeout_seconds": "5"}}`, `{"script": "x", "limits": {"memory_mb": 64.5}}`,
+		`{"script": "x", "limits": {"memory_mb": 64.0}}`, `{"script": "x", "limits": {"memory_mb": 0}}`,
+		`{"script": "x", "limits": {"memory_mb": 99999999999999999999}}`, `{"script": "x", "limits": []}`,
+		`{"script": "x", "limits": {"timeout_seconds": null, "memory_mb": null}}`,
 	} {
 		f.Add([]byte(seed))
 	}
+	caps := executor.Limits{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxInputFiles: 100, MaxInputFilesBytes: 1 << 10}
+	dec := decoder{maxBytes: fuzzCap, caps: caps}
+	cfg, err := executor.ConfigFromEnv(func(string) string { return "" })
+	if err != nil {
+		f.Fatal(err)
+	}
+	exec, err := executor.New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := httptest.NewRequest(http.MethodPost, "/execute", bytes.NewReader(data))
-		req, err := readRequest(httptest.NewRecorder(), r)
-		check(t, "readRequest", data, req, err)
-		if err == nil && len(data) > maxBodyBytes {
-			t.Fatalf("readRequest accepted a %d-byte body past the %d cap", len(data), maxBodyBytes)
+		req, err := dec.read(httptest.NewRecorder(), r)
+		check(t, "read", data, req, err, caps)
+		if err == nil && len(data) > fuzzCap {
+			t.Fatalf("read accepted a %d-byte body past the %d cap", len(data), fuzzCap)
 		}
 		if err == nil && req.callerID != "" {
-			t.Fatalf("readRequest(%q) read a caller ID %q, which /execute ignores", data, req.callerID)
+			t.Fatalf("read(%q) read a caller ID %q, which /execute ignores", data, req.callerID)
 		}
-		req, err = decodeRequest(data, messageData)
-		check(t, "decodeRequest(messageData)", data, req, err)
+		req, err = dec.decodeMessage(data)
+		check(t, "decodeMessage", data, req, err, caps)
+		if err != nil {
+			return
+		}
+		_, err = exec.Run(context.Background(), req.executorRequest("fuzz"))
+		var e *executor.Error
+		if !errors.Is(err, executor.ErrSandboxUnavailable) && (!errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message == "") {
+			t.Fatalf("the executor's rules answered decodeMessage(%q) with %v, want invalid_request or sandbox_unavailable", data, err)
+		}
 	})
 }
 
 // check fails t unless err is an invalid_request with a message, or data is
-// UTF-8 and so is what was decoded from it.
-func check(t *testing.T, what string, data []byte, req request, err error) {
+// UTF-8 and so is what was decoded from it, with limits within caps.
+func check(t *testing.T, what string, data []byte, req request, err error, caps executor.Limits) {
 	t.Helper()
 	if err != nil {
 		var e *executor.Error
@@ -57,7 +105,18 @@ func check(t *testing.T, what string, data []byte, req request, err error) {
 	if !utf8.Valid(data) {
 		t.Fatalf("%s accepted input that is not UTF-8: %q", what, data)
 	}
-	if !utf8.ValidString(req.script) || !utf8.ValidString(req.callerID) {
-		t.Fatalf("%s(%q) returned text that is not UTF-8: %q, %q", what, data, req.script, req.callerID)
+	if !utf8.ValidString(req.script) || !utf8.ValidString(req.callerID) || !utf8.ValidString(req.stdin) {
+		t.Fatalf("%s(%q) returned text that is not UTF-8: %q, %q, %q", what, data, req.script, req.callerID, req.stdin)
+	}
+	if req.input != nil && !json.Valid(req.input) {
+		t.Fatalf("%s(%q) returned input %q that is not JSON", what, data, req.input)
+	}
+	for _, f := range req.files {
+		if !utf8.ValidString(f.Path) {
+			t.Fatalf("%s(%q) returned a file path that is not UTF-8: %q", what, data, f.Path)
+		}
+	}
+	if req.timeout < 0 || req.timeout > caps.Timeout || req.memoryBytes < 0 || req.memoryBytes > caps.MemoryBytes || req.memoryBytes%(1<<20) != 0 {
+		t.Fatalf("%s(%q) returned limits %v and %d bytes, past the caps %v and %d", what, data, req.timeout, req.memoryBytes, caps.Timeout, caps.MemoryBytes)
 	}
 }

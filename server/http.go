@@ -81,7 +81,7 @@ func (s *Server) serveExecute(w http.ResponseWriter, r *http.Request, id string)
 		return methodNotAllowed(http.MethodPost)
 	}
 	x := execution{id: id, arrived: time.Now()}
-	x.req, x.err = readRequest(w, r)
+	x.req, x.err = s.decoder().read(w, r)
 	x.trace, x.span = execlog.TraceFromHeaders(r.Header, s.log.ProjectID())
 	o := s.run(r.Context(), viaHTTP, x)
 	if o.err != nil {

@@ -22,6 +22,12 @@ const (
 	fieldDurationMS      = "duration_ms"
 	fieldScriptBytes     = "script_bytes"
 	fieldStdoutBytes     = "stdout_bytes"
+	fieldInputBytes      = "input_bytes"
+	fieldStdinBytes      = "stdin_bytes"
+	fieldFiles           = "files"
+	fieldFilesBytes      = "files_bytes"
+	fieldOutputFiles     = "output_files"
+	fieldOutputBytes     = "output_files_bytes"
 	fieldStdout          = "stdout"
 	fieldStdoutTruncated = "stdout_truncated"
 	fieldResult          = "result"
@@ -57,6 +63,24 @@ func executionEntry(via entryPoint, x execution, o outcome, elapsed time.Duratio
 		fieldDurationMS:  elapsed.Milliseconds(),
 		fieldScriptBytes: len(x.req.script),
 		fieldStdoutBytes: len(o.result.Stdout),
+	}
+	// What came with the script and what came back, as sizes: never their
+	// content. Absent for a script alone.
+	if x.req.input != nil {
+		fields[fieldInputBytes] = len(x.req.input)
+	}
+	if x.req.stdin != "" {
+		fields[fieldStdinBytes] = len(x.req.stdin)
+	}
+	if len(x.req.files) > 0 {
+		fields[fieldFiles], fields[fieldFilesBytes] = len(x.req.files), x.req.inputFilesBytes()
+	}
+	if n := len(o.result.Files); n > 0 {
+		total := 0
+		for _, f := range o.result.Files {
+			total += len(f.Content)
+		}
+		fields[fieldOutputFiles], fields[fieldOutputBytes] = n, total
 	}
 	entry := execlog.Entry{Severity: execlog.Info, Message: "execution ok", Trace: x.trace, SpanID: x.span, Fields: fields}
 	if via.fromPubSub {
@@ -126,6 +150,23 @@ func publishFailedEntry(x execution, err error) execlog.Entry {
 	return execlog.Entry{
 		Severity: execlog.Error,
 		Message:  "publishing the outcome failed; the message will be redelivered",
+		Trace:    x.trace,
+		SpanID:   x.span,
+		Fields: map[string]any{
+			fieldFunction:    viaPubSub.function,
+			fieldExecutionID: x.id,
+			fieldMessageID:   x.messageID,
+			fieldError:       err.Error(),
+		},
+	}
+}
+
+// outcomeTooLargeEntry logs an outcome too large to publish, which is
+// published as an output_limit instead.
+func outcomeTooLargeEntry(x execution, err error) execlog.Entry {
+	return execlog.Entry{
+		Severity: execlog.Warning,
+		Message:  "the outcome is over Pub/Sub's message limit; published as output_limit",
 		Trace:    x.trace,
 		SpanID:   x.span,
 		Fields: map[string]any{

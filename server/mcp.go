@@ -18,11 +18,11 @@ const mcpPath = "/mcp"
 // newMCPHandler builds the handler of POST /mcp: the run_python tool,
 // described with the executor's limits, run by runTool.
 func (s *Server) newMCPHandler() http.Handler {
-	cfg := s.exec.Config()
+	caps := s.exec.Limits()
 	return mcpserver.New(s.runTool, mcpserver.Options{
-		Timeout:         cfg.Timeout,
-		MemoryMB:        int(cfg.MemoryBytes >> 20),
-		MaxRequestBytes: maxBodyBytes,
+		Timeout:         caps.Timeout,
+		MemoryMB:        int(caps.MemoryBytes >> 20),
+		MaxRequestBytes: s.cfg.requestCap(),
 	})
 }
 
@@ -39,7 +39,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, id string) {
 // /execute's. Only the log's function differs: "mcp".
 func (s *Server) runTool(ctx context.Context, call mcpserver.Call) mcpserver.Answer {
 	x := execution{id: executionIDOf(ctx), arrived: time.Now()}
-	x.req, x.err = decodeRequest(call.Arguments, requestBody)
+	x.req, x.err = s.decoder().decode(call.Arguments, requestBody)
 	x.trace, x.span = execlog.TraceFromHeaders(call.Header, s.log.ProjectID())
 	o := s.run(ctx, viaMCP, x)
 	a := mcpserver.Answer{ExecutionID: x.id}

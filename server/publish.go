@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +20,10 @@ type Publisher interface {
 	// delivered, and run, again.
 	Publish(ctx context.Context, o api.Outcome) error
 }
+
+// ErrOutcomeTooLarge is an outcome larger than a Pub/Sub message may be
+// (10 MB): publishing it would fail on every redelivery.
+var ErrOutcomeTooLarge = errors.New("the outcome is over Pub/Sub's 10 MB message limit")
 
 // publishTimeout bounds the wait for the results topic to accept an
 // outcome; past it the message is redelivered.
@@ -53,11 +58,15 @@ func NewTopicPublisher(ctx context.Context, topic, projectID string) (*TopicPubl
 }
 
 // Publish sends o to the topic, with its IDs and status as attributes, and
-// waits until it is accepted.
+// waits until it is accepted. An outcome over Pub/Sub's message limit is
+// ErrOutcomeTooLarge.
 func (p *TopicPublisher) Publish(ctx context.Context, o api.Outcome) error {
 	data, err := json.Marshal(o)
 	if err != nil {
 		return fmt.Errorf("encoding outcome of execution %s: %w", o.ExecutionID, err)
+	}
+	if len(data) > pubsub.MaxPublishRequestBytes {
+		return fmt.Errorf("outcome of execution %s, %d bytes: %w", o.ExecutionID, len(data), ErrOutcomeTooLarge)
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
@@ -71,6 +80,10 @@ func (p *TopicPublisher) Publish(ctx context.Context, o api.Outcome) error {
 		},
 	})
 	if _, err := res.Get(ctx); err != nil {
+		if errors.Is(err, pubsub.ErrOversizedMessage) {
+			// With its attributes, just over the limit.
+			err = ErrOutcomeTooLarge
+		}
 		return fmt.Errorf("publishing outcome of execution %s to %s: %w", o.ExecutionID, p.topic, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"time"
 
 	"github.com/pyexec/pyexec/api"
@@ -52,7 +53,7 @@ func (s *Server) run(ctx context.Context, via entryPoint, x execution) outcome {
 	o := outcome{err: x.err}
 	if o.err == nil {
 		s.awaitFirstSelfTest(ctx)
-		o.result, o.err = s.exec.Run(ctx, executor.Request{ID: x.id, Script: x.req.script})
+		o.result, o.err = s.exec.Run(ctx, x.req.executorRequest(x.id))
 	}
 	if o.err != nil {
 		o.failure = mapError(o.err, x.id)
@@ -61,9 +62,28 @@ func (s *Server) run(ctx context.Context, via entryPoint, x execution) outcome {
 	return o
 }
 
-// success is the 200 answer of a successful outcome.
+// success is the 200 answer of a successful outcome. It has "files" only
+// when the script left some, so that every other answer stays as it was.
 func (o outcome) success() api.Success {
-	return api.Success{Result: o.result.Value, Stdout: o.result.Stdout}
+	return api.Success{Result: o.result.Value, Stdout: o.result.Stdout, Files: outputFiles(o.result.Files)}
+}
+
+// outputFiles is the executor's output files as answers carry them; nil
+// when there are none.
+func outputFiles(files []executor.File) []api.OutputFile {
+	if len(files) == 0 {
+		return nil
+	}
+	out := make([]api.OutputFile, len(files))
+	for i, f := range files {
+		out[i] = api.OutputFile{
+			Path:     f.Path,
+			Content:  base64.StdEncoding.EncodeToString(f.Content),
+			Encoding: api.EncodingBase64,
+			Bytes:    len(f.Content),
+		}
+	}
+	return out
 }
 
 // answered is the failure of a failed outcome, with the script's stdout in
@@ -86,9 +106,30 @@ func (o outcome) published(x execution) api.Outcome {
 	}
 	if o.err == nil {
 		p.Result = o.result.Value
+		p.Files = outputFiles(o.result.Files)
 		return p
 	}
 	f := o.failure.body
 	p.Status, p.Error, p.ErrorType, p.Traceback = api.OutcomeError, f.Error, f.ErrorType, f.Traceback
 	return p
+}
+
+// outcomeTooLargeMessage is the error of an outcome too large to publish.
+const outcomeTooLargeMessage = "Output limit exceeded (the outcome is over Pub/Sub's 10 MB message limit)"
+
+// tooLargeOutcome is what is published in place of an outcome over Pub/Sub's
+// message limit: an output_limit with the start of stdout, as the log has
+// it, and neither result nor files.
+func tooLargeOutcome(p api.Outcome) api.Outcome {
+	stdout, _ := capText(p.Stdout)
+	return api.Outcome{
+		ExecutionID: p.ExecutionID,
+		MessageID:   p.MessageID,
+		ID:          p.ID,
+		Status:      api.OutcomeError,
+		Stdout:      stdout,
+		Error:       outcomeTooLargeMessage,
+		ErrorType:   string(executor.TypeOutputLimit),
+		DurationMS:  p.DurationMS,
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,10 +28,9 @@ type Executor interface {
 	// executor.ErrSandboxUnavailable.
 	Start(ctx context.Context) error
 	Run(ctx context.Context, req executor.Request) (executor.Result, error)
+	// Limits are the caps a request must keep; the decoder states them.
+	Limits() executor.Limits
 	Health() executor.Health
-	// Config is the validated configuration it runs with. The transport
-	// enforces none of it; the MCP tool states its limits to agents.
-	Config() executor.Config
 	// Shutdown stops taking executions and lets running ones finish until
 	// ctx is done, then kills them.
 	Shutdown(ctx context.Context) error
@@ -48,17 +48,60 @@ type Config struct {
 	// does not turn its first requests away. Past it, or once the self-test
 	// has failed, executions answer sandbox_unavailable. Zero: no wait.
 	SelfTestWait time.Duration
+	// MaxRequestBytes caps a request: /execute's body (413 above it) and
+	// ExecuteEvent's message data. Zero is DefaultMaxRequestBytes.
+	MaxRequestBytes int64
 }
 
-// DefaultSelfTestWait is the SelfTestWait ConfigFromEnv sets.
-const DefaultSelfTestWait = 5 * time.Second
+// Defaults of what ConfigFromEnv reads.
+const (
+	// DefaultSelfTestWait is the SelfTestWait ConfigFromEnv sets.
+	DefaultSelfTestWait = 5 * time.Second
+	// DefaultMaxRequestBytes is the cap on a request when
+	// PYEXEC_MAX_REQUEST_BYTES is not set.
+	DefaultMaxRequestBytes = 10 << 20
+)
 
-// ConfigFromEnv reads the transport's configuration with getenv.
-func ConfigFromEnv(getenv func(string) string) Config {
-	return Config{
-		ResultTopic:  strings.TrimSpace(getenv("PYEXEC_RESULT_TOPIC")),
-		SelfTestWait: DefaultSelfTestWait,
+// The bounds of PYEXEC_MAX_REQUEST_BYTES: room for any script, and no more
+// than one request should hold of the service's memory.
+const (
+	minRequestBytes = 1 << 10
+	maxRequestBytes = 1 << 30
+)
+
+// ConfigFromEnv reads the transport's configuration with getenv, and
+// refuses a malformed or out-of-range value naming its variable.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	cfg := Config{
+		ResultTopic:     strings.TrimSpace(getenv("PYEXEC_RESULT_TOPIC")),
+		SelfTestWait:    DefaultSelfTestWait,
+		MaxRequestBytes: DefaultMaxRequestBytes,
 	}
+	if raw := strings.TrimSpace(getenv("PYEXEC_MAX_REQUEST_BYTES")); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return Config{}, fmt.Errorf("PYEXEC_MAX_REQUEST_BYTES=%q is not a whole number", raw)
+		}
+		cfg.MaxRequestBytes = n
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports what is wrong with the configuration, naming the
+// variable that sets it.
+func (c Config) Validate() error {
+	if c.MaxRequestBytes != 0 && (c.MaxRequestBytes < minRequestBytes || c.MaxRequestBytes > maxRequestBytes) {
+		return fmt.Errorf("PYEXEC_MAX_REQUEST_BYTES must be %d..%d, got %d", minRequestBytes, maxRequestBytes, c.MaxRequestBytes)
+	}
+	return nil
+}
+
+// requestCap is the cap on a request in force.
+func (c Config) requestCap() int64 {
+	if c.MaxRequestBytes == 0 {
+		return DefaultMaxRequestBytes
+	}
+	return c.MaxRequestBytes
 }
 
 // Completed message IDs are remembered this long, and at most this many:

@@ -36,13 +36,13 @@ func (f *fakeExecutor) Run(_ context.Context, req executor.Request) (executor.Re
 	return f.run(req)
 }
 
-func (f *fakeExecutor) Health() executor.Health            { return f.health }
-func (f *fakeExecutor) Config() executor.Config            { return fakeConfig }
-func (f *fakeExecutor) Shutdown(ctx context.Context) error { return nil }
+// Limits are the service's defaults.
+func (f *fakeExecutor) Limits() executor.Limits {
+	return executor.Limits{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxInputFiles: 100, MaxInputFilesBytes: 8 << 20}
+}
 
-// fakeConfig is the configuration every fakeExecutor reports: the
-// defaults' limits.
-var fakeConfig = executor.Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20}
+func (f *fakeExecutor) Health() executor.Health            { return f.health }
+func (f *fakeExecutor) Shutdown(ctx context.Context) error { return nil }
 
 // answering is a fakeExecutor whose every Run answers res, err.
 func answering(res executor.Result, err error) *fakeExecutor {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/leakcheck"
@@ -79,7 +80,11 @@ func newService(t testing.TB, env map[string]string) *Service {
 	if err != nil {
 		t.Fatalf("execlog.New: %v", err)
 	}
-	srv := server.New(server.ConfigFromEnv(getenv), exec, log, nil)
+	serverCfg, err := server.ConfigFromEnv(getenv)
+	if err != nil {
+		t.Fatalf("server.ConfigFromEnv: %v", err)
+	}
+	srv := server.New(serverCfg, exec, log, nil)
 	hs := httptest.NewServer(http.HandlerFunc(srv.Execute))
 	t.Cleanup(func() {
 		hs.Close()
@@ -163,6 +168,8 @@ type Response struct {
 	Error     string          `json:"error"`
 	ErrorType string          `json:"error_type"`
 	Traceback string          `json:"traceback"`
+	// Files are a success's output files; nil when the body has none.
+	Files []api.OutputFile `json:"files"`
 }
 
 // Do sends req and decodes the answer, failing t when it is not strict JSON
@@ -191,18 +198,19 @@ func Do(t testing.TB, req *http.Request) Response {
 // decodeBody sets r's body fields from Raw, numbers kept exact.
 func (r *Response) decodeBody() error {
 	var fields struct {
-		Result    json.RawMessage `json:"result"`
-		Stdout    *string         `json:"stdout"`
-		Error     string          `json:"error"`
-		ErrorType string          `json:"error_type"`
-		Traceback string          `json:"traceback"`
+		Result    json.RawMessage  `json:"result"`
+		Stdout    *string          `json:"stdout"`
+		Error     string           `json:"error"`
+		ErrorType string           `json:"error_type"`
+		Traceback string           `json:"traceback"`
+		Files     []api.OutputFile `json:"files"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(r.Raw))
 	dec.UseNumber()
 	if err := dec.Decode(&fields); err != nil {
 		return err
 	}
-	r.Result, r.Stdout, r.Error, r.ErrorType, r.Traceback = fields.Result, fields.Stdout, fields.Error, fields.ErrorType, fields.Traceback
+	r.Result, r.Stdout, r.Error, r.ErrorType, r.Traceback, r.Files = fields.Result, fields.Stdout, fields.Error, fields.ErrorType, fields.Traceback, fields.Files
 	return nil
 }
 

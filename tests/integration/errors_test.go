@@ -73,9 +73,11 @@ func TestInvalidRequestsAnswer400WithTheReason(t *testing.T) {
 	})
 }
 
-func TestBodiesOverOneMebibyteAnswer413WithoutBeingRead(t *testing.T) {
-	ts := testsupport.StartService(t, nil)
-	want := failure{http.StatusRequestEntityTooLarge, "invalid_request", "Request body too large"}
+func TestBodiesOverTheRequestCapAnswer413WithoutBeingRead(t *testing.T) {
+	// A 1 MiB cap (the default is 10 MiB): the endless body below must be
+	// refused after little more than the cap.
+	ts := testsupport.StartService(t, map[string]string{"PYEXEC_MAX_REQUEST_BYTES": "1048576"})
+	want := failure{http.StatusRequestEntityTooLarge, "invalid_request", "Request body too large (max 1MB)"}
 
 	// A syntactically valid body just over the cap: the size alone decides.
 	justOver := append(append([]byte(`{"script": "def main():\n    return 1\n"}`), bytes.Repeat([]byte(" "), 1<<20)...), '\n')

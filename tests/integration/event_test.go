@@ -3,10 +3,12 @@
 package integration
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -323,4 +325,106 @@ func indexOf(ids []string, id string) int {
 		}
 	}
 	return -1
+}
+
+// ExecuteEvent takes the same fields in the message data as POST /execute,
+// publishes the output files with the outcome, and publishes an outcome
+// over Pub/Sub's 10 MB message limit as the output_limit it is, rather
+// than failing the publish at every redelivery.
+func TestExecuteEventTakesTheSameFieldsAndPublishesOutputFiles(t *testing.T) {
+	ps := testsupport.StartPubsub(t)
+	testsupport.CreateTopic(t, ps, "projects/proj/topics/results")
+	srv := startEventService(t, map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "proj",
+		"PYEXEC_RESULT_TOPIC":  "results",
+		"PUBSUB_EMULATOR_HOST": ps.Addr,
+	})
+	send := testsupport.NewSender(t, srv.URL+"/")
+	data := func(t *testing.T, fields map[string]any) []byte {
+		t.Helper()
+		b, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	published := func(t *testing.T, messageID string) api.Outcome {
+		t.Helper()
+		var found *api.Outcome
+		testsupport.PollUntil(t, 10*time.Second, "the outcome of "+messageID+" on the results topic", func() bool {
+			for _, m := range ps.Messages() {
+				var o api.Outcome
+				if json.Unmarshal(m.Data, &o) == nil && o.MessageID == messageID {
+					found = &o
+					return true
+				}
+			}
+			return false
+		})
+		return *found
+	}
+
+	t.Run("input, stdin and a file in; an output file out", func(t *testing.T) {
+		script := "import sys\n\ndef main(p):\n    rows = open('data/in.csv').read().split()\n    with open('outputs/out.txt', 'w') as f:\n        f.write(sys.stdin.read() * p['times'])\n    return len(rows)\n"
+		msg := data(t, map[string]any{"script": script, "id": "files-1", "input": map[string]any{"times": 2}, "stdin": "ab",
+			"files": []any{map[string]any{"path": "data/in.csv", "content": "x\n1\n2\n"}}})
+		if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("files-1", msg)); status != 200 {
+			t.Fatalf("status = %d, want 200", status)
+		}
+		entry := srv.outcome(t, "files-1")
+		if entry["status"] != "ok" || testsupport.CompactJSON(t, entry["result"]) != "3" || entry["files"] != float64(1) || entry["output_files"] != float64(1) {
+			t.Errorf("entry = %v, want ok, result 3, one input file and one output file", entry)
+		}
+		o := published(t, "files-1")
+		want := []api.OutputFile{{Path: "outputs/out.txt", Content: base64.StdEncoding.EncodeToString([]byte("abab")), Encoding: "base64", Bytes: 4}}
+		if o.Status != "ok" || string(o.Result) != "3" || o.ID != "files-1" || !reflect.DeepEqual(o.Files, want) {
+			t.Errorf("published outcome = %+v, want ok, result 3 and the output file %+v", o, want)
+		}
+	})
+
+	t.Run("an invalid field is acknowledged as invalid_request naming it", func(t *testing.T) {
+		msg := data(t, map[string]any{"script": "def main():\n    return 1\n", "files": []any{map[string]any{"path": "../x", "content": ""}}})
+		if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("files-2", msg)); status != 200 {
+			t.Fatalf("status = %d, want 200 (acknowledged)", status)
+		}
+		entry := srv.outcome(t, "files-2")
+		if msg, _ := entry["error"].(string); entry["error_type"] != "invalid_request" || !strings.HasPrefix(msg, `files[0].path "../x" has a '..' component`) {
+			t.Errorf("entry = %v, want invalid_request naming files[0].path", entry)
+		}
+	})
+
+	t.Run("an outcome over 10 MB is published as output_limit", func(t *testing.T) {
+		// 8 MiB of output files, within the service's cap, is 10.7 MB in base64.
+		script := "import os\n\ndef main(_):\n    print('writing')\n    for name in ('a', 'b'):\n        with open(f'outputs/{name}', 'wb') as f:\n            f.write(os.urandom(4 << 20))\n    return 'written'\n"
+		msg := data(t, map[string]any{"script": script, "id": "big-1", "input": nil})
+		if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("big-1", msg)); status != 200 {
+			t.Fatalf("status = %d, want 200: acknowledged, not redelivered forever", status)
+		}
+		entry := srv.outcome(t, "big-1")
+		if entry["status"] != "ok" || entry["output_files"] != float64(2) || entry["output_files_bytes"] != float64(8<<20) {
+			t.Errorf("entry = %v, want the outcome logged: ok, with 2 output files of 8 MiB", entry)
+		}
+		entries := srv.waitForLog(t, func(entries []map[string]any) bool {
+			for _, e := range entries {
+				if e["message_id"] == "big-1" && e["severity"] == "WARNING" {
+					return true
+				}
+			}
+			return false
+		})
+		warned := false
+		for _, e := range entries {
+			if msg, _ := e["message"].(string); e["message_id"] == "big-1" && e["severity"] == "WARNING" && strings.Contains(msg, "published as output_limit") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("no WARNING entry says the outcome of big-1 was published as output_limit")
+		}
+		o := published(t, "big-1")
+		if o.Status != "error" || o.ErrorType != "output_limit" || o.Error != "Output limit exceeded (the outcome is over Pub/Sub's 10 MB message limit)" ||
+			o.Stdout != "writing" || o.Result != nil || o.Files != nil || o.ID != "big-1" {
+			t.Errorf("published outcome = %+v, want an output_limit naming Pub/Sub's limit, with stdout and without result or files", o)
+		}
+	})
 }

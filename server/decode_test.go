@@ -1,0 +1,169 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyexec/pyexec/executor"
+)
+
+// testDecoder decodes with the service's default caps.
+var testDecoder = decoder{
+	maxBytes: DefaultMaxRequestBytes,
+	caps:     executor.Limits{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxInputFiles: 100, MaxInputFilesBytes: 8 << 20},
+}
+
+func TestTheDecoderReadsEveryFieldExactly(t *testing.T) {
+	body := `{"script": "def main(d):\n    return d\n",
+	  "input": {"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827, "l": [1, null]},
+	  "stdin": "first\nsecond",
+	  "files": [{"path": "data/in.csv", "content": "x\n1\n"},
+	            {"path": "bin/blob", "content": "AP8K\n/w==", "encoding": "base64"},
+	            {"path": "explicit.txt", "content": "é", "encoding": "utf-8"},
+	            {"path": "null-encoding.txt", "content": "n", "encoding": null}],
+	  "limits": {"timeout_seconds": 2.5, "memory_mb": 64},
+	  "unknown": "ignored"}`
+	req, err := testDecoder.decode([]byte(body), requestBody)
+	if err != nil {
+		t.Fatalf("decode = %v, want the request", err)
+	}
+	want := request{
+		script: "def main(d):\n    return d\n",
+		input:  json.RawMessage(`{"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827, "l": [1, null]}`),
+		stdin:  "first\nsecond",
+		files: []executor.File{
+			{Path: "data/in.csv", Content: []byte("x\n1\n")},
+			{Path: "bin/blob", Content: []byte{0, 0xff, '\n', 0xff}},
+			{Path: "explicit.txt", Content: []byte("é")},
+			{Path: "null-encoding.txt", Content: []byte("n")},
+		},
+		timeout:     2500 * time.Millisecond,
+		memoryBytes: 64 << 20,
+	}
+	if !reflect.DeepEqual(req, want) {
+		t.Errorf("decode =\n%+v\nwant\n%+v", req, want)
+	}
+	got := req.executorRequest("id-1")
+	if got.ID != "id-1" || got.Script != want.script || string(got.Input) != string(want.input) || got.Stdin != want.stdin ||
+		!reflect.DeepEqual(got.Files, want.files) || got.Timeout != want.timeout || got.MemoryBytes != want.memoryBytes {
+		t.Errorf("executorRequest = %+v, want every field of %+v", got, want)
+	}
+}
+
+func TestAbsentAndNullFieldsAreNoneButANullInputIsAnInput(t *testing.T) {
+	for _, tt := range []struct {
+		body      string
+		wantInput json.RawMessage
+	}{
+		{`{"script": "x"}`, nil},
+		{`{"script": "x", "stdin": null, "files": null, "limits": null}`, nil},
+		{`{"script": "x", "limits": {"timeout_seconds": null, "memory_mb": null}}`, nil},
+		{`{"script": "x", "input": null}`, json.RawMessage("null")},
+		{`{"script": "x", "input": 0, "stdin": "", "files": []}`, json.RawMessage("0")},
+	} {
+		req, err := testDecoder.decode([]byte(tt.body), requestBody)
+		if err != nil {
+			t.Errorf("decode(%s) = %v", tt.body, err)
+			continue
+		}
+		if string(req.input) != string(tt.wantInput) || (req.input == nil) != (tt.wantInput == nil) {
+			t.Errorf("decode(%s).input = %q, want %q", tt.body, req.input, tt.wantInput)
+		}
+		if req.stdin != "" || len(req.files) != 0 || req.timeout != 0 || req.memoryBytes != 0 {
+			t.Errorf("decode(%s) = %+v, want no stdin, files or limits", tt.body, req)
+		}
+	}
+}
+
+func TestEveryFieldOfTheWrongShapeIsAClearInvalidRequest(t *testing.T) {
+	const timeoutRule = "'limits.timeout_seconds' must be a number above 0 and at most 30 (seconds, the service's limit), got "
+	const memoryRule = "'limits.memory_mb' must be a whole number above 0 and at most 512 (MiB, the service's limit), got "
+	tests := []struct {
+		name, fields string
+		want         string // the message's start
+	}{
+		{"stdin that is a number", `"stdin": 5`, "'stdin' must be a string"},
+		{"stdin that is an array", `"stdin": ["a"]`, "'stdin' must be a string"},
+		{"files that are an object", `"files": {"path": "a", "content": ""}`, `'files' must be an array of {"path", "content", "encoding"} objects`},
+		{"files that are a string", `"files": "a.csv"`, `'files' must be an array`},
+		{"a file that is null", `"files": [{"path": "a", "content": ""}, null]`, `files[1] must be an object {"path", "content", "encoding"}`},
+		{"a file that is a string", `"files": ["a.csv"]`, `files[0] must be an object`},
+		{"a file without a path", `"files": [{"content": "x"}]`, "files[0].path must be a string"},
+		{"a file with a null path", `"files": [{"path": null, "content": "x"}]`, "files[0].path must be a string"},
+		{"a file with a numeric path", `"files": [{"path": 7, "content": "x"}]`, "files[0].path must be a string"},
+		{"a file without content", `"files": [{"path": "a"}]`, "files[0].content must be a string"},
+		{"a file with bytes as numbers", `"files": [{"path": "a", "content": [1, 2]}]`, "files[0].content must be a string"},
+		{"an unknown encoding", `"files": [{"path": "a", "content": "x", "encoding": "latin-1"}]`, `files[0].encoding must be "utf-8" (the default) or "base64"`},
+		{"an encoding that is not a string", `"files": [{"path": "a", "content": "x", "encoding": 64}]`, `files[0].encoding must be "utf-8" (the default) or "base64"`},
+		{"base64 with a stray character", `"files": [{"path": "a", "content": "AP*=", "encoding": "base64"}]`, "files[0].content is not valid base64"},
+		{"base64 cut short", `"files": [{"path": "a", "content": "AP8", "encoding": "base64"}]`, "files[0].content is not valid base64"},
+		{"base64 with padding bits set", `"files": [{"path": "a", "content": "AP9=", "encoding": "base64"}]`, "files[0].content is not valid base64"},
+		{"base64url", `"files": [{"path": "a", "content": "AP_-", "encoding": "base64"}]`, "files[0].content is not valid base64"},
+		{"limits that are a number", `"limits": 5`, `'limits' must be an object {"timeout_seconds", "memory_mb"}`},
+		{"a timeout of zero", `"limits": {"timeout_seconds": 0}`, timeoutRule + "0"},
+		{"a negative timeout", `"limits": {"timeout_seconds": -5}`, timeoutRule + "-5"},
+		{"a timeout above the cap", `"limits": {"timeout_seconds": 30.5}`, timeoutRule + "30.5"},
+		{"a timeout too large for a float", `"limits": {"timeout_seconds": 1e999}`, timeoutRule + "1e999"},
+		{"a timeout as a string", `"limits": {"timeout_seconds": "5"}`, timeoutRule + `"5"`},
+		{"a timeout as a bool", `"limits": {"timeout_seconds": true}`, timeoutRule + "true"},
+		{"memory of zero", `"limits": {"memory_mb": 0}`, memoryRule + "0"},
+		{"negative memory", `"limits": {"memory_mb": -64}`, memoryRule + "-64"},
+		{"memory above the cap", `"limits": {"memory_mb": 513}`, memoryRule + "513"},
+		{"a fraction of a MiB", `"limits": {"memory_mb": 64.5}`, memoryRule + "64.5"},
+		{"memory as a string", `"limits": {"memory_mb": "64"}`, memoryRule + `"64"`},
+		{"a long value is quoted in part", `"limits": {"memory_mb": "` + strings.Repeat("9", 100) + `"}`, memoryRule + `"` + strings.Repeat("9", 39) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"script": "def main():\n    return 1\n", "id": "c1", ` + tt.fields + `}`
+			for _, p := range []payload{requestBody, messageData} {
+				req, err := testDecoder.decode([]byte(body), p)
+				var e *executor.Error
+				if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || !strings.HasPrefix(e.Message, tt.want) {
+					t.Errorf("decode(%s) = %v, want invalid_request starting %q", tt.fields, err, tt.want)
+				}
+				if req.script != "" || req.files != nil || req.input != nil {
+					t.Errorf("decode(%s) = %+v with its error, want nothing to run", tt.fields, req)
+				}
+				if p.withCallerID && req.callerID != "c1" {
+					t.Errorf("decode(%s) lost the caller ID: %+v", tt.fields, req)
+				}
+			}
+		})
+	}
+}
+
+func TestLimitsMayBeFractionsAndWholeNumbersWrittenAsDecimals(t *testing.T) {
+	for _, tt := range []struct {
+		limits      string
+		wantTimeout time.Duration
+		wantMemory  int64
+	}{
+		{`{"timeout_seconds": 0.25}`, 250 * time.Millisecond, 0},
+		{`{"timeout_seconds": 30}`, 30 * time.Second, 0},
+		{`{"timeout_seconds": 3e1}`, 30 * time.Second, 0},
+		{`{"timeout_seconds": 1e-300}`, time.Nanosecond, 0}, // rounded up: never no limit
+		{`{"memory_mb": 64.0}`, 0, 64 << 20},
+		{`{"memory_mb": 512}`, 0, 512 << 20},
+		{`{"memory_mb": 1}`, 0, 1 << 20},
+	} {
+		req, err := testDecoder.decode([]byte(`{"script": "x", "limits": `+tt.limits+`}`), requestBody)
+		if err != nil || req.timeout != tt.wantTimeout || req.memoryBytes != tt.wantMemory {
+			t.Errorf("decode(limits %s) = %v, %d, %v; want %v, %d", tt.limits, req.timeout, req.memoryBytes, err, tt.wantTimeout, tt.wantMemory)
+		}
+	}
+}
+
+func TestMessageDataOverTheRequestCapIsRefused(t *testing.T) {
+	d := decoder{maxBytes: 1 << 10, caps: testDecoder.caps}
+	data := []byte(`{"script": "` + strings.Repeat("x", 1<<10) + `"}`)
+	_, err := d.decodeMessage(data)
+	var e *executor.Error
+	if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message != "message data is larger than the service's limit of 1KB" {
+		t.Errorf("decodeMessage(%d bytes) = %v, want invalid_request naming the 1KB limit", len(data), err)
+	}
+}

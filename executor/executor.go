@@ -18,7 +18,8 @@
 // collects what a jail produced; jailspec.go describes a jail, validates
 // that description and renders it as nsjail's configuration; seccomp.go
 // (with seccomp_bpf*.go), cgroup.go and uid.go are the policies every jail
-// shares; host.go finds what the host provides; result.go judges what a
+// shares; host.go finds the host files a jail holds, the interpreter's and
+// the libraries it loads (found through ldcache.go); result.go judges what a
 // jail produced, treating it as untrusted; selftest.go proves the isolation
 // from inside a jail.
 package executor

@@ -98,3 +98,38 @@ func mustResolve(t *testing.T, p string) string {
 	}
 	return real
 }
+
+// Every jail's configuration, with this host's tree in it, still fits the
+// pipe nsjail reads it from: a host with more libraries makes it longer.
+func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
+	cfg := realConfig(t)
+	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := preferredIDs(cfg.Concurrency)
+	base := baseSpec(interp, ids, cfg, limitCgroupV2)
+	placed := func(s *jailSpec) {
+		s.OutsideUID = ids.cold(0)
+		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup", "/sys/fs/cgroup", "pyexec/1-1/exec-id"
+	}
+	cold, err := base.derive(placed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := base.derive(func(s *jailSpec) { placed(s); preloaded(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := forkServerSpec(base, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, spec := range map[string]jailSpec{"cold": cold, "pool": pool, "fork server": server} {
+		n := len(jailConfig(spec))
+		if n > maxJailConfig {
+			t.Errorf("the %s jail's configuration is %d bytes, past the %d its pipe takes", name, n, maxJailConfig)
+		}
+		t.Logf("%s jail: %d bytes of configuration, %d binds, %d symlinks", name, n, len(spec.Interp.Binds), len(spec.Interp.Links))
+	}
+}

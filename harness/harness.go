@@ -11,6 +11,10 @@ import _ "embed"
 //go:embed harness.py
 var Source []byte
 
+// Preloaded is the byte harness.py writes on its report channel once, with
+// --preload, it has imported numpy and pandas (its PRELOADED).
+const Preloaded = 'P'
+
 // Zygote is zygote.py, the fork server's program (executor/fork.go).
 //
 //go:embed zygote.py

@@ -1,6 +1,7 @@
 // Package harness holds harness.py, the Python program that runs inside
-// every jail: it reads the user's script, runs its main() and reports the
-// outcome on a channel of its own. harness.py's docstring is the protocol
+// every jail: it reads its job (the user's script and what comes with it),
+// runs the script's main() and reports the outcome, with the files the
+// script left under outputs/, on a channel of its own. harness.py's docstring is the protocol
 // between it and the executor (executor/result.go reads the report).
 package harness
 

@@ -238,46 +238,42 @@ func (e *execCgroup) attach(pid int) error {
 	return nil
 }
 
-// errOverMemoryLimit: a cgroup already holds more memory than the limit it
-// was to be lowered to.
-var errOverMemoryLimit = errors.New("the cgroup already holds more memory than its new limit")
-
-// lowerMemoryLimit lowers the memory limit of a cgroup whose processes are
-// waiting for their script, for an execution that asks for less than the
-// service's limit; a higher memBytes changes nothing. When the cgroup
-// already holds memBytes or more, it answers errOverMemoryLimit rather than
-// have the kernel kill what is in it.
-func (e *execCgroup) lowerMemoryLimit(memBytes int64) error {
+// tightenMemoryLimit lowers the memory limit of a cgroup whose processes
+// wait for their script, for an execution that asks for memBytes, less than
+// the service's limit: to what the cgroup holds now plus memBytes, never
+// above the limit it has. What a jail started ahead already holds (an
+// interpreter with numpy and pandas imported) is not the script's, as the
+// pages a forked process shares with its server are not; the script gets
+// memBytes of its own.
+func (e *execCgroup) tightenMemoryLimit(memBytes int64) error {
 	dir := e.memDir()
 	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
 	if e.cg.kind == limitCgroupV2 {
 		limitFile, usageFile = "memory.max", "memory.current"
 	}
-	if limit, err := readInt(filepath.Join(dir, limitFile)); err == nil && limit <= memBytes {
-		return nil
-	}
 	usage, err := readInt(filepath.Join(dir, usageFile))
 	if err != nil {
 		return fmt.Errorf("reading the memory use of cgroup %s: %w", e.name, err)
 	}
-	if usage >= memBytes {
-		return errOverMemoryLimit
+	target := usage + memBytes
+	// v2 writes "max" for no limit, which is no number: then any is lower.
+	if limit, err := readInt(filepath.Join(dir, limitFile)); err == nil && limit <= target {
+		return nil
 	}
-	mem := strconv.FormatInt(memBytes, 10)
-	write := func(file, value string) error { return os.WriteFile(filepath.Join(dir, file), []byte(value), 0) }
-	err = write(limitFile, mem)
-	if errors.Is(err, syscall.EBUSY) {
-		return errOverMemoryLimit // v1: the kernel could not reclaim down to it
-	}
+	value := strconv.FormatInt(target, 10)
+	write := func(file string) error { return os.WriteFile(filepath.Join(dir, file), []byte(value), 0) }
+	err = write(limitFile)
 	if err == nil && e.cg.kind == limitCgroupV1 {
 		// The combined limit may not be below the memory limit, so it
 		// follows it down. The peak and the failure count so far were the
-		// preload's, not the execution's (hitMemoryLimit reads them).
+		// interpreter's start, not the execution's (hitMemoryLimit reads
+		// them); writing 0 resets them.
 		if _, statErr := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); statErr == nil {
-			err = write("memory.memsw.limit_in_bytes", mem)
+			err = write("memory.memsw.limit_in_bytes")
 		}
 		if err == nil {
-			err = errors.Join(write("memory.max_usage_in_bytes", "0"), write("memory.failcnt", "0"))
+			value = "0"
+			err = errors.Join(write("memory.max_usage_in_bytes"), write("memory.failcnt"))
 		}
 	}
 	if err != nil {

@@ -12,7 +12,9 @@ type ErrorType string
 // failure of Run maps to exactly one.
 
 // TypeInvalidRequest is a request or script that breaks the rules (empty,
-// too large, not UTF-8, a NUL byte): nothing ran.
+// too large, not UTF-8, a NUL byte, a field of the wrong shape): nothing
+// ran. The harness says it too, before main runs, of a main whose
+// signature does not fit the request's input.
 const TypeInvalidRequest ErrorType = "invalid_request"
 
 // What the script did, as the harness reports it: no top-level main, a

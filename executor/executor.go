@@ -13,15 +13,16 @@
 // names one.
 //
 // Where each part lives: executor.go admits executions and picks the mode;
-// mode_cold.go, mode_pool.go and mode_fork.go are the modes, each a sandbox
-// (jail.go), the last two sharing warmpool.go; jail.go starts nsjail and
-// collects what a jail produced; jailspec.go describes a jail, validates
-// that description and renders it as nsjail's configuration; seccomp.go
-// (with seccomp_bpf*.go), cgroup.go and uid.go are the policies every jail
-// shares; host.go finds the host files a jail holds, the interpreter's and
-// the libraries it loads (found through ldcache.go); result.go judges what a
-// jail produced, treating it as untrusted; selftest.go proves the isolation
-// from inside a jail.
+// request.go holds the rules a request keeps, and job.go what the harness
+// is given of it; mode_cold.go, mode_pool.go and mode_fork.go are the
+// modes, each a sandbox (jail.go), the last two sharing warmpool.go;
+// jail.go starts nsjail and collects what a jail produced; jailspec.go
+// describes a jail, validates that description and renders it as nsjail's
+// configuration; seccomp.go (with seccomp_bpf*.go), cgroup.go and uid.go
+// are the policies every jail shares; host.go finds the host files a jail
+// holds, the interpreter's and the libraries it loads (found through
+// ldcache.go); result.go judges what a jail produced, treating it as
+// untrusted; selftest.go proves the isolation from inside a jail.
 package executor
 
 import (

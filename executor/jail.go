@@ -265,13 +265,7 @@ func (j *jail) discard() error {
 func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, error) {
 	var run jailRun
 	err := j.fit(x.limits)
-	switch {
-	case errors.Is(err, errOverMemoryLimit):
-		// What the jail already holds is over the execution's limit: it
-		// would be killed as soon as it ran.
-		run.MemoryLimitHit = true
-		err = nil
-	case err == nil:
+	if err == nil {
 		run, err = collect(ctx, j.proc, j.ch, x.job, x.limits.timeout, cfg)
 		if j.cg != nil {
 			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
@@ -284,14 +278,15 @@ func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, er
 	return run, err
 }
 
-// fit lowers the memory limit of a jail started ahead (with the service's
-// limit) to an execution's tighter one. Under the rlimit fallback the job
-// lowers it instead (job.RlimitAS).
+// fit tightens the memory limit of a jail started ahead (with the
+// service's limit) to an execution's tighter one; a jail started for its
+// execution has that limit already. Under the rlimit fallback the job
+// tightens it instead (job.RlimitAS).
 func (j *jail) fit(lim limits) error {
 	if j.cg == nil {
 		return nil
 	}
-	return j.cg.lowerMemoryLimit(lim.memoryBytes)
+	return j.cg.tightenMemoryLimit(lim.memoryBytes)
 }
 
 // nsjailProc is one nsjail process, which runs one interpreter.

@@ -21,8 +21,9 @@ type job struct {
 	// requests that ask for more than a script get one, so that a script
 	// alone finds its working directory as it always has: empty.
 	PrepareOutputs bool `json:"prepare_outputs,omitempty"`
-	// RlimitAS lowers the address-space limit, where rlimits rather than a
-	// cgroup hold memory and the jail was started with the service's.
+	// RlimitAS lowers the address-space limit to what the interpreter
+	// holds plus this, where rlimits rather than a cgroup hold memory: the
+	// rlimit counterpart of jail.fit.
 	RlimitAS int64 `json:"rlimit_as,omitempty"`
 }
 

@@ -2,9 +2,12 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync/atomic"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pyexec/pyexec/harness"
 )
 
 // Pool mode: every execution still gets a jail and an interpreter of its
@@ -13,20 +16,15 @@ import (
 // saves the script its wait; it does not save the CPU a fresh interpreter
 // costs, so throughput stays near cold mode's.
 //
-// A jail started ahead has the service's memory limit; an execution that
-// asks for less gets it lowered first. When the preloaded interpreter alone
-// holds more than that, the execution runs in a jail started for it without
-// the preload, as in cold mode, where its own imports count against its
-// limit as they would there.
+// A jail started ahead has the service's memory limit; for an execution
+// that asks for less, it is tightened before the script is sent
+// (jail.fit), counting from what the preloaded interpreter holds once its
+// imports are done, which the harness says on its report channel.
 
 // poolSandbox runs every execution in a jail of its own, started ahead.
 type poolSandbox struct {
-	pool *warmPool
-	// preloaded starts the jails started ahead, fresh those started for
-	// one execution; both take their outside uids from uids.
-	preloaded, fresh jailStarter
-	uids             uidPool
-	seq              atomic.Int64
+	pool  *warmPool
+	jails jailStarter
 }
 
 // preloaded is pool mode's change to the jail spec: the harness imports
@@ -35,30 +33,27 @@ type poolSandbox struct {
 func preloaded(s *jailSpec) { s.Preload, s.MaxIdle = true, maxIdle }
 
 func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *poolSandbox {
-	fresh := jailStarter{nsjail: nsjail, spec: spec, groups: groups, cfg: cfg}
-	ahead := fresh
-	ahead.adapt = preloaded
-	p := &poolSandbox{
-		preloaded: ahead,
-		fresh:     fresh,
-		// A jail alive, waiting or running, holds its outside uid.
-		uids: newUIDPool(spec.IDs.pool()),
+	p := &poolSandbox{jails: jailStarter{nsjail: nsjail, spec: spec, adapt: preloaded, groups: groups, cfg: cfg}}
+	// A jail alive, waiting or running, holds its outside uid.
+	uids := newUIDPool(spec.IDs.pool())
+	var seq sync.Mutex
+	n := 0
+	start := func() (*jail, error) {
+		uid := uids.take()
+		seq.Lock()
+		n++
+		id := fmt.Sprintf("pool-%d", n)
+		seq.Unlock()
+		j, err := p.jails.start(id, uid, serviceLimits(cfg))
+		if err != nil {
+			uids.give(uid)
+			return nil, err
+		}
+		j.done = func() { uids.give(uid) }
+		return j, nil
 	}
-	p.pool = newWarmPool(cfg.Concurrency, func() (*jail, error) { return p.start(p.preloaded, serviceLimits(cfg)) })
+	p.pool = newWarmPool(cfg.Concurrency, start)
 	return p
-}
-
-// start starts a jail with starter under lim, with an outside uid of its
-// own for as long as it lives.
-func (p *poolSandbox) start(starter jailStarter, lim limits) (*jail, error) {
-	uid := p.uids.take()
-	j, err := starter.start(fmt.Sprintf("pool-%d", p.seq.Add(1)), uid, lim)
-	if err != nil {
-		p.uids.give(uid)
-		return nil, err
-	}
-	j.done = func() { p.uids.give(uid) }
-	return j, nil
 }
 
 func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
@@ -66,20 +61,41 @@ func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 	if err != nil {
 		return jailRun{}, err
 	}
-	if err := j.fit(x.limits); errors.Is(err, errOverMemoryLimit) {
-		// Discarded first: its outside uid is the fresh jail's to take.
-		_ = j.discard()
-		if j, err = p.start(p.fresh, x.limits); err != nil {
-			return jailRun{}, err
-		}
+	if err := awaitPreload(ctx, j); err != nil {
+		return jailRun{Cleanup: j.discard}, err
 	}
-	return j.finish(ctx, x, p.preloaded.cfg)
+	return j.finish(ctx, x, p.jails.cfg)
+}
+
+// preloadTimeout bounds the wait for a jail's imports, on a loaded machine.
+const preloadTimeout = 2 * time.Minute
+
+// awaitPreload waits until the jail's harness has imported numpy and pandas
+// (harness.py's PRELOADED on the report channel, which it consumes), so
+// that what the jail holds is settled before its limits are fitted.
+func awaitPreload(ctx context.Context, j *jail) error {
+	r := j.ch.reportR
+	_ = r.SetReadDeadline(time.Now().Add(preloadTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Now()) })
+	defer stop()
+	var b [1]byte
+	_, err := io.ReadFull(r, b[:])
+	_ = r.SetReadDeadline(time.Time{})
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for a started sandbox: %w", context.Cause(ctx))
+	case err != nil:
+		return fmt.Errorf("the jail's interpreter did not finish its imports: %w", err)
+	case b[0] != harness.Preloaded:
+		return fmt.Errorf("the jail's interpreter said %q, not that its imports are done", b[0])
+	}
+	return nil
 }
 
 func (p *poolSandbox) warmCgroups() map[string]bool { return p.pool.cgroupNames() }
 
 func (p *poolSandbox) isolation() Isolation {
-	return jailIsolation(p.preloaded.groups.kind, p.preloaded.spec.IDs.describe(ModePool))
+	return jailIsolation(p.jails.groups.kind, p.jails.spec.IDs.describe(ModePool))
 }
 
 func (p *poolSandbox) close() error { return p.pool.close() }

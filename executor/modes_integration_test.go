@@ -294,9 +294,10 @@ func TestNothingOfOneExecutionReachesTheNext(t *testing.T) {
 }
 
 // A request's tighter memory limit holds in every mode, however small,
-// even below what a jail started ahead already holds (pool mode's
-// preloaded interpreter): a small script runs, a larger allocation is a
-// memory_limit that states the request's limit. Its timeout holds too.
+// counted from what a jail started ahead already holds (pool mode's
+// preloaded interpreter, which alone is above this one): a small script
+// runs, a larger allocation is a memory_limit that states the request's
+// limit. Its timeout holds too.
 func TestARequestsTighterLimitsHoldInEveryMode(t *testing.T) {
 	for _, mode := range allModes {
 		t.Run(string(mode), func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package harness holds harness.py, the Python program that runs inside
-// every jail: it reads the user's script, runs its main() and reports the
-// outcome on a channel of its own. harness.py's docstring is the protocol
+// every jail: it reads its job (the user's script and what comes with it),
+// runs the script's main() and reports the outcome, with the files the
+// script left under outputs/, on a channel of its own. harness.py's docstring is the protocol
 // between it and the executor (executor/result.go reads the report).
 package harness
 
@@ -10,6 +11,10 @@ import _ "embed"
 //
 //go:embed harness.py
 var Source []byte
+
+// Preloaded is the byte harness.py writes on its report channel once, with
+// --preload, it has imported numpy and pandas (its PRELOADED).
+const Preloaded = 'P'
 
 // Zygote is zygote.py, the fork server's program (executor/fork.go).
 //

@@ -11,8 +11,11 @@ Protocol (the Go side is the executor's jail engine and result.go):
            "files": [{"path": <relative>, "content": <base64>}],   optional,
            "outputs": {"max_files": N, "max_bytes": N},
            "prepare_outputs": true,         optional: make an empty outputs/
-           "rlimit_as": N}                  optional: lower RLIMIT_AS to N
-        With --preload, numpy and pandas are imported before it is read.
+           "rlimit_as": N}                  optional: lower RLIMIT_AS to the
+                                            address space held now plus N
+        With --preload, numpy and pandas are imported before it is read,
+        and then PRELOADED is written on fd 4, which the executor reads
+        (and so removes) before it sends the job.
   fd 4  the report: exactly one JSON object, written after main() returned or
         the script failed, then the process leaves with os._exit. Only the
         harness's own process writes it: a process the script forked that
@@ -53,6 +56,10 @@ import types
 
 SCRIPT_FD = 3
 REPORT_FD = 4
+# Written on the report channel once a --preload is done: from then on the
+# process holds what it will hold when its job arrives, which is what a
+# request's tighter memory limit counts from (executor/mode_pool.go).
+PRELOADED = b"P"
 SCRIPT_FILENAME = "<script>"
 OUTPUTS_DIR = "outputs"
 # Any name but __main__, so an `if __name__ == "__main__": main()` guard does
@@ -564,10 +571,14 @@ def prepare(job):
     else None.
     """
     if job.rlimit_as:
-        # Only ever lowers the limit the jail set: a request may tighten the
-        # service's memory cap, never loosen it.
+        # The script gets rlimit_as of its own on top of what the
+        # interpreter holds (numpy and pandas, when it was started ahead),
+        # as a cgroup's tightened limit counts. Only ever lowers the limit
+        # the jail set: a request may tighten the service's memory cap,
+        # never loosen it.
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = min(x for x in (job.rlimit_as, soft, hard) if x != resource.RLIM_INFINITY)
+        wanted = address_space() + job.rlimit_as
+        limit = min(x for x in (wanted, soft, hard) if x != resource.RLIM_INFINITY)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for path, content in job.files:
         try:
@@ -600,6 +611,15 @@ def prepare(job):
         os.close(fd)
     explain_missing_network()
     return None
+
+
+def address_space():
+    """The bytes of address space this process holds (VmSize)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")
 
 
 def explain_missing_network():
@@ -656,6 +676,7 @@ def main():
     if sys.argv[1:] == ["--preload"]:
         preload()
         del sys.argv[1:]
+        os.write(REPORT_FD, PRELOADED)
     harness_pid = os.getpid()
     job = read_job()
     report = prepare(job) or run(job.script, job.input, job.outputs)

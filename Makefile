@@ -3,6 +3,8 @@
 #   make run      install the runtime if needed, build, serve on $(PORT)
 #   make test     runtime, go vet, gofmt, staticcheck, harness unit tests, go test -race
 #   make bench    start a cold and a default-mode service and measure both (see README)
+#   make image    build the Dockerfile with podman (image/build.sh)
+#   make test-image  boot the image in qemu as Cloud Run gen2 would and check it
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
 # (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed
@@ -35,7 +37,7 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # go test's own deadline; the integration tests start real jails.
 GO_TEST_TIMEOUT ?= 30m
 
-.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz
+.PHONY: run build runtime tools lint test test-python test-go bench clean test-fuzz image test-image
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -96,6 +98,16 @@ FUZZTIME ?= 20s
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadScript$$' -fuzztime '$(FUZZTIME)' .
 	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
+
+## image: build the Dockerfile, unchanged, with podman from Debian's packages;
+## base images that cannot be pulled are built locally (image/bases.sh)
+image:
+	bash image/build.sh
+
+## test-image: boot the image in qemu the way Cloud Run's second generation
+## runs it, in each variant Cloud Run may hand it, and check it over HTTP
+test-image: image
+	bash image/test.sh
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;
 ## remove it with rm -rf if you mean to)

@@ -8,12 +8,14 @@
 // up loopback and the user-mode network card (whose only way out is the
 // host's loopback port forwards), mounts the image's root file system (9p,
 // read-only) under a tmpfs overlay, mounts /proc, /sys, /dev and a
-// cgroup2-only /sys/fs/cgroup (read-only if the configuration says so) on it
-// and makes it the root. Then it starts each configured service by
-// re-executing itself as "vminit container" in new pid and mount namespaces
-// (and a user namespace, if configured): that stage mounts the namespace's
-// own /proc and execs the entrypoint, which so becomes PID 1 of its pid
-// namespace, as in a container.
+// cgroup2-only /sys/fs/cgroup on it and makes it the root. Then it starts each
+// configured service by re-executing itself as "vminit container" in a
+// cgroup of its own (with the memory and pids controllers available to it)
+// and new pid, mount and cgroup namespaces (and a user namespace, if
+// configured): that stage mounts the namespace's own /proc and a cgroup2
+// whose root is the service's cgroup (read-only if the configuration says
+// so), and execs the entrypoint, which so becomes PID 1 of its pid namespace,
+// as in a container.
 //
 // Each service's output is copied to a log file in the shared directory and
 // to the console. SIGTERM is sent when the host creates the service's stop
@@ -23,6 +25,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,8 +48,8 @@ import (
 const containerArg = "container"
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == containerArg {
-		err := enterContainer(os.Args[2])
+	if len(os.Args) == 4 && os.Args[1] == containerArg {
+		err := enterContainer(os.Args[2], os.Args[3] == "true")
 		fmt.Fprintf(os.Stderr, "vminit: starting the container: %v\n", err)
 		os.Exit(127)
 	}
@@ -237,10 +241,6 @@ func mountContainerRoot(cfg vm.Config, ninep string) error {
 	if err := mount("overlay", "/newroot", "overlay", 0, "lowerdir=/image,upperdir=/layer/upper,workdir=/layer/work"); err != nil {
 		return err
 	}
-	cgroupFlags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if cfg.CgroupReadOnly {
-		cgroupFlags |= unix.MS_RDONLY
-	}
 	for _, m := range []struct {
 		source, target, fstype string
 		flags                  uintptr
@@ -248,7 +248,7 @@ func mountContainerRoot(cfg vm.Config, ninep string) error {
 	}{
 		{"proc", "/newroot/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"sysfs", "/newroot/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", cgroupFlags, ""},
+		{"cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", cgroupMountFlags, ""},
 		{"devtmpfs", "/newroot/dev", "devtmpfs", unix.MS_NOSUID, ""},
 		{"devpts", "/newroot/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666"},
 		{"tmpfs", "/newroot/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
@@ -259,6 +259,10 @@ func mountContainerRoot(cfg vm.Config, ninep string) error {
 	}
 	return nil
 }
+
+// cgroupMountFlags are those of every cgroup2 mount here, as container
+// runtimes mount it.
+const cgroupMountFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
 // service is one started container.
 type service struct {
@@ -323,10 +327,19 @@ func start(cfg vm.Config, spec vm.Service, share *os.Root) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	cgroup, err := delegateCgroup(spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer cgroup.Close()
 	s := &service{Service: spec, done: make(chan struct{})}
-	s.cmd = exec.Command("/proc/self/exe", containerArg, string(encoded))
+	s.cmd = exec.Command("/proc/self/exe", containerArg, string(encoded), strconv.FormatBool(cfg.CgroupReadOnly))
 	s.cmd.Env = spec.Env
-	attr := &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS}
+	attr := &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP,
+		UseCgroupFD: true,
+		CgroupFD:    int(cgroup.Fd()),
+	}
 	if m := cfg.UserNamespace; m != nil {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
 		ids := []syscall.SysProcIDMap{{ContainerID: m.Inside, HostID: m.Outside, Size: m.Count}}
@@ -376,12 +389,30 @@ func start(cfg vm.Config, spec vm.Service, share *os.Root) (*service, error) {
 	return s, nil
 }
 
-// copyLines copies r line by line to log and to the console, prefixed with
-// the service's name.
+// delegateCgroup creates the service's cgroup, a child of the root with the
+// memory and pids controllers available, as a container runtime delegates a
+// subtree to a container, and opens it.
+func delegateCgroup(name string) (*os.File, error) {
+	const root = "/sys/fs/cgroup"
+	if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
+		return nil, fmt.Errorf("enabling memory and pids under %s: %w", root, err)
+	}
+	dir := filepath.Join(root, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.Open(dir)
+}
+
+// copyLines copies r's non-blank lines to log and to the console, prefixed
+// with the service's name.
 func copyLines(r io.Reader, name string, log io.Writer, mu *sync.Mutex) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
 		mu.Lock()
 		fmt.Fprintf(log, "%s\n", sc.Bytes())
 		mu.Unlock()
@@ -416,7 +447,7 @@ func writeJSON(share *os.Root, name string, v any) {
 // enterContainer is the container stage, run as the first process of the
 // service's new pid namespace: it mounts that namespace's /proc and becomes
 // the entrypoint.
-func enterContainer(encoded string) error {
+func enterContainer(encoded string, cgroupReadOnly bool) error {
 	var spec vm.Service
 	if err := json.Unmarshal([]byte(encoded), &spec); err != nil {
 		return err
@@ -426,6 +457,16 @@ func enterContainer(encoded string) error {
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	// Mounted in the new cgroup namespace, the hierarchy's root is the
+	// service's own cgroup: the container sees and may change only its
+	// subtree.
+	flags := uintptr(cgroupMountFlags)
+	if cgroupReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, ""); err != nil {
+		return fmt.Errorf("mounting /sys/fs/cgroup: %w", err)
 	}
 	dir := spec.Dir
 	if dir == "" {

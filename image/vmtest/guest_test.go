@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,6 +145,8 @@ func boot(t *testing.T, name string, cfg vm.Config) *guest {
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net",
 	)
 	g.qemu.Stdout, g.qemu.Stderr = console, console
+	// A guest must not outlive an interrupted test run.
+	g.qemu.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	g.booted = time.Now()
 	if err := g.qemu.Start(); err != nil {
 		t.Fatal(err)

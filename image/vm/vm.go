@@ -66,6 +66,10 @@ type Service struct {
 	Env []string `json:"env"`
 	// Dir is the image's working directory ("" for /).
 	Dir string `json:"dir"`
+	// Held services start only when the host creates their StartFile, so
+	// that a second service does not share the guest's CPUs with the first
+	// one's start-up.
+	Held bool `json:"held,omitempty"`
 }
 
 // LogFile is where the guest copies the service's stdout and stderr.
@@ -76,6 +80,9 @@ func StartedFile(share, name string) string { return filepath.Join(share, name+"
 
 // ExitFile appears, holding an Exit, when the service's process has ended.
 func ExitFile(share, name string) string { return filepath.Join(share, name+".exit") }
+
+// StartFile, created by the host, starts a held service.
+func StartFile(share, name string) string { return filepath.Join(share, "start-"+name) }
 
 // StopFile, created by the host, makes the guest send the service SIGTERM.
 func StopFile(share, name string) string { return filepath.Join(share, "stop-"+name) }

@@ -7,8 +7,9 @@
 // As init it loads the guest kernel's virtio, 9p and overlay modules, brings
 // up loopback and the user-mode network card (whose only way out is the
 // host's loopback port forwards), mounts the image's root file system (9p,
-// read-only) under a tmpfs overlay, mounts /proc, /sys, /dev and a
-// cgroup2-only /sys/fs/cgroup on it and makes it the root. Then it starts each
+// read-only) under a tmpfs overlay, mounts /proc, /sys and /dev on it and
+// makes it the root; the kernel has only the cgroup2 hierarchy mounted, and
+// no cgroup v1 hierarchy exists in the guest. Then it starts each
 // configured service by re-executing itself as "vminit container" in a
 // cgroup of its own (with the memory and pids controllers available to it)
 // and new pid, mount and cgroup namespaces (and a user namespace, if
@@ -19,8 +20,9 @@
 //
 // Each service's output is copied to a log file in the shared directory and
 // to the console. SIGTERM is sent when the host creates the service's stop
-// file, and the exit status written back. The guest powers off when every
-// service has ended or the host asks.
+// file, and the exit status written back; a held service starts when the
+// host creates its start file. The guest powers off when every service has
+// ended or the host asks.
 package main
 
 import (
@@ -95,6 +97,15 @@ func boot() error {
 	if err != nil {
 		return err
 	}
+	// The whole hierarchy, outside the container's root: each container
+	// mounts its own, rooted at its cgroup.
+	if err := mount("cgroup2", "/cgroup", "cgroup2", cgroupMountFlags, ""); err != nil {
+		return err
+	}
+	cgroups, err := os.OpenRoot("/cgroup")
+	if err != nil {
+		return err
+	}
 	cfg, err := readConfig(share)
 	if err != nil {
 		return err
@@ -105,7 +116,8 @@ func boot() error {
 	// The same switch as switch_root, without exec: afterwards this
 	// process's root is the container's root, and not a chroot, so the
 	// namespaces nsjail creates are allowed. The shared directory stays
-	// reachable through the share handle only.
+	// reachable through the share handle only, the cgroup hierarchy through
+	// the cgroups handle.
 	if err := os.Chdir("/newroot"); err != nil {
 		return err
 	}
@@ -118,7 +130,7 @@ func boot() error {
 	if err := os.Chdir("/"); err != nil {
 		return err
 	}
-	return run(cfg, share)
+	return run(cfg, share, cgroups)
 }
 
 func mount(source, target, fstype string, flags uintptr, data string) error {
@@ -248,7 +260,6 @@ func mountContainerRoot(cfg vm.Config, ninep string) error {
 	}{
 		{"proc", "/newroot/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"sysfs", "/newroot/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", cgroupMountFlags, ""},
 		{"devtmpfs", "/newroot/dev", "devtmpfs", unix.MS_NOSUID, ""},
 		{"devpts", "/newroot/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666"},
 		{"tmpfs", "/newroot/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
@@ -274,42 +285,58 @@ type service struct {
 	stop   time.Time // when SIGTERM was sent
 }
 
-// run starts the services, relays stop requests and reports exits until
-// every service has ended or the host asks to power off.
-func run(cfg vm.Config, share *os.Root) error {
-	var services []*service
-	for _, spec := range cfg.Services {
-		s, err := start(cfg, spec, share)
+// run starts the services, relays start and stop requests and reports exits
+// until every service has ended or the host asks to power off.
+func run(cfg vm.Config, share, cgroups *os.Root) error {
+	var started []*service
+	held := map[string]vm.Service{}
+	startService := func(spec vm.Service) {
+		s, err := start(cfg, spec, share, cgroups)
 		if err != nil {
 			writeJSON(share, vm.ExitFile("", spec.Name), vm.Exit{Code: -1, Error: err.Error()})
 			consolef("vminit: %s: %v", spec.Name, err)
+			return
+		}
+		started = append(started, s)
+	}
+	for _, spec := range cfg.Services {
+		if spec.Held {
+			held[spec.Name] = spec
 			continue
 		}
-		services = append(services, s)
+		startService(spec)
+	}
+	exists := func(name string) bool {
+		_, err := share.Stat(name)
+		return err == nil
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
-		if _, err := share.Stat(vm.PowerOffFile); err == nil {
+		if exists(vm.PowerOffFile) {
 			return nil
 		}
+		for name, spec := range held {
+			if exists(vm.StartFile("", name)) {
+				delete(held, name)
+				startService(spec)
+			}
+		}
 		running := 0
-		for _, s := range services {
+		for _, s := range started {
 			select {
 			case <-s.done:
 				continue
 			default:
 			}
 			running++
-			if s.stop.IsZero() {
-				if _, err := share.Stat(vm.StopFile("", s.Name)); err == nil {
-					s.stop = time.Now()
-					_ = s.cmd.Process.Signal(unix.SIGTERM)
-					consolef("vminit: %s: sent SIGTERM", s.Name)
-				}
+			if s.stop.IsZero() && exists(vm.StopFile("", s.Name)) {
+				s.stop = time.Now()
+				_ = s.cmd.Process.Signal(unix.SIGTERM)
+				consolef("vminit: %s: sent SIGTERM", s.Name)
 			}
 		}
-		if running == 0 {
+		if running == 0 && len(held) == 0 {
 			return nil
 		}
 	}
@@ -318,7 +345,7 @@ func run(cfg vm.Config, share *os.Root) error {
 
 // start runs vminit's container stage for spec in new pid and mount
 // namespaces (and the configured user namespace).
-func start(cfg vm.Config, spec vm.Service, share *os.Root) (*service, error) {
+func start(cfg vm.Config, spec vm.Service, share, cgroups *os.Root) (*service, error) {
 	encoded, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
@@ -327,7 +354,7 @@ func start(cfg vm.Config, spec vm.Service, share *os.Root) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cgroup, err := delegateCgroup(spec.Name)
+	cgroup, err := delegateCgroup(cgroups, spec.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -392,16 +419,14 @@ func start(cfg vm.Config, spec vm.Service, share *os.Root) (*service, error) {
 // delegateCgroup creates the service's cgroup, a child of the root with the
 // memory and pids controllers available, as a container runtime delegates a
 // subtree to a container, and opens it.
-func delegateCgroup(name string) (*os.File, error) {
-	const root = "/sys/fs/cgroup"
-	if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
-		return nil, fmt.Errorf("enabling memory and pids under %s: %w", root, err)
+func delegateCgroup(cgroups *os.Root, name string) (*os.File, error) {
+	if err := cgroups.WriteFile("cgroup.subtree_control", []byte("+memory +pids"), 0); err != nil {
+		return nil, fmt.Errorf("enabling memory and pids in the root cgroup: %w", err)
 	}
-	dir := filepath.Join(root, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := cgroups.Mkdir(name, 0o755); err != nil {
 		return nil, err
 	}
-	return os.Open(dir)
+	return cgroups.Open(name)
 }
 
 // copyLines copies r's non-blank lines to log and to the console, prefixed

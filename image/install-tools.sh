@@ -5,6 +5,7 @@
 #   debootstrap         stand-in base images when the real ones cannot be pulled
 #   qemu-system-x86     the virtual machine make test-image boots the image in
 #   cpio, kmod          the guest's initramfs and its module list
+#   e2fsprogs           the guest's root disk (mke2fs -d)
 #   the guest kernel    Debian's linux-image-amd64, unpacked (not installed) into
 #                       $PYEXEC_IMAGE_CACHE/kernel/VERSION/
 #
@@ -24,7 +25,7 @@ apt_update() {
   fi
 }
 
-packages=(podman runc debootstrap qemu-system-x86 cpio kmod)
+packages=(podman runc debootstrap qemu-system-x86 cpio kmod e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,15 +12,14 @@ package vm
 
 import "path/filepath"
 
-// 9p mount tags of the two directories the host exports.
-const (
-	// RootTag is the image's exported root filesystem, read-only; the guest
-	// lays a tmpfs over it, as Cloud Run gives a container a writable root
-	// that does not persist.
-	RootTag = "pyexec-rootfs"
-	// ShareTag is the directory shared with the host, read-write.
-	ShareTag = "pyexec-share"
-)
+// RootDisk is the guest's device of the image's root file system, an ext4
+// image attached read-only; the guest lays a tmpfs over it, as Cloud Run
+// gives a container a writable root that does not persist.
+const RootDisk = "/dev/vda"
+
+// ShareTag is the 9p mount tag of the directory shared with the host,
+// read-write.
+const ShareTag = "pyexec-share"
 
 // ConfigFile is the name, in the shared directory, of the JSON Config the
 // host writes before boot.

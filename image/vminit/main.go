@@ -4,10 +4,10 @@
 // turns the image's exported root file system into what a container on
 // Cloud Run's second generation sees, and runs the image's entrypoint in it.
 //
-// As init it loads the guest kernel's virtio, 9p and overlay modules, brings
-// up loopback and the user-mode network card (whose only way out is the
-// host's loopback port forwards), mounts the image's root file system (9p,
-// read-only) under a tmpfs overlay, mounts /proc, /sys and /dev on it and
+// As init it loads the guest kernel's virtio, disk, ext4, 9p and overlay
+// modules, brings up loopback and the user-mode network card (whose only way
+// out is the host's loopback port forwards), mounts the image's root file
+// system (a read-only disk) under a tmpfs overlay, mounts /proc, /sys and /dev on it and
 // makes it the root; the kernel has only the cgroup2 hierarchy mounted, and
 // no cgroup v1 hierarchy exists in the guest. Then it starts each
 // configured service by re-executing itself as "vminit container" in a
@@ -89,8 +89,8 @@ func boot() error {
 		return err
 	}
 	// 9p devices register as their modules load; the mount may need a moment.
-	ninep := "trans=virtio,version=9p2000.L,msize=512000"
-	if err := retry(5*time.Second, func() error { return mount(vm.ShareTag, "/share", "9p", 0, ninep) }); err != nil {
+	share9p := "trans=virtio,version=9p2000.L,msize=512000"
+	if err := retry(5*time.Second, func() error { return mount(vm.ShareTag, "/share", "9p", 0, share9p) }); err != nil {
 		return err
 	}
 	share, err := os.OpenRoot("/share")
@@ -110,7 +110,7 @@ func boot() error {
 	if err != nil {
 		return err
 	}
-	if err := mountContainerRoot(cfg, ninep+",cache=loose"); err != nil {
+	if err := mountContainerRoot(cfg); err != nil {
 		return err
 	}
 	// The same switch as switch_root, without exec: afterwards this
@@ -168,7 +168,13 @@ func loadModules(dir string) error {
 		}
 		err = unix.FinitModule(int(f.Fd()), "", 0)
 		f.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
+		switch {
+		case err == nil, errors.Is(err, unix.EEXIST):
+		case errors.Is(err, unix.ENODEV):
+			// A variant for hardware the guest lacks (crc32c-intel beside
+			// crc32c_generic); the mount that needs it says if none loaded.
+			consolef("vminit: module %s: %v", name, err)
+		default:
 			return fmt.Errorf("loading module %s: %w", name, err)
 		}
 	}
@@ -236,10 +242,11 @@ func readConfig(share *os.Root) (vm.Config, error) {
 }
 
 // mountContainerRoot builds the container's root file system at /newroot:
-// the image, read-only over 9p, under a writable tmpfs layer, with the
+// the image, a read-only disk, under a writable tmpfs layer, with the
 // mounts a container runtime provides.
-func mountContainerRoot(cfg vm.Config, ninep string) error {
-	if err := mount(vm.RootTag, "/image", "9p", unix.MS_RDONLY, ninep); err != nil {
+func mountContainerRoot(cfg vm.Config) error {
+	// The disk appears once virtio_blk has probed it.
+	if err := retry(5*time.Second, func() error { return mount(vm.RootDisk, "/image", "ext4", unix.MS_RDONLY, "") }); err != nil {
 		return err
 	}
 	if err := mount("tmpfs", "/layer", "tmpfs", 0, "mode=0755"); err != nil {

@@ -138,9 +138,9 @@ func boot(t *testing.T, name string, cfg vm.Config) *guest {
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet loglevel=4",
 		"-serial", "stdio", "-monitor", "none",
-		// multidevs=remap: the exported trees are one file system each today,
-		// but inode numbers must stay unique if they ever span several.
-		"-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=passthrough,readonly=on,multidevs=remap", rootfs, vm.RootTag),
+		"-drive", fmt.Sprintf("file=%s,if=virtio,format=raw,readonly=on", rootfs),
+		// multidevs=remap: the shared directory is one file system today, but
+		// inode numbers must stay unique if it ever spans several.
 		"-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=passthrough,multidevs=remap", g.share, vm.ShareTag),
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net",
 	)

@@ -318,12 +318,19 @@ func checkEvent(t *testing.T, g *guest, service string) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// The outcome is logged before the delivery is answered; the entries
-	// before it are the redeliveries answered 503.
+	// The outcome is logged before the delivery is answered, and reaches the
+	// shared directory through the guest's copy of the service's stdout a
+	// moment later. Entries before it are the redeliveries answered 503.
 	var last map[string]any
-	for _, e := range g.logEntries(service) {
-		if e["id"] == "demo-1" {
-			last = e
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		last = nil
+		for _, e := range g.logEntries(service) {
+			if e["id"] == "demo-1" {
+				last = e
+			}
+		}
+		if (last != nil && last["retry"] != true) || time.Now().After(wait) {
+			break
 		}
 	}
 	if last == nil {

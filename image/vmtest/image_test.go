@@ -28,8 +28,10 @@ const startLimit = 4 * time.Minute
 
 // settings are what every service here runs with beyond the image's own:
 // logs as JSON lines on stdout (where Cloud Run collects them; there is no
-// Cloud Logging API to reach) and a short wall-time limit.
-var settings = []string{"PYEXEC_LOG=stdout", "PYEXEC_TIMEOUT_SECONDS=" + strconv.Itoa(timeoutSeconds)}
+// Cloud Logging API to reach) and the wall-time limit.
+func settings(timeout int, more ...string) []string {
+	return append([]string{"PYEXEC_LOG=stdout", "PYEXEC_TIMEOUT_SECONDS=" + strconv.Itoa(timeout)}, more...)
+}
 
 // TestCgroupV2 is the normal second-generation case: a cgroup2-only
 // hierarchy whose root the container may write. Both functions of the image
@@ -37,10 +39,10 @@ var settings = []string{"PYEXEC_LOG=stdout", "PYEXEC_TIMEOUT_SECONDS=" + strconv
 // has been checked, as on Cloud Run each has CPUs of its own.
 func TestCgroupV2(t *testing.T) {
 	img := loadImage(t)
-	events := img.service("events", containerPort+1, append(settings, "FUNCTION_TARGET=ExecuteEvent")...)
+	events := img.service("events", containerPort+1, settings(timeoutSeconds, "FUNCTION_TARGET=ExecuteEvent")...)
 	events.Held = true
 	g := boot(t, "cgroup-v2", vm.Config{Services: []vm.Service{
-		img.service("execute", containerPort, append(settings, "FUNCTION_TARGET=Execute")...),
+		img.service("execute", containerPort, settings(timeoutSeconds, "FUNCTION_TARGET=Execute")...),
 		events,
 	}})
 	first := g.waitReady("execute", startLimit)
@@ -63,10 +65,16 @@ func TestCgroupV2(t *testing.T) {
 
 // TestCgroupReadOnly: a container that may not write its cgroup file system
 // falls back to rlimits, says so, and still runs scripts.
+//
+// Without cgroups fork mode is out, and the modes left start a fresh
+// interpreter per execution, whose import of pandas takes tens of seconds in
+// a TCG guest on a loaded machine: the limit is longer here (no check waits
+// for it), and one execution slot keeps the pool's warm interpreters from
+// sharing the guest's two CPUs four ways.
 func TestCgroupReadOnly(t *testing.T) {
 	img := loadImage(t)
 	g := boot(t, "cgroup-read-only", vm.Config{CgroupReadOnly: true, Services: []vm.Service{
-		img.service("execute", containerPort, append(settings, "FUNCTION_TARGET=Execute")...),
+		img.service("execute", containerPort, settings(90, "FUNCTION_TARGET=Execute", "PYEXEC_CONCURRENCY=1")...),
 	}})
 	first := g.waitReady("execute", startLimit)
 	t.Logf("execute: first successful execution %.1f s after the process started", first.Seconds())
@@ -86,7 +94,7 @@ func TestUserNamespace(t *testing.T) {
 	g := boot(t, "user-namespace", vm.Config{
 		UserNamespace: &vm.IDMap{Inside: 0, Outside: 0, Count: 65536},
 		Services: []vm.Service{
-			img.service("execute", containerPort, append(settings, "FUNCTION_TARGET=Execute")...),
+			img.service("execute", containerPort, settings(timeoutSeconds, "FUNCTION_TARGET=Execute")...),
 		},
 	})
 	first := g.waitReady("execute", startLimit)

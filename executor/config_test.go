@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // envOf is a getenv over a fixed map.
@@ -239,8 +241,8 @@ func TestRequestsAreValidatedBeforeAnythingRuns(t *testing.T) {
 
 func TestSizeTextNamesTheUnitThatDividesEvenly(t *testing.T) {
 	for n, want := range map[int]string{100 * 1024: "100KB", 1 << 20: "1MB", 1000: "1000 bytes", 1536: "1536 bytes"} {
-		if got := sizeText(n, ""); got != want {
-			t.Errorf("sizeText(%d) = %q, want %q", n, got, want)
+		if got := size.Text(int64(n), ""); got != want {
+			t.Errorf("size.Text(%d) = %q, want %q", n, got, want)
 		}
 	}
 	for n, want := range map[int]string{1 << 20: "Output limit exceeded (1 MB)", 64 << 10: "Output limit exceeded (64 KB)", 1000: "Output limit exceeded (1000 bytes)"} {

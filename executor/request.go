@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // The rules a request keeps, whichever transport brought it. Run applies
@@ -82,7 +84,7 @@ func (e *Executor) validateScript(script string) error {
 	case strings.TrimSpace(script) == "":
 		return invalid("Script must be a non-empty string")
 	case len(script) > e.cfg.MaxScriptBytes:
-		return invalid(fmt.Sprintf("Script too large (max %s)", sizeText(e.cfg.MaxScriptBytes, "")))
+		return invalid(fmt.Sprintf("Script too large (max %s)", size.Text(int64(e.cfg.MaxScriptBytes), "")))
 	case !utf8.ValidString(script):
 		return invalid("Script must be valid UTF-8")
 	case strings.ContainsRune(script, 0):
@@ -111,7 +113,7 @@ func checkFiles(files []File, lim Limits) error {
 		index[f.Path] = i
 		total += len(f.Content)
 		if total > lim.MaxInputFilesBytes {
-			return invalid(fmt.Sprintf("'files' hold more than %s together (decoded), the service's limit", sizeText(lim.MaxInputFilesBytes, " ")))
+			return invalid(fmt.Sprintf("'files' hold more than %s together (decoded), the service's limit", size.Text(int64(lim.MaxInputFilesBytes), " ")))
 		}
 	}
 	for i, f := range files {

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // report is the harness's account of the execution (harness/harness.py).
@@ -211,7 +213,7 @@ func timeoutMessage(lim limits) string {
 }
 
 func memoryLimitMessage(lim limits) string {
-	return fmt.Sprintf("Memory limit exceeded (%s)", sizeText(int(lim.memoryBytes), " "))
+	return fmt.Sprintf("Memory limit exceeded (%s)", size.Text(lim.memoryBytes, " "))
 }
 
 // The output_limit messages of output files; the harness writes the same.
@@ -220,25 +222,11 @@ func outputFilesCountMessage() string {
 }
 
 func outputFilesBytesMessage(limit int) string {
-	return fmt.Sprintf("Output limit exceeded (output files over %s)", sizeText(limit, " "))
+	return fmt.Sprintf("Output limit exceeded (output files over %s)", size.Text(int64(limit), " "))
 }
 
 func outputLimitMessage(limit int) string {
-	return fmt.Sprintf("Output limit exceeded (%s)", sizeText(limit, " "))
-}
-
-// sizeText names n bytes in the largest unit that divides it evenly, with
-// sep between number and unit: "1 MB" in limit messages, "100KB" in the
-// script-size one, as the API has always written them.
-func sizeText(n int, sep string) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%d%sMB", n>>20, sep)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%d%sKB", n>>10, sep)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
+	return fmt.Sprintf("Output limit exceeded (%s)", size.Text(int64(limit), " "))
 }
 
 func signalName(sig syscall.Signal) string {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // postOnly answers every method but POST with 405. The stateless transport
@@ -30,7 +32,7 @@ func postOnly(next http.Handler) http.Handler {
 // request, and answers 413 when it is larger. The SDK has a cap of its own,
 // but it answers in plain text; reading here first lets the 413 be JSON.
 func capBody(max int64, next http.Handler) http.Handler {
-	tooLarge := fmt.Sprintf("Request body too large (max %s)", formatBytes(max))
+	tooLarge := fmt.Sprintf("Request body too large (max %s)", size.Text(max, ""))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			writeTransportError(w, http.StatusRequestEntityTooLarge, tooLarge)
@@ -110,17 +112,4 @@ func writeTransportError(w http.ResponseWriter, status int, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(data)
-}
-
-// formatBytes names a size the way the service's messages do: "10MB" for
-// whole MiB, "100KB" for whole KiB, else bytes.
-func formatBytes(n int64) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dKB", n>>10)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // ToolName is the name of the one tool the server offers.
@@ -180,7 +181,7 @@ func describe(opts Options) string {
 	b.WriteString("Available: the standard library, pandas and numpy. No network, no access to the host; /tmp is writable and nothing persists between calls.\n\n")
 	b.WriteString("Files: each entry of `files` is written into the working directory before the script runs (e.g. path `data/in.csv`, read with pd.read_csv('data/in.csv')). Regular files the script leaves under `outputs/` (e.g. df.to_csv('outputs/out.csv')) come back base64-encoded in the result's `files`.\n\n")
 	fmt.Fprintf(&b, "Limits: %s seconds of wall time, %d MiB of memory, %s per request. `limits` may tighten the time and memory limits, never raise them.\n\n",
-		timeout, opts.MemoryMB, formatBytes(opts.MaxRequestBytes))
+		timeout, opts.MemoryMB, size.Text(opts.MaxRequestBytes, ""))
 	b.WriteString("main() must return JSON: dicts, lists, strings, numbers, booleans, None (tuples and numpy values are converted). Convert a DataFrame with df.to_dict(orient=\"records\"); NaN and Infinity are refused.\n\n")
 	b.WriteString("If the script fails, the result has isError set and holds `error`, `error_type` (syntax_error, exception, timeout, memory_limit, output_limit, ...), `traceback` and `stdout`: fix the script and call again. If the service is busy, the call fails with an error that says to retry.")
 	return b.String()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // request is what a caller asks to run. /execute's body and ExecuteEvent's
@@ -283,7 +284,7 @@ func (d decoder) read(w http.ResponseWriter, r *http.Request) (request, error) {
 // /execute's body.
 func (d decoder) decodeMessage(data []byte) (request, error) {
 	if int64(len(data)) > d.maxBytes {
-		return request{}, invalidRequest(fmt.Sprintf("message data is larger than the service's limit of %s", bytesText(d.maxBytes)))
+		return request{}, invalidRequest(fmt.Sprintf("message data is larger than the service's limit of %s", size.Text(d.maxBytes, "")))
 	}
 	return d.decode(data, messageData)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // This file is the one place where an error becomes an answer. Handlers
@@ -50,21 +51,8 @@ func (e *tooLarge) Unwrap() error { return e.err }
 func bodyTooLarge(limit int64) error {
 	return &tooLarge{err: &executor.Error{
 		Type:    executor.TypeInvalidRequest,
-		Message: fmt.Sprintf("Request body too large (max %s)", bytesText(limit)),
+		Message: fmt.Sprintf("Request body too large (max %s)", size.Text(limit, "")),
 	}}
-}
-
-// bytesText writes a size as the API's limit messages do: "10MB", "512KB",
-// or "1000 bytes" when neither unit divides it.
-func bytesText(n int64) string {
-	switch {
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dKB", n>>10)
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }
 
 // notAllowed is a method a path does not take.

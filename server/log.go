@@ -147,26 +147,21 @@ func duplicateEntry(d delivery) execlog.Entry {
 
 // publishFailedEntry logs an outcome the results topic did not take.
 func publishFailedEntry(x execution, err error) execlog.Entry {
-	return execlog.Entry{
-		Severity: execlog.Error,
-		Message:  "publishing the outcome failed; the message will be redelivered",
-		Trace:    x.trace,
-		SpanID:   x.span,
-		Fields: map[string]any{
-			fieldFunction:    viaPubSub.function,
-			fieldExecutionID: x.id,
-			fieldMessageID:   x.messageID,
-			fieldError:       err.Error(),
-		},
-	}
+	return outcomeEntry(x, execlog.Error, "publishing the outcome failed; the message will be redelivered", err)
 }
 
 // outcomeTooLargeEntry logs an outcome too large to publish, which is
 // published as an output_limit instead.
 func outcomeTooLargeEntry(x execution, err error) execlog.Entry {
+	return outcomeEntry(x, execlog.Warning, "the outcome is over Pub/Sub's message limit; published as output_limit", err)
+}
+
+// outcomeEntry logs what happened to a message's outcome on its way to the
+// results topic.
+func outcomeEntry(x execution, severity execlog.Severity, message string, err error) execlog.Entry {
 	return execlog.Entry{
-		Severity: execlog.Warning,
-		Message:  "the outcome is over Pub/Sub's message limit; published as output_limit",
+		Severity: severity,
+		Message:  message,
 		Trace:    x.trace,
 		SpanID:   x.span,
 		Fields: map[string]any{

@@ -16,7 +16,7 @@ var Source []byte
 // --preload, it has imported numpy and pandas (its PRELOADED).
 const Preloaded = 'P'
 
-// Zygote is zygote.py, the fork server's program (executor/fork.go).
+// Zygote is zygote.py, the fork server's program (executor/mode_fork.go).
 //
 //go:embed zygote.py
 var Zygote []byte

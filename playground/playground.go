@@ -88,7 +88,7 @@ type example struct {
 }
 
 // menu is the examples menu: README's five examples (examples/*.py), then
-// one that takes input and one that writes an output file (SPEC §9).
+// one that takes input and one that writes an output file.
 var menu = []struct {
 	title, name string
 	fsys        fs.FS

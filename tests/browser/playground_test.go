@@ -268,29 +268,6 @@ func TestInvalidInputIsRefusedBeforeSending(t *testing.T) {
 	}
 }
 
-// supports reports whether the service takes a request extension (SPEC
-// §9): whether body, sent as it is, answers 200 with want as its result,
-// or, when want is empty, with output files.
-func supports(t *testing.T, svc *service, body, want string) bool {
-	t.Helper()
-	res, err := http.Post(svc.URL+"/execute", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var answer struct {
-		Result json.RawMessage   `json:"result"`
-		Files  []json.RawMessage `json:"files"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&answer); err != nil {
-		t.Fatal(err)
-	}
-	if want == "" {
-		return res.StatusCode == http.StatusOK && len(answer.Files) > 0
-	}
-	return res.StatusCode == http.StatusOK && string(answer.Result) == want
-}
-
 // The input example fills the input box and sends its text as the request's
 // input, exactly as written.
 func TestInputExampleSendsItsInput(t *testing.T) {
@@ -307,9 +284,6 @@ func TestInputExampleSendsItsInput(t *testing.T) {
 		t.Errorf("POST /execute sent %v with input %s, want the script and input %s", keys(body), body["input"], input)
 	}
 	t.Run("the answer", func(t *testing.T) {
-		if !supports(t, svc, `{"script": "def main(x):\n    return x\n", "input": 7}`, "7") {
-			t.Skip("the service does not take input yet (SPEC §9)")
-		}
 		if want := "{\n  \"greeting\": \"Hello, pyexec!\",\n  \"count\": 5,\n  \"total\": 14\n}"; got.Result != want {
 			t.Errorf("shown result %q (error %q %q), want %q", got.Result, got.ErrorType, got.Error, want)
 		}
@@ -355,9 +329,6 @@ func TestUploadsAndStdinAreSent(t *testing.T) {
 		t.Errorf("POST /execute sent stdin %s, want \"typed line\"", body["stdin"])
 	}
 	t.Run("the answer", func(t *testing.T) {
-		if !supports(t, svc, `{"script": "import sys\ndef main():\n    return open('p.txt').read() + sys.stdin.read()\n", "files": [{"path": "p.txt", "content": "7"}], "stdin": "8"}`, `"78"`) {
-			t.Skip("the service does not take files and stdin yet (SPEC §9)")
-		}
 		if want := "{\n  \"bytes\": 8,\n  \"stdin\": \"typed line\"\n}"; got.Result != want {
 			t.Errorf("shown result %q (error %q %q), want %q", got.Result, got.ErrorType, got.Error, want)
 		}
@@ -368,9 +339,6 @@ func TestUploadsAndStdinAreSent(t *testing.T) {
 // download holds the file.
 func TestOutputFileExampleOffersADownload(t *testing.T) {
 	svc := sharedService(t)
-	if !supports(t, svc, `{"script": "import os\ndef main():\n    os.makedirs('outputs', exist_ok=True)\n    open('outputs/a.txt', 'w').write('a')\n"}`, "") {
-		t.Skip("the service does not return output files yet (SPEC §9)")
-	}
 	p := openPlayground(t, svc)
 	p.pickExample("output_csv.py")
 	got := p.run()

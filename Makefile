@@ -108,8 +108,12 @@ test-python: runtime
 ## test-go: the Go tests with the race detector, the integration tests
 ## included (the browser tests and the Python MCP client's among them),
 ## against the installed runtime
+# -p 1: one package at a time. The integration packages start real jails
+# whose time limits are a few seconds; side by side on a 2-CPU machine they
+# take each other's CPU and those limits trip, and one at a time took the
+# same wall time there (the CPUs are the bottleneck either way).
 test-go: runtime mcp-client chromium
-	$(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
+	$(GO) test -p 1 -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
 
 ## test-conformance: schemathesis (pinned, installed into its own venv by
 ## scripts/install-schemathesis.sh) against a running service in the default

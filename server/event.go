@@ -32,8 +32,9 @@ const maxEventBytes = 16 << 20
 // message per POST, as a CloudEvent from Eventarc (binary or structured
 // mode) or as the bare envelope of a push subscription, at /; and
 // GET /healthz as Execute serves it. A 2xx answer acknowledges the message;
-// any other makes Pub/Sub deliver it again. Other paths answer Execute's
-// JSON 404 (and /healthz its 405): they are never taken as deliveries.
+// any other makes Pub/Sub deliver it again. Other paths answer a JSON 404
+// as Execute's do (and other methods on /healthz its 405): they are never
+// taken as deliveries.
 //
 // The event is decoded here with sdk-go rather than by the Functions
 // Framework's CloudEvent receiver, which passes requests to handlers over

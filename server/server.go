@@ -117,9 +117,9 @@ type Server struct {
 	cfg     Config
 	exec    Executor
 	log     *execlog.Logger
-	results Publisher  // nil: outcomes are only logged
-	done    *dedup.Set // the message IDs ExecuteEvent completed
-	mcp     http.Handler
+	results Publisher    // nil: outcomes are only logged
+	done    *dedup.Set   // the message IDs ExecuteEvent completed
+	mcp     http.Handler // POST /mcp, built once by New
 
 	// answering counts the requests being answered, so that Shutdown can
 	// let their answers out.

@@ -171,12 +171,18 @@ func TestAdversarialOddMain(t *testing.T) {
 		{name: "main is async", script: "import asyncio\nasync def main():\n    await asyncio.sleep(0)\n    return 5\n", status: 200, check: resultIs("5")},
 		{name: "main returns itself", script: "def main():\n    return main\n", status: 400, errorType: "invalid_result"},
 		{name: "main returns an awaitable", script: "import asyncio\ndef main():\n    return asyncio.sleep(0, result=3)\n", status: 200, check: resultIs("3")},
-		{name: "main is not callable", script: "main = 42\n", status: 400, errorType: "exception"},
-		// Checked before main runs: the caller hears what main takes, not a TypeError.
-		{name: "main takes arguments but the request has no input", script: "def main(x):\n    return x\n", status: 400, errorType: "invalid_request",
+		{name: "main is not callable", script: "main = 42\n", status: 400, errorType: "exception",
 			check: func(t *testing.T, r testsupport.Response) {
-				if !strings.HasPrefix(r.Error, "main(x) needs an argument") {
-					t.Errorf("error = %q, want it to say what main(x) needs", r.Error)
+				if r.Error != "main is not callable: int" {
+					t.Errorf("error = %q, want it to name main and its type", r.Error)
+				}
+			}},
+		// Without input, a main that needs an argument is a request that
+		// does not fit it, said before main runs.
+		{name: "main takes arguments", script: "def main(x):\n    return x\n", status: 400, errorType: "invalid_request",
+			check: func(t *testing.T, r testsupport.Response) {
+				if !strings.HasPrefix(r.Error, "main(x) needs an argument, but the request has no 'input'") {
+					t.Errorf("error = %q, want it to name main(x) and the missing input", r.Error)
 				}
 			}},
 		{name: "main recurses forever", script: "def main():\n    return main()\n", status: 400, errorType: "exception",

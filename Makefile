@@ -9,6 +9,7 @@
 #   make bench    start a cold and a default-mode service and measure both (see README)
 #   make image    build the Dockerfile with podman (image/build.sh)
 #   make test-image  boot the image in qemu as Cloud Run gen2 would and check it
+#   make profile  where the CPU of an execution goes: perf and Go's profiler (see README)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
 # (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed
@@ -50,7 +51,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench clean test-fuzz test-conformance image test-image
+.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench profile clean test-fuzz test-conformance image test-image
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -125,6 +126,17 @@ test-conformance: runtime
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
 bench: runtime build
 	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec' $(BENCH_FLAGS)
+
+## profile: where the CPU of one execution goes, by phase: perf samples every
+## CPU with call stacks (kept for the service's process tree and the kernel's
+## threads) and Go's profiler samples the service, while one workload runs at
+## saturation in the default mode. Needs perf (Debian: linux-perf). Reports
+## go to $(PROFILE_DIR); PROFILE_FLAGS passes flags to pyexec-bench
+## (-workloads trivial, -duration 20s)
+PROFILE_DIR ?= $(CURDIR)/out/profile
+profile: runtime
+	$(GO) build -trimpath -tags pprof -o '$(BIN)/pyexec-pprof' ./cmd/pyexec
+	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec-pprof' -profile '$(PROFILE_DIR)' -workloads pandas -duration 10s $(PROFILE_FLAGS)
 
 ## test-fuzz: a short run of each fuzz target (FUZZTIME each) on top of its
 ## committed seed corpus in testdata/fuzz/

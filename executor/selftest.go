@@ -79,7 +79,11 @@ type selfTestFacts struct {
 // wrong reason, as a probe killed by the clock before its memory limit).
 const selfTestTimeout = time.Minute
 
-// selfTest runs the isolation check and memory-limit probes through the
+// selfTestMemoryLimit is the most the self-test's memory probe may fill
+// before its limit stops it.
+const selfTestMemoryLimit = 48 << 20
+
+// selfTest runs the isolation check and the memory-limit probe through the
 // same path as every execution.
 func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
 	res, err := e.runIn(ctx, box, Request{ID: "self-test", Script: selfTestScript, Timeout: selfTestTimeout}, false)
@@ -93,28 +97,23 @@ func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
 	if err := checkFacts(facts); err != nil {
 		return fmt.Errorf("self-test: %w", err)
 	}
-	// The memory limit must hold: allocating past it has to fail as a
-	// memory_limit, not succeed. So must a request's tighter limit, which
-	// every mode sets differently from the service's: an allocation half
-	// way between the two must fail too.
-	tighter := e.cfg.MemoryBytes / 2
-	for _, probe := range []struct {
-		id              string
-		limit, allocate int64
-	}{
-		{id: "self-test-memory", limit: e.cfg.MemoryBytes, allocate: e.cfg.MemoryBytes + 64<<20},
-		{id: "self-test-tighter-memory", limit: tighter, allocate: tighter + (e.cfg.MemoryBytes-tighter)/2},
-	} {
-		script := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", probe.allocate)
-		req := Request{ID: probe.id, Script: script, Timeout: selfTestTimeout}
-		if probe.limit < e.cfg.MemoryBytes {
-			req.MemoryBytes = probe.limit
-		}
-		_, err = e.runIn(ctx, box, req, false)
-		if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probe.limit})) {
-			return fmt.Errorf("self-test: allocating %d MiB under a %d MiB memory limit gave %v, want a memory_limit failure stating that limit",
-				probe.allocate>>20, probe.limit>>20, err)
-		}
+	// A memory limit must hold: allocating past it has to fail as a
+	// memory_limit, not succeed. The probe asks for a limit of its own,
+	// far below the service's, and allocates half way between the two: only
+	// the request's limit can stop it, so the probe proves both that the
+	// kernel enforces the execution's cgroup (or rlimit) and that a
+	// request's limit reaches it. The service's own limit is written into
+	// every execution's cgroup by the same code at creation (a refused write
+	// fails the execution); exceeding it here would cost start-up a
+	// fault per page of it, about half a second for 512 MiB.
+	probeLimit := min(e.cfg.MemoryBytes/2, selfTestMemoryLimit)
+	allocate := probeLimit + (e.cfg.MemoryBytes-probeLimit)/2
+	script := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", allocate)
+	req := Request{ID: "self-test-memory", Script: script, Timeout: selfTestTimeout, MemoryBytes: probeLimit}
+	_, err = e.runIn(ctx, box, req, false)
+	if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probeLimit})) {
+		return fmt.Errorf("self-test: allocating %d MiB under a %d MiB memory limit gave %v, want a memory_limit failure stating that limit",
+			allocate>>20, probeLimit>>20, err)
 	}
 	return nil
 }

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // limiter names how memory and process counts are enforced.
@@ -158,51 +162,38 @@ func hasWords(list string, words ...string) bool {
 type execCgroup struct {
 	cg   cgroups
 	name string // relative to the mounts, e.g. "pyexec/<id>"
+	// pool, when set, takes the cgroup back for another execution once no
+	// process of this one is left (fork mode); otherwise it is removed.
+	pool *cgroupPool
+	// The limits last written, so that one unchanged since the last
+	// execution is not written again; 0 before the first.
+	memBytes int64
+	procs    int
+	// eventsBase is the sum of v2's cumulative memory.events counters
+	// (oom_kill, max) when the cgroup last became as new: what the current
+	// execution added is above it.
+	eventsBase int64
 }
 
-// create makes the execution's cgroup with its limits. The memory limit also
-// covers swap, so a script cannot page its way past it.
+// create makes the execution's cgroup with its limits.
 func (c cgroups) create(id string, memBytes int64, procs int) (*execCgroup, error) {
 	e := &execCgroup{cg: c, name: filepath.Join(c.parent, id)}
-	write := func(dir, file, value string) error {
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
-			return fmt.Errorf("setting %s: %w", file, err)
-		}
-		return nil
-	}
-	mem := strconv.FormatInt(memBytes, 10)
 	var err error
 	switch c.kind {
 	case limitCgroupV1:
-		memDir, pidsDir := e.memDir(), filepath.Join(c.pidsMount, e.name)
-		if err = os.Mkdir(memDir, 0o755); err == nil {
-			err = os.Mkdir(pidsDir, 0o755)
-		}
-		if err == nil {
-			err = write(memDir, "memory.limit_in_bytes", mem)
-		}
-		if err == nil {
-			if _, statErr := os.Stat(filepath.Join(memDir, "memory.memsw.limit_in_bytes")); statErr == nil {
-				err = write(memDir, "memory.memsw.limit_in_bytes", mem)
-			}
-		}
-		if err == nil {
-			err = write(pidsDir, "pids.max", strconv.Itoa(procs))
+		if err = os.Mkdir(e.memDir(), 0o755); err == nil {
+			err = os.Mkdir(e.pidsDir(), 0o755)
 		}
 	case limitCgroupV2:
-		dir := e.memDir()
-		if err = os.Mkdir(dir, 0o755); err == nil {
-			err = write(dir, "memory.max", mem)
-		}
-		if err == nil {
-			_ = write(dir, "memory.swap.max", "0") // absent where swap accounting is off
-			err = write(dir, "pids.max", strconv.Itoa(procs))
-		}
-		if err == nil {
-			err = write(dir, "cgroup.subtree_control", "+memory +pids")
+		if err = os.Mkdir(e.memDir(), 0o755); err == nil {
+			_ = writeControl(e.memDir(), "memory.swap.max", "0") // absent where swap accounting is off
+			err = writeControl(e.memDir(), "cgroup.subtree_control", "+memory +pids")
 		}
 	default:
 		return nil, errors.New("no cgroup hierarchy available")
+	}
+	if err == nil {
+		err = e.setLimits(memBytes, procs)
 	}
 	if err != nil {
 		_ = e.remove()
@@ -211,14 +202,66 @@ func (c cgroups) create(id string, memBytes int64, procs int) (*execCgroup, erro
 	return e, nil
 }
 
-func (e *execCgroup) memDir() string { return filepath.Join(e.cg.memMount, e.name) }
+// setLimits sets the memory limit of all the execution's processes together
+// and how many processes and threads it may have. The memory limit also
+// covers swap, so a script cannot page its way past it. A limit that is
+// already in place is not written again.
+func (e *execCgroup) setLimits(memBytes int64, procs int) error {
+	mem := strconv.FormatInt(memBytes, 10)
+	if memBytes != e.memBytes {
+		var err error
+		switch e.cg.kind {
+		case limitCgroupV1:
+			// v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes
+			// at every step, so a raised limit is written to memsw first.
+			files := []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"}
+			if e.memBytes != 0 && memBytes > e.memBytes {
+				files[0], files[1] = files[1], files[0]
+			}
+			for _, f := range files {
+				if err == nil && (f == "memory.limit_in_bytes" || e.cg.swapAccounted()) {
+					err = writeControl(e.memDir(), f, mem)
+				}
+			}
+		case limitCgroupV2:
+			err = writeControl(e.memDir(), "memory.max", mem)
+		}
+		if err != nil {
+			e.memBytes = 0 // unknown now: written again next time
+			return err
+		}
+		e.memBytes = memBytes
+	}
+	if procs != e.procs {
+		dir := e.memDir()
+		if e.cg.kind == limitCgroupV1 {
+			dir = e.pidsDir()
+		}
+		if err := writeControl(dir, "pids.max", strconv.Itoa(procs)); err != nil {
+			e.procs = 0
+			return err
+		}
+		e.procs = procs
+	}
+	return nil
+}
+
+// swapAccounted tells whether v1's memory cgroups account swap
+// (memory.memsw.*), so that a memory limit can cover it.
+func (c cgroups) swapAccounted() bool {
+	_, err := os.Stat(filepath.Join(c.memMount, c.parent, "memory.memsw.limit_in_bytes"))
+	return err == nil
+}
+
+func (e *execCgroup) memDir() string  { return filepath.Join(e.cg.memMount, e.name) }
+func (e *execCgroup) pidsDir() string { return filepath.Join(e.cg.pidsMount, e.name) }
 
 // attach moves pid into the execution's cgroup.
 func (e *execCgroup) attach(pid int) error {
 	var dirs []string
 	switch e.cg.kind {
 	case limitCgroupV1:
-		dirs = []string{e.memDir(), filepath.Join(e.cg.pidsMount, e.name)}
+		dirs = []string{e.memDir(), e.pidsDir()}
 	case limitCgroupV2:
 		// The execution's cgroup delegates its controllers, so under v2's
 		// no-internal-processes rule the process goes into a leaf.
@@ -231,7 +274,7 @@ func (e *execCgroup) attach(pid int) error {
 		return errors.New("no cgroup hierarchy available")
 	}
 	for _, dir := range dirs {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		if err := writeControl(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("moving the execution into cgroup %s: %w", dir, err)
 		}
 	}
@@ -292,20 +335,223 @@ func (e *execCgroup) hitMemoryLimit() bool {
 		dir := e.memDir()
 		failed, _ := readInt(filepath.Join(dir, "memory.failcnt"))
 		peak, _ := readInt(filepath.Join(dir, "memory.max_usage_in_bytes"))
-		limit, err := readInt(filepath.Join(dir, "memory.limit_in_bytes"))
-		return failed > 0 || (err == nil && peak >= limit)
+		return failed > 0 || (e.memBytes > 0 && peak >= e.memBytes)
 	case limitCgroupV2:
-		data, err := os.ReadFile(filepath.Join(e.memDir(), "memory.events"))
-		if err != nil {
+		return e.memoryEvents() > e.eventsBase
+	}
+	return false
+}
+
+// memoryEvents sums v2's memory.events counters that tell of the limit
+// being reached: oom_kill and max.
+func (e *execCgroup) memoryEvents() int64 {
+	data, err := readControl(filepath.Join(e.memDir(), "memory.events"))
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, line := range strings.Split(data, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && (f[0] == "oom_kill" || f[0] == "max") {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
+}
+
+// release gives the cgroup back to its pool when reaped says every process
+// of its execution has been reaped, and removes it otherwise.
+func (e *execCgroup) release(reaped bool) error {
+	if e.pool != nil && reaped {
+		return e.pool.put(e)
+	}
+	return e.remove()
+}
+
+// drain makes sure no process of a cgroup's execution is left and reclaims
+// what the execution brought into the page cache: left charged to the
+// cgroup, it would lower the next execution's limit (and tell it what this
+// one read). It reports false when a process is left.
+func (e *execCgroup) drain() bool {
+	switch e.cg.kind {
+	case limitCgroupV1:
+		if n, err := readInt(filepath.Join(e.pidsDir(), "pids.current")); err != nil || n != 0 {
 			return false
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) == 2 && (f[0] == "oom_kill" || f[0] == "max") && f[1] != "0" {
-				return true
-			}
+		// Reclaiming walks the cgroup's memory and costs far more than
+		// these reads, so it is done only when pages are charged; kernel
+		// objects are not pages in memory.stat.
+		if usage, err := readInt(filepath.Join(e.memDir(), "memory.usage_in_bytes")); err == nil && usage != 0 && e.pagesCharged("cache", "rss", "shmem") {
+			_ = writeControl(e.memDir(), "memory.force_empty", "0")
+		}
+		return true
+	case limitCgroupV2:
+		events, err := readControl(filepath.Join(e.memDir(), "cgroup.events"))
+		if err != nil || !strings.Contains(events, "populated 0") {
+			return false
+		}
+		if current, err := readInt(filepath.Join(e.memDir(), "memory.current")); err == nil && current != 0 && e.pagesCharged("anon", "file", "shmem") {
+			_ = writeControl(e.memDir(), "memory.reclaim", strconv.FormatInt(current, 10))
+		}
+		return true
+	}
+	return false
+}
+
+// pagesCharged tells whether memory.stat counts any bytes under one of
+// names, or cannot be read.
+func (e *execCgroup) pagesCharged(names ...string) bool {
+	data, err := readControl(filepath.Join(e.memDir(), "memory.stat"))
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(data, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && slices.Contains(names, f[0]) && f[1] != "0" {
+			return true
 		}
 	}
 	return false
+}
+
+// fresh makes a drained cgroup as new for the next execution, and reports
+// whether it could: nothing may be charged to it any more. The kernel
+// frees some objects of an ended process (its seccomp filter among them)
+// only after an RCU grace period, so a cgroup can be drained and still
+// hold a few KiB for a while; it is not fresh until they are gone.
+func (e *execCgroup) fresh() bool {
+	switch e.cg.kind {
+	case limitCgroupV1:
+		if usage, err := readInt(filepath.Join(e.memDir(), "memory.usage_in_bytes")); err != nil || usage != 0 {
+			return false
+		}
+		return writeControl(e.memDir(), "memory.max_usage_in_bytes", "0") == nil &&
+			writeControl(e.memDir(), "memory.failcnt", "0") == nil
+	case limitCgroupV2:
+		if current, err := readInt(filepath.Join(e.memDir(), "memory.current")); err != nil || current != 0 {
+			return false
+		}
+		e.eventsBase = e.memoryEvents()
+		return true
+	}
+	return false
+}
+
+// cgroupPool keeps the cgroups of executions whose processes are gone for
+// the next executions: reusing one costs a few reads and writes where
+// making one and removing it costs a directory in each hierarchy (with its
+// control files) and a removal that waits for the kernel to let go of the
+// last process. A cgroup is reused only once nothing is charged to it any
+// more; one that does not get there within drainLimit is removed.
+type cgroupPool struct {
+	groups cgroups
+	prefix string // of the names of its cgroups
+
+	mu     sync.Mutex
+	idle   []idleCgroup // oldest first
+	made   int
+	closed bool
+}
+
+type idleCgroup struct {
+	e     *execCgroup
+	since time.Time
+}
+
+// drainLimit bounds how long a cgroup may wait to be fresh again.
+const drainLimit = 10 * time.Second
+
+func newCgroupPool(groups cgroups, prefix string) *cgroupPool {
+	return &cgroupPool{groups: groups, prefix: prefix}
+}
+
+// take returns a cgroup with no process and nothing charged to it, with the
+// given limits: an idle one that is fresh again, or a new one.
+func (p *cgroupPool) take(memBytes int64, procs int) (*execCgroup, error) {
+	p.mu.Lock()
+	ready, stale := p.takeIdle()
+	if ready == nil {
+		p.made++
+	}
+	id := fmt.Sprintf("%s-%d", p.prefix, p.made)
+	p.mu.Unlock()
+	for _, e := range stale {
+		_ = e.remove() // one that cannot be removed shows in Leftovers
+	}
+	if ready != nil {
+		if err := ready.setLimits(memBytes, procs); err != nil {
+			return nil, errors.Join(fmt.Errorf("setting the limits of cgroup %s: %w", ready.name, err), ready.remove())
+		}
+		return ready, nil
+	}
+	e, err := p.groups.create(id, memBytes, procs)
+	if err != nil {
+		return nil, err
+	}
+	e.pool = p
+	return e, nil
+}
+
+// takeIdle takes the oldest idle cgroup if it is fresh again, and those too
+// long in the pool to be waited for. The oldest is the likeliest to be
+// fresh: when it is not, the younger ones are not tried. p.mu is held.
+func (p *cgroupPool) takeIdle() (ready *execCgroup, stale []*execCgroup) {
+	for len(p.idle) > 0 {
+		c := p.idle[0]
+		switch {
+		case c.e.fresh():
+			ready = c.e
+		case time.Since(c.since) > drainLimit:
+			stale = append(stale, c.e)
+		default:
+			return nil, stale
+		}
+		p.idle = p.idle[1:]
+		if ready != nil {
+			return ready, stale
+		}
+	}
+	return nil, stale
+}
+
+// put takes back a cgroup whose execution's processes have all been reaped,
+// or removes it if a process is left or the pool is closed.
+func (p *cgroupPool) put(e *execCgroup) error {
+	if !e.drain() {
+		return e.remove()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return e.remove()
+	}
+	p.idle = append(p.idle, idleCgroup{e, time.Now()})
+	return nil
+}
+
+// idleNames names the idle cgroups: they belong to the next executions, so
+// they are not left over.
+func (p *cgroupPool) idleNames() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := map[string]bool{}
+	for _, c := range p.idle {
+		names[c.e.name] = true
+	}
+	return names
+}
+
+// close removes the idle cgroups; those still in use are removed when they
+// come back.
+func (p *cgroupPool) close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	var errs []error
+	for _, c := range idle {
+		errs = append(errs, c.e.remove())
+	}
+	return errors.Join(errs...)
 }
 
 // remove deletes the execution's cgroups, children first. Removal can race
@@ -433,9 +679,46 @@ func (c cgroups) parents() []string {
 }
 
 func readInt(path string) (int64, error) {
-	data, err := os.ReadFile(path)
+	data, err := readControl(path)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return strconv.ParseInt(strings.TrimSpace(data), 10, 64)
+}
+
+// writeControl writes value to a cgroup control file in one write. Raw
+// system calls rather than os.WriteFile: a control file gains nothing from
+// Go's poller, which would register and unregister it on every write.
+func writeControl(dir, file, value string) error {
+	path := filepath.Join(dir, file)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("setting %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(value)); err != nil {
+		return fmt.Errorf("setting %s to %s: %w", path, value, err)
+	}
+	return nil
+}
+
+// readControl reads a cgroup control file.
+func readControl(path string) (string, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	var data []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return "", fmt.Errorf("reading %s: %w", path, err)
+		}
+		if n == 0 {
+			return string(data), nil
+		}
+		data = append(data, buf[:n]...)
+	}
 }

@@ -240,16 +240,18 @@ func (s jailStarter) start(id string, outsideUID int, lim limits) (*jail, error)
 // discard kills a jail that will not be used (or is used up) and releases
 // what it held. It reports a cgroup that could not be removed.
 func (j *jail) discard() error {
+	reaped := false
 	if j.proc != nil {
 		j.proc.kill()
 		_ = j.proc.wait()
+		reaped = j.proc.exitStatus().ended
 	}
 	if j.ch != nil {
 		j.ch.all.close()
 	}
 	var err error
 	if j.cg != nil {
-		err = j.cg.remove()
+		err = j.cg.release(reaped)
 	}
 	j.usedOnce.Do(func() {
 		if j.done != nil {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +64,9 @@ type forkSandbox struct {
 	closed bool
 
 	pool *warmPool
-	seq  atomic.Int64
+	// cgroups are the executions' cgroups, each reused once the processes
+	// of its execution are gone.
+	cgroups *cgroupPool
 }
 
 // forkServer is one running server jail.
@@ -85,7 +86,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 	if err != nil {
 		return nil, err
 	}
-	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, "fork")}
 	if _, err := f.ensureServer(); err != nil {
 		return nil, err
 	}
@@ -135,7 +136,13 @@ func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 	return j.finish(ctx, x, f.cfg)
 }
 
-func (f *forkSandbox) warmCgroups() map[string]bool { return f.pool.cgroupNames() }
+func (f *forkSandbox) warmCgroups() map[string]bool {
+	names := f.pool.cgroupNames()
+	for name := range f.cgroups.idleNames() {
+		names[name] = true
+	}
+	return names
+}
 
 func (f *forkSandbox) isolation() Isolation {
 	return jailIsolation(f.groups.kind, f.spec.IDs.describe(ModeFork))
@@ -150,7 +157,7 @@ func (f *forkSandbox) close() error {
 		f.server.stop()
 		f.server = nil
 	}
-	return err
+	return errors.Join(err, f.cgroups.close())
 }
 
 // ensureServer returns the running server, starting one if there is none or
@@ -219,8 +226,9 @@ func (s *forkServer) stop() {
 	_ = s.proc.wait()
 }
 
-// fork asks the server for one sandboxed process, moves it into a fresh
-// cgroup of its own and returns it waiting for its script.
+// fork asks the server for one sandboxed process, moves it into a cgroup of
+// its own (no process of another execution is left in it) and returns it
+// waiting for its script.
 func (f *forkSandbox) fork() (*jail, error) {
 	server, err := f.ensureServer()
 	if err != nil {
@@ -231,7 +239,7 @@ func (f *forkSandbox) fork() (*jail, error) {
 		_ = j.discard()
 		return nil, err
 	}
-	cg, err := f.groups.create(fmt.Sprintf("fork-%d", f.seq.Add(1)), f.cfg.MemoryBytes, f.cfg.MaxProcs)
+	cg, err := f.cgroups.take(f.cfg.MemoryBytes, f.cfg.MaxProcs)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,6 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareO
 	if err != nil {
 		return Result{}, err
 	}
-	defer release()
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
@@ -237,16 +236,25 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareO
 	start := time.Now()
 	run, err := box.run(ctx, execution{id: req.ID, job: job, slot: slot, limits: lim})
 	if run.Cleanup != nil {
-		// Every process of the execution has ended by now; what is left
-		// (the cgroup, which the kernel may hold on to for milliseconds
-		// more) is removed after the answer, off the request's path.
+		// The execution's process may still be ending (its report is
+		// complete and it has been killed), and its cgroup outlives it; both
+		// are seen to after the answer, off the request's path. The slot
+		// stays taken until no process of the execution is left, so that
+		// the limit on concurrent executions (and a slot's uid) holds.
+		gone := release
+		if run.Gone {
+			release()
+			gone = func() {}
+		}
 		e.teardowns.Add(1)
 		go func() {
 			defer e.teardowns.Done()
-			if err := run.Cleanup(); err != nil {
+			if err := run.Cleanup(gone); err != nil {
 				e.noteCleanupError(fmt.Errorf("execution %s: %w", req.ID, err))
 			}
 		}()
+	} else {
+		release()
 	}
 	if err == nil {
 		var res Result

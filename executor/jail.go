@@ -38,9 +38,17 @@ type jailRun struct {
 	ExitCode  int
 	Signal    syscall.Signal
 	NsjailLog string
+	// reportValid tells that Report is a valid report, whole: the
+	// execution is judged by it, not by how its process ended.
+	reportValid bool
+	// Gone tells that no process of the execution is left; when false,
+	// the execution was answered by its report while its process ended.
+	Gone bool
 	// Cleanup, when set, discards the sandbox (its processes, pipes and
-	// cgroup). It must run, even when run returned an error.
-	Cleanup func() error
+	// cgroup), calling gone as soon as no process of the execution is
+	// left: the execution may have been answered before (collect). It
+	// must run, even when run returned an error.
+	Cleanup func(gone func()) error
 }
 
 // sandbox is one mode's way of giving executions their jails (mode_cold.go,
@@ -239,12 +247,18 @@ func (s jailStarter) start(id string, outsideUID int, lim limits) (*jail, error)
 
 // discard kills a jail that will not be used (or is used up) and releases
 // what it held. It reports a cgroup that could not be removed.
-func (j *jail) discard() error {
+func (j *jail) discard() error { return j.teardown(func() {}) }
+
+// teardown is discard, calling gone once no process of the jail is left.
+func (j *jail) teardown(gone func()) error {
 	reaped := false
 	if j.proc != nil {
 		j.proc.kill()
 		_ = j.proc.wait()
+		gone()
 		reaped = j.proc.exitStatus().ended
+	} else {
+		gone()
 	}
 	if j.ch != nil {
 		j.ch.all.close()
@@ -269,14 +283,17 @@ func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, er
 	err := j.fit(x.limits)
 	if err == nil {
 		run, err = collect(ctx, j.proc, j.ch, x.job, x.limits.timeout, cfg)
-		if j.cg != nil {
+		if j.cg != nil && err == nil && !run.reportValid {
+			// Only an execution without a valid report is judged by its
+			// end; its processes are gone by now, so the counters are final.
 			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
 		}
 	}
-	// Removing the cgroup waits for the kernel to let go of the last
-	// process, which can take milliseconds; the executor does it after the
-	// answer (Shutdown waits for it).
-	run.Cleanup = j.discard
+	// The process may still be ending (collect), and removing the cgroup
+	// waits for the kernel to let go of the last process, which can take
+	// milliseconds; the executor does both after the answer (Shutdown
+	// waits for them).
+	run.Cleanup = j.teardown
 	return run, err
 }
 
@@ -426,19 +443,47 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 		_ = scriptW.Close()
 	}()
 
-	waitErr := proc.wait()
+	// The execution is over when the process has ended, or as soon as
+	// every channel is at end of file (no process holds one any more, so
+	// nothing of the execution can write to the answer) with a valid report
+	// in: the harness closes its channels after writing the report, before
+	// the process's exit tears its address space down. The process is then
+	// killed, so that nothing of it runs on, and its end is awaited after
+	// the answer, by Cleanup.
+	var waitErr error
+	gone := true
+	ended := make(chan error, 1)
+	go func() { ended <- proc.wait() }()
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	select {
+	case waitErr = <-ended:
+	case <-drained:
+		mu.Lock()
+		_, err := parseReport(run.Report, cfg)
+		valid := err == nil && !run.ReportOverflow
+		mu.Unlock()
+		select {
+		case waitErr = <-ended:
+		default:
+			if valid {
+				killOnce.Do(proc.kill)
+				gone = false
+			} else {
+				waitErr = <-ended
+			}
+		}
+	}
 	if waitErr != nil {
 		killOnce.Do(proc.kill)
 	}
-	done := make(chan struct{})
-	go func() { readers.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-drained:
 	case <-time.After(drainTimeout):
 		for _, r := range readFiles {
 			_ = r.SetReadDeadline(time.Now())
 		}
-		<-done
+		<-drained
 	}
 	if waitErr != nil {
 		return jailRun{}, waitErr
@@ -446,6 +491,9 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 
 	mu.Lock()
 	defer mu.Unlock()
+	run.Gone = gone
+	_, reportErr := parseReport(run.Report, cfg)
+	run.reportValid = reportErr == nil && !run.ReportOverflow
 	if ch.logR != nil {
 		// An nsjail per execution: its log says how the interpreter ended.
 		run.NsjailLog = string(nsjailLog)
@@ -456,7 +504,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 		parseNsjailLog(&run)
 	} else {
 		ex := procExit{ended: true}
-		if _, err := parseReport(run.Report, cfg); err != nil {
+		if !run.reportValid {
 			// The report does not settle the outcome: how the process
 			// ended does.
 			mu.Unlock()

@@ -62,7 +62,7 @@ func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 		return jailRun{}, err
 	}
 	if err := awaitPreload(ctx, j); err != nil {
-		return jailRun{Cleanup: j.discard}, err
+		return jailRun{Cleanup: j.teardown}, err
 	}
 	return j.finish(ctx, x, p.jails.cfg)
 }

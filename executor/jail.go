@@ -527,10 +527,11 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 // set, is called once, as soon as the limit is passed.
 func readCapped(r io.Reader, limit int, overflow func()) []byte {
 	var buf bytes.Buffer
-	chunk := make([]byte, 32<<10)
+	chunk := readChunks.Get().(*[]byte)
+	defer readChunks.Put(chunk)
 	over := false
 	for {
-		n, err := r.Read(chunk)
+		n, err := r.Read(*chunk)
 		if n > 0 {
 			if room := limit - buf.Len(); n > room {
 				n = max(room, 0)
@@ -539,13 +540,18 @@ func readCapped(r io.Reader, limit int, overflow func()) []byte {
 				}
 				over = true
 			}
-			buf.Write(chunk[:n])
+			buf.Write((*chunk)[:n])
 		}
 		if err != nil {
 			return buf.Bytes()
 		}
 	}
 }
+
+// readChunks are readCapped's read buffers: four channels are read per
+// execution, each usually of a few bytes, and a fresh buffer each would be
+// most of what an execution allocates.
+var readChunks = sync.Pool{New: func() any { chunk := make([]byte, 32<<10); return &chunk }}
 
 var (
 	exitedRE     = regexp.MustCompile(`exited with status: (\d+)`)

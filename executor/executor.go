@@ -47,8 +47,13 @@ type Executor struct {
 	box    sandbox
 	groups cgroups
 
-	slots     chan int      // free slot numbers; a held slot is a running execution
-	waiting   atomic.Int64  // executions queued for a slot
+	slots   chan int     // free slot numbers; a held slot is a running execution
+	waiting atomic.Int64 // executions queued for a slot
+	// ending counts the slots held by executions already answered whose
+	// process is still ending: an execution may wait for one of them
+	// beyond the queue's bound, as it would have found it free had the
+	// answer waited for the end.
+	ending    atomic.Int64
 	closing   chan struct{} // closed, under mu, when Shutdown starts: no new executions
 	hardCtx   context.Context
 	hardStop  context.CancelFunc // kills running executions
@@ -241,10 +246,15 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareO
 		// are seen to after the answer, off the request's path. The slot
 		// stays taken until no process of the execution is left, so that
 		// the limit on concurrent executions (and a slot's uid) holds.
-		gone := release
+		gone := func() {}
 		if run.Gone {
 			release()
-			gone = func() {}
+		} else {
+			e.ending.Add(1)
+			gone = func() {
+				release()
+				e.ending.Add(-1)
+			}
 		}
 		e.teardowns.Add(1)
 		go func() {
@@ -294,7 +304,7 @@ func (e *Executor) admit(ctx context.Context) (int, func(), error) {
 		return take(slot)
 	default:
 	}
-	if e.waiting.Add(1) > int64(e.cfg.Queue) {
+	if e.waiting.Add(1) > int64(e.cfg.Queue)+e.ending.Load() {
 		e.waiting.Add(-1)
 		e.running.Done()
 		return 0, nil, ErrBusy

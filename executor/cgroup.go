@@ -441,15 +441,17 @@ func (e *execCgroup) fresh() bool {
 // making one and removing it costs a directory in each hierarchy (with its
 // control files) and a removal that waits for the kernel to let go of the
 // last process. A cgroup is reused only once nothing is charged to it any
-// more; one that does not get there within drainLimit is removed.
+// more; one idle for idleLimit is removed, so that the pool keeps what the
+// executions of the last moments needed, not what a burst did.
 type cgroupPool struct {
 	groups cgroups
 	prefix string // of the names of its cgroups
 
-	mu     sync.Mutex
-	idle   []idleCgroup // oldest first
-	made   int
-	closed bool
+	mu       sync.Mutex
+	idle     []idleCgroup // oldest first
+	made     int
+	trimming *time.Timer // pending trim, if any
+	closed   bool
 }
 
 type idleCgroup struct {
@@ -457,8 +459,8 @@ type idleCgroup struct {
 	since time.Time
 }
 
-// drainLimit bounds how long a cgroup may wait to be fresh again.
-const drainLimit = 10 * time.Second
+// idleLimit is how long a cgroup may stay idle in the pool.
+const idleLimit = 5 * time.Second
 
 func newCgroupPool(groups cgroups, prefix string) *cgroupPool {
 	return &cgroupPool{groups: groups, prefix: prefix}
@@ -468,15 +470,16 @@ func newCgroupPool(groups cgroups, prefix string) *cgroupPool {
 // given limits: an idle one that is fresh again, or a new one.
 func (p *cgroupPool) take(memBytes int64, procs int) (*execCgroup, error) {
 	p.mu.Lock()
-	ready, stale := p.takeIdle()
-	if ready == nil {
+	// The oldest idle cgroup is the likeliest to be fresh: when it is not,
+	// the younger ones are not tried.
+	var ready *execCgroup
+	if len(p.idle) > 0 && p.idle[0].e.fresh() {
+		ready, p.idle = p.idle[0].e, p.idle[1:]
+	} else {
 		p.made++
 	}
 	id := fmt.Sprintf("%s-%d", p.prefix, p.made)
 	p.mu.Unlock()
-	for _, e := range stale {
-		_ = e.remove() // one that cannot be removed shows in Leftovers
-	}
 	if ready != nil {
 		if err := ready.setLimits(memBytes, procs); err != nil {
 			return nil, errors.Join(fmt.Errorf("setting the limits of cgroup %s: %w", ready.name, err), ready.remove())
@@ -491,28 +494,6 @@ func (p *cgroupPool) take(memBytes int64, procs int) (*execCgroup, error) {
 	return e, nil
 }
 
-// takeIdle takes the oldest idle cgroup if it is fresh again, and those too
-// long in the pool to be waited for. The oldest is the likeliest to be
-// fresh: when it is not, the younger ones are not tried. p.mu is held.
-func (p *cgroupPool) takeIdle() (ready *execCgroup, stale []*execCgroup) {
-	for len(p.idle) > 0 {
-		c := p.idle[0]
-		switch {
-		case c.e.fresh():
-			ready = c.e
-		case time.Since(c.since) > drainLimit:
-			stale = append(stale, c.e)
-		default:
-			return nil, stale
-		}
-		p.idle = p.idle[1:]
-		if ready != nil {
-			return ready, stale
-		}
-	}
-	return nil, stale
-}
-
 // put takes back a cgroup whose execution's processes have all been reaped,
 // or removes it if a process is left or the pool is closed.
 func (p *cgroupPool) put(e *execCgroup) error {
@@ -525,7 +506,29 @@ func (p *cgroupPool) put(e *execCgroup) error {
 		return e.remove()
 	}
 	p.idle = append(p.idle, idleCgroup{e, time.Now()})
+	if p.trimming == nil {
+		p.trimming = time.AfterFunc(idleLimit, p.trim)
+	}
 	return nil
+}
+
+// trim removes the cgroups idle for idleLimit, and comes back for the rest
+// when the oldest of them will be.
+func (p *cgroupPool) trim() {
+	p.mu.Lock()
+	var old []*execCgroup
+	for len(p.idle) > 0 && time.Since(p.idle[0].since) >= idleLimit {
+		old = append(old, p.idle[0].e)
+		p.idle = p.idle[1:]
+	}
+	p.trimming = nil
+	if len(p.idle) > 0 && !p.closed {
+		p.trimming = time.AfterFunc(idleLimit-time.Since(p.idle[0].since), p.trim)
+	}
+	p.mu.Unlock()
+	for _, e := range old {
+		_ = e.remove() // one that cannot be removed shows in Leftovers
+	}
 }
 
 // idleNames names the idle cgroups: they belong to the next executions, so
@@ -546,6 +549,10 @@ func (p *cgroupPool) close() error {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	if p.trimming != nil {
+		p.trimming.Stop()
+		p.trimming = nil
+	}
 	p.mu.Unlock()
 	var errs []error
 	for _, c := range idle {

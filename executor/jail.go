@@ -451,7 +451,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	// killed, so that nothing of it runs on, and its end is awaited after
 	// the answer, by Cleanup.
 	var waitErr error
-	gone := true
+	gone, checked := true, false
 	ended := make(chan error, 1)
 	go func() { ended <- proc.wait() }()
 	drained := make(chan struct{})
@@ -459,9 +459,11 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	select {
 	case waitErr = <-ended:
 	case <-drained:
+		// Every reader is done: the report is final.
 		mu.Lock()
-		_, err := parseReport(run.Report, cfg)
-		valid := err == nil && !run.ReportOverflow
+		run.checkReport(cfg)
+		checked = true
+		valid := run.reportValid
 		mu.Unlock()
 		select {
 		case waitErr = <-ended:
@@ -492,8 +494,9 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	mu.Lock()
 	defer mu.Unlock()
 	run.Gone = gone
-	_, reportErr := parseReport(run.Report, cfg)
-	run.reportValid = reportErr == nil && !run.ReportOverflow
+	if !checked {
+		run.checkReport(cfg)
+	}
 	if ch.logR != nil {
 		// An nsjail per execution: its log says how the interpreter ended.
 		run.NsjailLog = string(nsjailLog)
@@ -520,6 +523,12 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 		return jailRun{}, fmt.Errorf("execution cancelled: %w", context.Cause(ctx))
 	}
 	return run, nil
+}
+
+// checkReport sets reportValid from Report, which must be final.
+func (run *jailRun) checkReport(cfg Config) {
+	_, err := parseReport(run.Report, cfg)
+	run.reportValid = err == nil && !run.ReportOverflow
 }
 
 // readCapped reads r to EOF (or its read deadline), keeping at most limit

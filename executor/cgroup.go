@@ -289,38 +289,32 @@ func (e *execCgroup) attach(pid int) error {
 // pages a forked process shares with its server are not; the script gets
 // memBytes of its own.
 func (e *execCgroup) tightenMemoryLimit(memBytes int64) error {
-	dir := e.memDir()
-	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
+	usageFile := "memory.usage_in_bytes"
 	if e.cg.kind == limitCgroupV2 {
-		limitFile, usageFile = "memory.max", "memory.current"
+		usageFile = "memory.current"
 	}
-	usage, err := readInt(filepath.Join(dir, usageFile))
+	usage, err := readInt(filepath.Join(e.memDir(), usageFile))
 	if err != nil {
 		return fmt.Errorf("reading the memory use of cgroup %s: %w", e.name, err)
 	}
 	target := usage + memBytes
-	// v2 writes "max" for no limit, which is no number: then any is lower.
-	if limit, err := readInt(filepath.Join(dir, limitFile)); err == nil && limit <= target {
+	if e.memBytes > 0 && e.memBytes <= target {
 		return nil
 	}
-	value := strconv.FormatInt(target, 10)
-	write := func(file string) error { return os.WriteFile(filepath.Join(dir, file), []byte(value), 0) }
-	err = write(limitFile)
-	if err == nil && e.cg.kind == limitCgroupV1 {
-		// The combined limit may not be below the memory limit, so it
-		// follows it down. The peak and the failure count so far were the
-		// interpreter's start, not the execution's (hitMemoryLimit reads
-		// them); writing 0 resets them.
-		if _, statErr := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); statErr == nil {
-			err = write("memory.memsw.limit_in_bytes")
-		}
-		if err == nil {
-			value = "0"
-			err = errors.Join(write("memory.max_usage_in_bytes"), write("memory.failcnt"))
-		}
+	if err := e.setLimits(target, e.procs); err != nil {
+		return fmt.Errorf("lowering the memory limit of cgroup %s: %w", e.name, err)
+	}
+	// What the counters hold so far was the interpreter's start, not the
+	// execution's (hitMemoryLimit reads them).
+	switch e.cg.kind {
+	case limitCgroupV1:
+		// Writing 0 resets the peak and the failure count.
+		err = errors.Join(writeControl(e.memDir(), "memory.max_usage_in_bytes", "0"), writeControl(e.memDir(), "memory.failcnt", "0"))
+	case limitCgroupV2:
+		e.eventsBase = e.memoryEvents()
 	}
 	if err != nil {
-		return fmt.Errorf("lowering the memory limit of cgroup %s: %w", e.name, err)
+		return fmt.Errorf("resetting the memory counters of cgroup %s: %w", e.name, err)
 	}
 	return nil
 }

@@ -45,12 +45,19 @@ type interpreter struct {
 // runs it with, so its import path is the jail's.
 const probeScript = `
 import json, os, sys, sysconfig
-from importlib import metadata
 def version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return ""
+    # The installed distribution's directory, name-version.dist-info:
+    # importlib.metadata would find the same, at twice the start-up cost.
+    prefix = name + "-"
+    for d in sys.path:
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for e in entries:
+            if e.startswith(prefix) and e.endswith(".dist-info"):
+                return e[len(prefix):-len(".dist-info")]
+    return ""
 print(json.dumps({
     "venv": sys.prefix if sys.prefix != sys.base_prefix else "",
     "path": [p for p in sys.path if p],

@@ -125,9 +125,18 @@ func TestLoadMixedExecutions(t *testing.T) {
 	// cgroups, and no process anywhere in one of its execution cgroups
 	// beyond those of its idle sandboxes.
 	_, idleInCgroups := cgroupsOf(pid)
+	var left string
+	t.Cleanup(func() {
+		if t.Failed() && left != "" {
+			t.Logf("left when the wait ended: %s", left)
+		}
+	})
 	testsupport.PollUntil(t, 30*time.Second, "the service's executions to leave nothing behind", func() bool {
 		dirs, procs := cgroupsOf(pid)
-		return len(leakcheck.Descendants(pid)) <= idleProcs && len(dirs) <= len(idleCgroups) && len(procs) <= len(idleInCgroups)
+		descendants := leakcheck.Descendants(pid)
+		left = fmt.Sprintf("%d processes under the service (idle: %d), cgroups %v (idle: %v), processes in them %v (idle: %v)",
+			len(descendants), idleProcs, dirs, idleCgroups, procs, idleInCgroups)
+		return len(descendants) <= idleProcs && len(dirs) <= len(idleCgroups) && len(procs) <= len(idleInCgroups)
 	})
 	// Descriptors back to the baseline (keep-alive connections may differ
 	// by a few, and are closed by now on the client side).

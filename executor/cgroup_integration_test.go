@@ -1,0 +1,108 @@
+//go:build integration
+
+package executor
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Fork mode hands a finished execution's cgroup to a later one: the later
+// one must find it as new, with its own limits (not a tighter one an
+// earlier request set) and no memory_limit of an earlier execution counted.
+func TestForkModeReusesCgroupsAsNew(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	allocate := func(mib int) string {
+		return fmt.Sprintf("def main():\n    return len(bytearray(%d << 20)) >> 20\n", mib)
+	}
+	// An execution's cgroup comes back once its process is reaped, and is
+	// fresh once the kernel has let go of what it charged; a pause after
+	// each execution lets the next warm process take it.
+	settle := func() {
+		e.teardowns.Wait()
+		time.Sleep(200 * time.Millisecond)
+	}
+	const rounds = 6
+	for i := 0; i < rounds; i++ {
+		settle()
+		_, err := e.Run(context.Background(), Request{Script: allocate(150), MemoryBytes: 48 << 20})
+		if TypeOf(err) != TypeMemoryLimit {
+			t.Fatalf("round %d: 150 MiB under a request's 48 MiB limit gave %v, want memory_limit", i, err)
+		}
+		settle()
+		res, err := e.Run(context.Background(), Request{Script: allocate(150)})
+		if err != nil || string(res.Value) != "150" {
+			t.Fatalf("round %d: 150 MiB under the service's limit, after a tighter request, gave %s, %v; want 150", i, res.Value, err)
+		}
+		settle()
+		res, err = e.Run(context.Background(), Request{Script: "def main():\n    return 1\n"})
+		if err != nil || string(res.Value) != "1" {
+			t.Fatalf("round %d: a trivial script after a memory_limit gave %s, %v; want 1", i, res.Value, err)
+		}
+	}
+	box := e.box.(*forkSandbox)
+	box.cgroups.mu.Lock()
+	made := box.cgroups.made
+	box.cgroups.mu.Unlock()
+	if executions := 3*rounds + 2; made >= executions {
+		t.Errorf("%d cgroups made for %d executions (the self-test's included): none was reused", made, executions)
+	}
+	t.Logf("%d cgroups made for %d executions", made, 3*rounds+2)
+}
+
+// A cgroup back in the pool is handed out again only as new: the limits
+// the taker asks for (not a tighter one of the last execution), and the
+// counters hitMemoryLimit reads at zero.
+func TestAReusedCgroupHasTheTakersLimits(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	pool := newCgroupPool(e.groups, "reuse-test")
+	t.Cleanup(func() { _ = pool.close() })
+	const service, procs = 256 << 20, 16
+	first, err := pool.take(service, procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.tightenMemoryLimit(48 << 20); err != nil {
+		t.Fatal(err)
+	}
+	limitFile, pidsFile := filepath.Join(first.memDir(), "memory.max"), filepath.Join(first.memDir(), "pids.max")
+	if e.groups.kind == limitCgroupV1 {
+		limitFile, pidsFile = filepath.Join(first.memDir(), "memory.limit_in_bytes"), filepath.Join(first.pidsDir(), "pids.max")
+	}
+	if limit, err := readInt(limitFile); err != nil || limit >= service {
+		t.Fatalf("limit after tightening = %d, %v; want below %d", limit, err, service)
+	}
+	if err := first.release(true); err != nil {
+		t.Fatal(err)
+	}
+	var again *execCgroup
+	deadline := time.Now().Add(10 * time.Second)
+	for again == nil && time.Now().Before(deadline) {
+		c, err := pool.take(service, procs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.name == first.name {
+			again = c
+			break
+		}
+		_ = c.remove() // a new one: the first was not fresh yet
+		time.Sleep(50 * time.Millisecond)
+	}
+	if again == nil {
+		t.Fatalf("cgroup %s was never handed out again", first.name)
+	}
+	t.Cleanup(func() { _ = again.remove() })
+	if limit, err := readInt(limitFile); err != nil || limit != service {
+		t.Errorf("reused cgroup's memory limit = %d, %v; want %d", limit, err, service)
+	}
+	if n, err := readInt(pidsFile); err != nil || n != procs {
+		t.Errorf("reused cgroup's pids.max = %d, %v; want %d", n, err, procs)
+	}
+	if again.hitMemoryLimit() {
+		t.Error("a reused cgroup reports its memory limit reached before any execution ran")
+	}
+}

@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/pyexec/pyexec/internal/testsupport"
+	"github.com/pyexec/pyexec/server"
 )
 
 // Encodings and bodies: NUL, BOM, invalid UTF-8, oversized and hostile JSON
@@ -49,17 +52,19 @@ func TestAdversarialEncodings(t *testing.T) {
 		})
 	}
 
-	// A 20 MiB body is refused with 413 whether or not it announces its
-	// length, and the service stops reading it: what the client managed
-	// to send is bounded by the cap plus the loopback's socket buffers,
-	// far from the whole body.
+	// A body far over the cap is refused with 413 whether or not it
+	// announces its length, and the service stops reading it: what the
+	// client manages to send is bounded by the cap plus what the loopback's
+	// socket buffers take (the kernel grows them up to tcp_rmem's and
+	// tcp_wmem's maximum), and the body is twice that.
+	bound := int64(server.DefaultMaxRequestBytes) + tcpBufferMax(t, "tcp_rmem") + tcpBufferMax(t, "tcp_wmem") + 1<<20
+	size := 2 * bound
 	for _, announce := range []bool{true, false} {
-		name := "a 20 MiB body with its length announced"
+		name := "a body over twice the cap and socket buffers, its length announced"
 		if !announce {
-			name = "a 20 MiB body sent chunked"
+			name = "a body over twice the cap and socket buffers, sent chunked"
 		}
 		t.Run(name, func(t *testing.T) {
-			const size = 20 << 20
 			body := &testsupport.CountingReader{R: io.MultiReader(strings.NewReader(`{"script": "`), io.LimitReader(testsupport.Endless('x'), size))}
 			req, err := http.NewRequest(http.MethodPost, ts.URL+"/execute", body)
 			if err != nil {
@@ -78,9 +83,28 @@ func TestAdversarialEncodings(t *testing.T) {
 			if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(raw, []byte(`"invalid_request"`)) {
 				t.Errorf("answered %d %s, want 413 invalid_request", resp.StatusCode, testsupport.Clip(raw))
 			}
-			if n := body.N(); n >= size {
-				t.Errorf("the whole %d-byte body was consumed (%d bytes), want the service to stop at its cap", size, n)
+			if n := body.N(); n >= bound {
+				t.Errorf("%d bytes of the %d-byte body were sent, want at most the cap and the socket buffers (%d): the service must stop reading at its cap", n, size, bound)
 			}
 		})
 	}
+}
+
+// tcpBufferMax is the largest a TCP socket buffer may grow to: the third
+// field of /proc/sys/net/ipv4/<name> (tcp_rmem or tcp_wmem).
+func tcpBufferMax(t *testing.T, name string) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/sys/net/ipv4/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 3 {
+		t.Fatalf("%s = %q, want three numbers", name, data)
+	}
+	n, err := strconv.ParseInt(fields[2], 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return n
 }

@@ -435,11 +435,13 @@ func (e *execCgroup) fresh() bool {
 // making one and removing it costs a directory in each hierarchy (with its
 // control files) and a removal that waits for the kernel to let go of the
 // last process. A cgroup is reused only once nothing is charged to it any
-// more; one idle for idleLimit is removed, so that the pool keeps what the
-// executions of the last moments needed, not what a burst did.
+// more; one idle for idleLimit is removed, and the pool keeps at most
+// maxIdle, so that it holds what the executions of the last moments needed,
+// not what a burst did.
 type cgroupPool struct {
-	groups cgroups
-	prefix string // of the names of its cgroups
+	groups  cgroups
+	prefix  string // of the names of its cgroups
+	maxIdle int    // the most idle cgroups it keeps
 
 	mu       sync.Mutex
 	idle     []idleCgroup // oldest first
@@ -456,20 +458,30 @@ type idleCgroup struct {
 // idleLimit is how long a cgroup may stay idle in the pool.
 const idleLimit = 5 * time.Second
 
-func newCgroupPool(groups cgroups, prefix string) *cgroupPool {
-	return &cgroupPool{groups: groups, prefix: prefix}
+// freshTries is how many of the oldest idle cgroups a take checks.
+const freshTries = 4
+
+// newCgroupPool makes a pool that keeps at most maxIdle idle cgroups.
+func newCgroupPool(groups cgroups, prefix string, maxIdle int) *cgroupPool {
+	return &cgroupPool{groups: groups, prefix: prefix, maxIdle: maxIdle}
 }
 
 // take returns a cgroup with no process and nothing charged to it, with the
 // given limits: an idle one that is fresh again, or a new one.
 func (p *cgroupPool) take(memBytes int64, procs int) (*execCgroup, error) {
 	p.mu.Lock()
-	// The oldest idle cgroup is the likeliest to be fresh: when it is not,
-	// the younger ones are not tried.
+	// The oldest idle cgroups are the likeliest to be fresh. One can stay
+	// charged for a while (the kernel frees what a network namespace held
+	// in a work queue of its own), so a few are tried, not only the first.
 	var ready *execCgroup
-	if len(p.idle) > 0 && p.idle[0].e.fresh() {
-		ready, p.idle = p.idle[0].e, p.idle[1:]
-	} else {
+	for i := 0; i < min(len(p.idle), freshTries); i++ {
+		if p.idle[i].e.fresh() {
+			ready = p.idle[i].e
+			p.idle = slices.Delete(p.idle, i, i+1)
+			break
+		}
+	}
+	if ready == nil {
 		p.made++
 	}
 	id := fmt.Sprintf("%s-%d", p.prefix, p.made)
@@ -495,13 +507,22 @@ func (p *cgroupPool) put(e *execCgroup) error {
 		return e.remove()
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return e.remove()
 	}
 	p.idle = append(p.idle, idleCgroup{e, time.Now()})
+	var excess *execCgroup
+	if len(p.idle) > p.maxIdle {
+		// A burst made more than the pool keeps: the oldest goes.
+		excess, p.idle = p.idle[0].e, p.idle[1:]
+	}
 	if p.trimming == nil {
 		p.trimming = time.AfterFunc(idleLimit, p.trim)
+	}
+	p.mu.Unlock()
+	if excess != nil {
+		return excess.remove()
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestForkModeReusesCgroupsAsNew(t *testing.T) {
 // counters hitMemoryLimit reads at zero.
 func TestAReusedCgroupHasTheTakersLimits(t *testing.T) {
 	e := modeExecutor(t, ModeFork)
-	pool := newCgroupPool(e.groups, "reuse-test")
+	pool := newCgroupPool(e.groups, "reuse-test", 4)
 	t.Cleanup(func() { _ = pool.close() })
 	const service, procs = 256 << 20, 16
 	first, err := pool.take(service, procs)
@@ -104,5 +105,37 @@ func TestAReusedCgroupHasTheTakersLimits(t *testing.T) {
 	}
 	if again.hitMemoryLimit() {
 		t.Error("a reused cgroup reports its memory limit reached before any execution ran")
+	}
+}
+
+// A burst leaves no more idle cgroups than the pool keeps: the oldest
+// beyond its bound are removed as the later ones come back.
+func TestTheCgroupPoolKeepsAtMostItsBound(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	const bound = 2
+	pool := newCgroupPool(e.groups, "bound-test", bound)
+	t.Cleanup(func() { _ = pool.close() })
+	var taken []*execCgroup
+	for i := 0; i < 5; i++ {
+		c, err := pool.take(64<<20, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, c)
+	}
+	for _, c := range taken {
+		if err := c.release(true); err != nil {
+			t.Fatalf("release %s: %v", c.name, err)
+		}
+	}
+	idle := pool.idleNames()
+	if len(idle) != bound {
+		t.Errorf("%d idle cgroups %v after five came back, want %d", len(idle), idle, bound)
+	}
+	for _, c := range taken {
+		_, err := os.Stat(c.memDir())
+		if exists := err == nil; exists != idle[c.name] {
+			t.Errorf("cgroup %s: directory exists %v, idle in the pool %v; want both or neither", c.name, exists, idle[c.name])
+		}
 	}
 }

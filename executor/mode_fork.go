@@ -86,7 +86,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 	if err != nil {
 		return nil, err
 	}
-	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, "fork")}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, "fork", 8*cfg.Concurrency)}
 	if _, err := f.ensureServer(); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,9 @@ type cgroups struct {
 	// relative to them. v2: mount is the unified mount, parent the same.
 	memMount, pidsMount string
 	parent              string // relative path, e.g. "pyexec" or "<own cgroup>/pyexec"
+	// swapAccounted tells whether v1's memory cgroups account swap
+	// (memory.memsw.*), so that a memory limit can cover it.
+	swapAccounted bool
 }
 
 // detectCgroups finds a hierarchy where this process may create cgroups with
@@ -77,6 +80,8 @@ func setupV1(root string) (cgroups, error) {
 			return cgroups{}, fmt.Errorf("memory cgroup is not hierarchical: %w", err)
 		}
 	}
+	_, err := os.Stat(filepath.Join(mem, cg.parent, "memory.memsw.limit_in_bytes"))
+	cg.swapAccounted = err == nil
 	return cg, nil
 }
 
@@ -219,7 +224,7 @@ func (e *execCgroup) setLimits(memBytes int64, procs int) error {
 				files[0], files[1] = files[1], files[0]
 			}
 			for _, f := range files {
-				if err == nil && (f == "memory.limit_in_bytes" || e.cg.swapAccounted()) {
+				if err == nil && (f == "memory.limit_in_bytes" || e.cg.swapAccounted) {
 					err = writeControl(e.memDir(), f, mem)
 				}
 			}
@@ -244,13 +249,6 @@ func (e *execCgroup) setLimits(memBytes int64, procs int) error {
 		e.procs = procs
 	}
 	return nil
-}
-
-// swapAccounted tells whether v1's memory cgroups account swap
-// (memory.memsw.*), so that a memory limit can cover it.
-func (c cgroups) swapAccounted() bool {
-	_, err := os.Stat(filepath.Join(c.memMount, c.parent, "memory.memsw.limit_in_bytes"))
-	return err == nil
 }
 
 func (e *execCgroup) memDir() string  { return filepath.Join(e.cg.memMount, e.name) }

@@ -38,9 +38,14 @@ type jailRun struct {
 	ExitCode  int
 	Signal    syscall.Signal
 	NsjailLog string
-	// reportValid tells that Report is a valid report, whole: the
-	// execution is judged by it, not by how its process ended.
-	reportValid bool
+	// report is Report parsed, once it is final (checkReport), and
+	// reportErr why it is not a report; reportValid tells that it is a
+	// valid report, whole: the execution is judged by it, not by how its
+	// process ended.
+	report        report
+	reportErr     error
+	reportValid   bool
+	reportChecked bool
 	// Gone tells that no process of the execution is left; when false,
 	// the execution was answered by its report while its process ended.
 	Gone bool
@@ -451,7 +456,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	// killed, so that nothing of it runs on, and its end is awaited after
 	// the answer, by Cleanup.
 	var waitErr error
-	gone, checked := true, false
+	gone := true
 	ended := make(chan error, 1)
 	go func() { ended <- proc.wait() }()
 	drained := make(chan struct{})
@@ -462,7 +467,6 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 		// Every reader is done: the report is final.
 		mu.Lock()
 		run.checkReport(cfg)
-		checked = true
 		valid := run.reportValid
 		mu.Unlock()
 		select {
@@ -494,9 +498,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	mu.Lock()
 	defer mu.Unlock()
 	run.Gone = gone
-	if !checked {
-		run.checkReport(cfg)
-	}
+	run.checkReport(cfg)
 	if ch.logR != nil {
 		// An nsjail per execution: its log says how the interpreter ended.
 		run.NsjailLog = string(nsjailLog)
@@ -525,10 +527,15 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	return run, nil
 }
 
-// checkReport sets reportValid from Report, which must be final.
+// checkReport parses Report, which must be final, once: collect needs its
+// validity to decide when the execution is over, judge the report itself.
 func (run *jailRun) checkReport(cfg Config) {
-	_, err := parseReport(run.Report, cfg)
-	run.reportValid = err == nil && !run.ReportOverflow
+	if run.reportChecked {
+		return
+	}
+	run.reportChecked = true
+	run.report, run.reportErr = parseReport(run.Report, cfg)
+	run.reportValid = run.reportErr == nil && !run.ReportOverflow
 }
 
 // readCapped reads r to EOF (or its read deadline), keeping at most limit

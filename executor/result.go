@@ -65,9 +65,9 @@ func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 	case run.StdoutOverflow:
 		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
 	}
-	rep, repErr := parseReport(run.Report, cfg)
-	if repErr == nil {
-		return judgeReport(res, rep, cfg, lim)
+	run.checkReport(cfg)
+	if run.reportErr == nil {
+		return judgeReport(res, run.report, cfg, lim)
 	}
 	switch {
 	case run.MemoryLimitHit:

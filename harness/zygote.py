@@ -305,17 +305,6 @@ def warm_up():
     linecache.cache.pop(harness.SCRIPT_FILENAME, None)
 
 
-def mappings():
-    """The server's memory mappings: (start, end, permissions, path)."""
-    found = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            found.append((start, end, fields[1], fields[5] if len(fields) > 5 else ""))
-    return found
-
-
 def release_file_pages():
     """Unmaps the file pages the server mapped while importing.
 
@@ -328,19 +317,21 @@ def release_file_pages():
     private page are released, so nothing of the server's state is lost:
     what it touches again is mapped again from the same file.
     """
-    anonymous = {}
+    unused = []
     with open("/proc/self/smaps") as smaps:
-        current = None
+        mapping = None
         for line in smaps:
             fields = line.split()
-            if fields[0] == "Anonymous:" and current is not None:
-                anonymous[current] = int(fields[1])
-            elif "-" in fields[0] and not fields[0].endswith(":"):
-                current = fields[0]
-    for start, end, perms, path in mappings():
-        key = "%x-%x" % (start, end)
-        if path.startswith("/") and "w" not in perms and anonymous.get(key) == 0:
-            libc.madvise(start, end - start, MADV_DONTNEED)
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                # A mapping's first line: start-end perms offset dev inode [path].
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                mapping = (start, end, fields[1], fields[5] if len(fields) > 5 else "")
+            elif fields[0] == "Anonymous:" and mapping is not None:
+                start, end, perms, path = mapping
+                if path.startswith("/") and "w" not in perms and fields[1] == "0":
+                    unused.append((start, end))
+    for start, end in unused:
+        libc.madvise(start, end - start, MADV_DONTNEED)
 
 
 def main():

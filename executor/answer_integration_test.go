@@ -4,11 +4,10 @@ package executor
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/internal/leakcheck"
 )
 
 // lingerScript starts a process that holds none of the execution's
@@ -29,28 +28,14 @@ def main():
     return len(os.read(r, 1))
 `
 
-// lingering lists the host pids of processes named by lingerScript.
-func lingering(t *testing.T) []string {
-	t.Helper()
-	comms, err := filepath.Glob("/proc/[0-9]*/comm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []string
-	for _, c := range comms {
-		data, err := os.ReadFile(c)
-		if err == nil && strings.TrimSpace(string(data)) == "pyexec-linger" {
-			pids = append(pids, filepath.Base(filepath.Dir(c)))
-		}
-	}
-	return pids
-}
+// lingering lists the processes named by lingerScript, anywhere on the host.
+func lingering() []int { return leakcheck.DescendantsNamed(1, "pyexec-linger") }
 
 // An execution may be answered as soon as its report is whole, before its
 // processes have ended: then nothing of it may outlive the answer's
 // aftermath, and its slot stays taken while any of it still runs.
 func TestAnAnsweredExecutionLeavesNoProcessAndHoldsItsSlotUntilNone(t *testing.T) {
-	if left := lingering(t); len(left) > 0 {
+	if left := lingering(); len(left) > 0 {
 		t.Fatalf("processes named pyexec-linger run before the test: %v", left)
 	}
 	for _, mode := range allModes {
@@ -59,7 +44,7 @@ func TestAnAnsweredExecutionLeavesNoProcessAndHoldsItsSlotUntilNone(t *testing.T
 			for i := 0; i < 3; i++ {
 				start := time.Now()
 				res, err := e.Run(context.Background(), Request{Script: lingerScript})
-				alive, free := lingering(t), len(e.slots)
+				alive, free := lingering(), len(e.slots)
 				if err != nil || string(res.Value) != "1" {
 					t.Fatalf("Run = %s, %v; want 1", res.Value, err)
 				}
@@ -70,7 +55,7 @@ func TestAnAnsweredExecutionLeavesNoProcessAndHoldsItsSlotUntilNone(t *testing.T
 					t.Errorf("every slot was free while the execution's process %v still ran", alive)
 				}
 				e.teardowns.Wait()
-				if left := lingering(t); len(left) > 0 {
+				if left := lingering(); len(left) > 0 {
 					t.Fatalf("after the execution was torn down, its process %v still runs", left)
 				}
 				if free := len(e.slots); free != e.cfg.Concurrency {

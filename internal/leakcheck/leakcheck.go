@@ -37,6 +37,22 @@ func Descendants(pid int) []int {
 	return found
 }
 
+// DescendantsNamed lists the processes below root called name. The sandbox
+// keeps long-lived processes of its own (a pool, a fork server), so "no
+// descendants" is no test that an execution's processes are gone; their
+// names are. Pass os.Getpid() for a service in the test's process, 1 for
+// the whole host (where the processes of a service that exited went).
+func DescendantsNamed(root int, name string) []int {
+	var found []int
+	for _, pid := range Descendants(root) {
+		comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			found = append(found, pid)
+		}
+	}
+	return found
+}
+
 // parentOf reads the PPID field of /proc/<pid>/stat. The command name before
 // it may contain spaces and parentheses, so the fields after the last ')'
 // are the ones to split.

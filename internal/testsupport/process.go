@@ -2,9 +2,6 @@ package testsupport
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,25 +10,9 @@ import (
 
 // NameProcess is Python that names the calling process, and the children it
 // forks afterwards, so that a test can find them from the host with
-// ProcessesNamed. The kernel keeps 15 bytes of a name.
+// leakcheck.DescendantsNamed. The kernel keeps 15 bytes of a name.
 func NameProcess(name string) string {
 	return fmt.Sprintf("import ctypes as _ct\n_ct.CDLL(None).prctl(15, %q.encode(), 0, 0, 0)  # PR_SET_NAME\n", name)
-}
-
-// ProcessesNamed lists the processes below root called name. The sandbox
-// keeps long-lived processes of its own (a pool, a fork server), so "no
-// descendants" is no test that an execution's processes are gone; their
-// names are. Pass os.Getpid() for a service in the test's process, 1 for
-// the whole host (where the processes of a service that exited went).
-func ProcessesNamed(root int, name string) []int {
-	var found []int
-	for _, pid := range leakcheck.Descendants(root) {
-		comm, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == name {
-			found = append(found, pid)
-		}
-	}
-	return found
 }
 
 // SettledDescendants waits until the number of pid's descendant processes

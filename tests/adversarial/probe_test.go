@@ -170,7 +170,7 @@ func assertBackToIdle(t *testing.T, ts *testsupport.Service, idle int, name stri
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		procs := leakcheck.Descendants(os.Getpid())
-		named := testsupport.ProcessesNamed(os.Getpid(), name)
+		named := leakcheck.DescendantsNamed(os.Getpid(), name)
 		left := ts.Executor.Leftovers()
 		if len(procs) <= idle && len(named) == 0 && len(left) == 0 {
 			return

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -46,7 +47,7 @@ def main():
 		// The holder's host pid: the process it named.
 		var hostPid int
 		testsupport.PollUntil(t, 30*time.Second, "the holder to run", func() bool {
-			if pids := testsupport.ProcessesNamed(os.Getpid(), holderName); len(pids) == 1 {
+			if pids := leakcheck.DescendantsNamed(os.Getpid(), holderName); len(pids) == 1 {
 				hostPid = pids[0]
 				return true
 			}

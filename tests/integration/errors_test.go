@@ -361,7 +361,7 @@ func TestAFullQueueAnswersBusyWithRetryAfter(t *testing.T) {
 	}()
 	// The sleeper holds the only slot once its process runs.
 	testsupport.PollUntil(t, 30*time.Second, "the sleeping script to run", func() bool {
-		return len(testsupport.ProcessesNamed(os.Getpid(), "pyexec-sleeper")) > 0
+		return len(leakcheck.DescendantsNamed(os.Getpid(), "pyexec-sleeper")) > 0
 	})
 	r := ts.Execute(t, "def main():\n    return 1\n")
 	checkFailure(t, "while the only slot is taken", r, failure{503, "busy", "Service busy, retry later"})

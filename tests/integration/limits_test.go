@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -141,7 +142,7 @@ def main():
 	}
 	t.Logf("a fork bomb answered %d %s: %s", r.Status, r.ErrorType, r.Error)
 	testsupport.PollUntil(t, 30*time.Second, "the fork bomb's processes to be gone", func() bool {
-		return len(testsupport.ProcessesNamed(os.Getpid(), "pyexec-bomb")) == 0
+		return len(leakcheck.DescendantsNamed(os.Getpid(), "pyexec-bomb")) == 0
 	})
 	checkRecovered(t, ts)
 
@@ -203,6 +204,6 @@ def main():
 		t.Errorf("the answer took %v: it waited for the orphaned grandchild", elapsed)
 	}
 	testsupport.PollUntil(t, 15*time.Second, "the orphan to be killed with its jail", func() bool {
-		return len(testsupport.ProcessesNamed(os.Getpid(), "pyexec-orphan")) == 0
+		return len(leakcheck.DescendantsNamed(os.Getpid(), "pyexec-orphan")) == 0
 	})
 }

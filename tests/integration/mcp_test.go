@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/mcpcheck"
 	"github.com/pyexec/pyexec/internal/testsupport"
 	"github.com/pyexec/pyexec/mcpserver"
@@ -158,7 +159,7 @@ func TestMCPWhenBusyIsAProtocolErrorThatSaysRetry(t *testing.T) {
 		sleeper <- answer{res, err}
 	}()
 	testsupport.PollUntil(t, 30*time.Second, "the sleeping script to run", func() bool {
-		return len(testsupport.ProcessesNamed(os.Getpid(), "pyexec-sleeper")) > 0
+		return len(leakcheck.DescendantsNamed(os.Getpid(), "pyexec-sleeper")) > 0
 	})
 
 	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: mcpserver.ToolName, Arguments: map[string]string{"script": "def main():\n    return 1\n"}})

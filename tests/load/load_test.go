@@ -191,9 +191,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 		}()
 	}
 	send("long", longScript)
-	testsupport.PollUntil(t, 30*time.Second, "the long script to run", func() bool { return len(testsupport.ProcessesNamed(1, long)) > 0 })
+	testsupport.PollUntil(t, 30*time.Second, "the long script to run", func() bool { return len(leakcheck.DescendantsNamed(1, long)) > 0 })
 	send("short", shortScript)
-	testsupport.PollUntil(t, 30*time.Second, "the short script to run", func() bool { return len(testsupport.ProcessesNamed(1, short)) > 0 })
+	testsupport.PollUntil(t, 30*time.Second, "the short script to run", func() bool { return len(leakcheck.DescendantsNamed(1, short)) > 0 })
 	for i := 0; i < 6; i++ {
 		send("quick", quick)
 	}
@@ -236,7 +236,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Errorf("after the service exited: cgroups %v %v and processes %v of it remain", parents, dirs, procs)
 	}
 	testsupport.PollUntil(t, 5*time.Second, "no script process anywhere on the host", func() bool {
-		return len(testsupport.ProcessesNamed(1, long))+len(testsupport.ProcessesNamed(1, short)) == 0
+		return len(leakcheck.DescendantsNamed(1, long))+len(leakcheck.DescendantsNamed(1, short)) == 0
 	})
 }
 

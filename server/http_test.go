@@ -25,15 +25,22 @@ type answer struct {
 	body   string
 }
 
+// send sends a request with body and returns the answer.
 func send(t *testing.T, method, url, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return do(t, req)
+}
+
+// do sends req and returns the answer.
+func do(t *testing.T, req *http.Request) answer {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -275,16 +282,7 @@ func request(t *testing.T, method, url string, header http.Header) answer {
 		t.Fatal(err)
 	}
 	req.Header = header
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, string(raw)}
+	return do(t, req)
 }
 
 func TestOpenAPIJSONIsTheEmbeddedDocument(t *testing.T) {

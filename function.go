@@ -24,9 +24,23 @@ import (
 	"github.com/pyexec/pyexec/server"
 )
 
+// functionsByName are the functions by the names FUNCTION_TARGET gives them.
+var functionsByName = map[string]http.HandlerFunc{
+	"Execute":      Execute,
+	"ExecuteEvent": ExecuteEvent,
+}
+
 func init() {
-	functions.HTTP("Execute", Execute)
-	functions.HTTP("ExecuteEvent", ExecuteEvent)
+	for name, fn := range functionsByName {
+		functions.HTTP(name, fn)
+	}
+}
+
+// Function returns the function named target, as FUNCTION_TARGET names it,
+// and whether there is one.
+func Function(target string) (http.HandlerFunc, bool) {
+	fn, ok := functionsByName[target]
+	return fn, ok
 }
 
 // Execute is the Execute function: POST /execute, GET /healthz,

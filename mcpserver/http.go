@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/pyexec/pyexec/internal/size"
 )
@@ -21,38 +23,122 @@ func postOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeTransportError(w, http.StatusMethodNotAllowed, "Method not allowed: the MCP endpoint takes POST")
+			writeError(w, http.StatusMethodNotAllowed, codeInvalidRequest, nullID, "Method not allowed: the MCP endpoint takes POST", "method_not_allowed")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// capBody reads the whole body, at most max bytes, before next sees the
-// request, and answers 413 when it is larger. The SDK has a cap of its own,
-// but it answers in plain text; reading here first lets the 413 be JSON.
-func capBody(max int64, next http.Handler) http.Handler {
+// readMessage reads the whole body, at most max bytes, before next sees the
+// request: it answers 413 when the body is larger and a JSON-RPC parse error
+// when it is not JSON. The SDK has a cap of its own, but it answers in plain
+// text; reading here first lets every answer be JSON-RPC. Whatever the SDK
+// still refuses in plain text (a missing id or params, an unsupported
+// protocol version, an Accept without both types) is rewritten as a
+// JSON-RPC error answering the message's id, with the SDK's status and
+// message.
+func readMessage(max int64, next http.Handler) http.Handler {
 	tooLarge := fmt.Sprintf("Request body too large (max %s)", size.Text(max, ""))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			writeTransportError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, "invalid_request")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeTransportError(w, http.StatusRequestEntityTooLarge, tooLarge)
+				writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, "invalid_request")
 				return
 			}
 			// The client went away or sent a broken chunked body; nobody
 			// is left to read a detailed answer.
-			writeTransportError(w, http.StatusBadRequest, "Request body could not be read")
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, nullID, "Request body could not be read", "invalid_request")
+			return
+		}
+		if !json.Valid(body) {
+			writeError(w, http.StatusBadRequest, codeParseError, nullID, "Parse error: the body is not JSON", "invalid_request")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
+		pw := &plainErrors{ResponseWriter: w, id: messageID(body)}
+		next.ServeHTTP(pw, r)
+		pw.finish()
 	})
+}
+
+// nullID is the id of an error that answers no message that could be read.
+var nullID = json.RawMessage("null")
+
+// messageID is the id of the one JSON-RPC message body holds, or null when
+// it holds none (a batch, a notification, an id of no valid type).
+func messageID(body []byte) json.RawMessage {
+	var msg struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &msg) != nil || len(msg.ID) == 0 {
+		return nullID
+	}
+	switch msg.ID[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return msg.ID
+	}
+	return nullID
+}
+
+// plainErrors passes the SDK's answers through, except its plain-text
+// refusals (http.Error: a status of 400 or more with a text/plain body),
+// which it keeps back and finish writes as JSON-RPC errors.
+type plainErrors struct {
+	http.ResponseWriter
+	id          json.RawMessage
+	wroteHeader bool
+	status      int          // of the refusal kept back; 0 when none
+	message     bytes.Buffer // its text
+}
+
+func (p *plainErrors) WriteHeader(status int) {
+	if p.wroteHeader {
+		return
+	}
+	p.wroteHeader = true
+	if status >= http.StatusBadRequest && strings.HasPrefix(p.Header().Get("Content-Type"), "text/plain") {
+		p.status = status
+		return
+	}
+	p.ResponseWriter.WriteHeader(status)
+}
+
+func (p *plainErrors) Write(b []byte) (int, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.status != 0 {
+		const keep = 1 << 10 // an error's text, not a body
+		p.message.Write(b[:min(len(b), max(0, keep-p.message.Len()))])
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+// Flush passes a flush on, except of a refusal kept back.
+func (p *plainErrors) Flush() {
+	if f, ok := p.ResponseWriter.(http.Flusher); ok && p.status == 0 {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (p *plainErrors) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// finish writes the refusal kept back, if any.
+func (p *plainErrors) finish() {
+	if p.status == 0 {
+		return
+	}
+	p.Header().Del("X-Content-Type-Options")
+	writeError(p.ResponseWriter, p.status, codeInvalidRequest, p.id, strings.TrimSpace(p.message.String()), "invalid_request")
 }
 
 // requestContextKey is the context key under which withRequestContext keeps
@@ -86,30 +172,52 @@ func untilClientGone(ctx context.Context) (context.Context, context.CancelFunc) 
 	return ctx, cancel
 }
 
-// transportError is a JSON-RPC error answer to an HTTP request refused before
-// its JSON-RPC message was read, so it answers no request ID (null).
-type transportError struct {
+// errorAnswer is a JSON-RPC error answer to an HTTP request refused by the
+// transport, before or instead of the MCP server's handling of its message.
+type errorAnswer struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Error   struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
+		Data    struct {
+			ErrorType string `json:"error_type"`
+		} `json:"data"`
 	} `json:"error"`
 }
 
-// codeInvalidRequest is JSON-RPC's "the JSON sent is not a valid Request".
-const codeInvalidRequest = -32600
+// JSON-RPC's codes for "the body is not JSON" and "the JSON sent is not a
+// valid Request".
+const (
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+)
 
-// writeTransportError writes a JSON-RPC error with the given HTTP status.
-// MCP clients read the JSON-RPC error of a non-2xx answer and show its message.
-func writeTransportError(w http.ResponseWriter, status int, message string) {
-	var body transportError
+// WriteRefusal answers a request to the MCP endpoint that the service
+// refuses before the endpoint reads it (a cross-origin request, a foreign
+// Host, a body that is not JSON) with a JSON-RPC error: status is the HTTP
+// status, errorType the service's error_type, which the error's data holds.
+func WriteRefusal(w http.ResponseWriter, status int, message, errorType string) {
+	writeError(w, status, codeInvalidRequest, nullID, message, errorType)
+}
+
+// writeError writes a JSON-RPC error with the given HTTP status, answering
+// the message id (null when none could be read). MCP clients read the
+// JSON-RPC error of a non-2xx answer and show its message.
+func writeError(w http.ResponseWriter, status, code int, id json.RawMessage, message, errorType string) {
+	var body errorAnswer
 	body.JSONRPC = "2.0"
-	body.ID = json.RawMessage("null")
-	body.Error.Code = codeInvalidRequest
+	body.ID = id
+	body.Error.Code = code
 	body.Error.Message = message
-	data, _ := json.Marshal(body) // cannot fail: strings and a literal
+	body.Error.Data.ErrorType = errorType
+	data, err := json.Marshal(body)
+	if err != nil {
+		// Only an id that is not JSON could fail, and ids are checked.
+		panic(err)
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
-	w.Write(data)
+	_, _ = w.Write(data)
 }

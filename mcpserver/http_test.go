@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -158,61 +157,6 @@ func TestBodyOverTheCapIsRefusedWith413(t *testing.T) {
 	})
 	if got := len(f.recorded()); got != 1 {
 		t.Errorf("RunFunc called %d times, want once (only for the body within the cap)", got)
-	}
-}
-
-func TestDNSRebindingProtectionRefusesAForeignHost(t *testing.T) {
-	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
-	srv := serve(t, f, testOptions)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// A page on attacker.example whose name now resolves to 127.0.0.1: the
-	// browser connects to loopback but names its own host.
-	status, body := postJSONRPC(t, srv.URL, http.Header{"Host": {"attacker.example:" + u.Port()}}, callPandas)
-	if status != http.StatusForbidden {
-		t.Errorf("foreign Host: status = %d (%s), want 403", status, body)
-	}
-	if got := len(f.recorded()); got != 0 {
-		t.Fatalf("RunFunc called %d times for a refused request", got)
-	}
-	// The same request naming localhost is served: the Host made the difference.
-	if status, body := postJSONRPC(t, srv.URL, http.Header{"Host": {"localhost:" + u.Port()}}, callPandas); status != http.StatusOK {
-		t.Errorf("Host localhost: status = %d (%s), want 200", status, body)
-	}
-}
-
-func TestCrossOriginBrowserRequestIsRefused(t *testing.T) {
-	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
-	srv := serve(t, f, testOptions)
-	for _, tc := range []struct {
-		name   string
-		header http.Header
-		status int
-	}{
-		{"Origin of another site", http.Header{"Origin": {"http://attacker.example"}}, http.StatusForbidden},
-		{"Sec-Fetch-Site cross-site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
-		{"Origin of the endpoint itself", http.Header{"Origin": {srv.URL}}, http.StatusOK},
-		{"no Origin, as from a non-browser client", nil, http.StatusOK},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := len(f.recorded())
-			status, body := postJSONRPC(t, srv.URL, tc.header, callPandas)
-			if status != tc.status {
-				t.Fatalf("status = %d (%s), want %d", status, body, tc.status)
-			}
-			ran := len(f.recorded()) > before
-			if ran != (tc.status == http.StatusOK) {
-				t.Errorf("RunFunc called: %v, want %v", ran, tc.status == http.StatusOK)
-			}
-			if status == http.StatusForbidden {
-				if msg := transportErrorMessage(t, body); msg != "Cross-origin request refused" {
-					t.Errorf("message = %q", msg)
-				}
-			}
-		})
 	}
 }
 

@@ -21,10 +21,15 @@
 //
 // HTTP: only POST is served (the stateless transport has no use for GET's
 // event stream or DELETE's session end; both answer 405 with Allow: POST).
-// Before the SDK sees a request, browsers' cross-origin requests are refused
-// (403) and the body is capped at Options.MaxRequestBytes (413). The SDK's own
-// DNS-rebinding protection stays on: a request that arrives on a loopback
-// address with a Host header that is not a loopback name is refused (403).
+// Before the SDK sees a request, the body is capped at
+// Options.MaxRequestBytes (413) and must be JSON (400, parse error). Every
+// refusal, the SDK's own included, is a JSON-RPC error whose data holds the
+// service's error_type.
+//
+// The handler does not judge where a request comes from: its caller puts it
+// behind the service's guard against cross-origin requests and foreign Host
+// names (package server), the one policy of every path, and refuses with
+// WriteRefusal.
 package mcpserver
 
 import (
@@ -113,13 +118,14 @@ func New(run RunFunc, opts Options) http.Handler {
 		// POST /execute. This covers protocol 2026-07-28 and later;
 		// untilClientGone covers the earlier versions.
 		PropagateRequestCancellation: true,
+		// The service's own guard decides which Host and Origin may reach
+		// the endpoint, for every path alike and by the Host itself (the
+		// SDK's check looks at the connection's address, which is not
+		// loopback inside a container with a published port).
+		DisableLocalhostProtection: true,
 	})
 
-	origin := http.NewCrossOriginProtection()
-	origin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeTransportError(w, http.StatusForbidden, "Cross-origin request refused")
-	}))
-	return origin.Handler(postOnly(capBody(opts.MaxRequestBytes, withRequestContext(sdk))))
+	return postOnly(readMessage(opts.MaxRequestBytes, withRequestContext(sdk)))
 }
 
 // version is the module version the binary was built from, for serverInfo.

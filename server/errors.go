@@ -20,6 +20,11 @@ import (
 const (
 	typeNotFound         executor.ErrorType = "not_found"
 	typeMethodNotAllowed executor.ErrorType = "method_not_allowed"
+	// typeForbidden: a request from a web page of another site, or naming a
+	// Host that is not the service's (guard.go).
+	typeForbidden executor.ErrorType = "forbidden"
+	// typeUnsupportedMediaType: a body of another type than the path takes.
+	typeUnsupportedMediaType executor.ErrorType = "unsupported_media_type"
 )
 
 var (
@@ -37,6 +42,17 @@ var (
 // answered as it is.
 func invalidRequest(message string) error {
 	return &executor.Error{Type: executor.TypeInvalidRequest, Message: message}
+}
+
+// forbidden is a request the guard refuses for where it comes from or
+// whom it names.
+func forbidden(message string) error {
+	return &executor.Error{Type: typeForbidden, Message: message}
+}
+
+// unsupportedMediaType is a request body of a type the path does not take.
+func unsupportedMediaType(message string) error {
+	return &executor.Error{Type: typeUnsupportedMediaType, Message: message}
 }
 
 // tooLarge is a request body over the service's cap: the one invalid
@@ -133,6 +149,10 @@ func statusOf(t executor.ErrorType) int {
 		return http.StatusNotFound
 	case typeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case typeForbidden:
+		return http.StatusForbidden
+	case typeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case executor.TypeBusy, executor.TypeSandboxUnavailable:
 		return http.StatusServiceUnavailable
 	case executor.TypeInternal:

@@ -45,6 +45,9 @@ const maxEventBytes = 16 << 20
 func (s *Server) ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != rootPath {
 		s.serve(w, r, func(string) error {
+			if err := s.guard.check(r, eventBodies); err != nil {
+				return err
+			}
 			if r.URL.Path == healthPath {
 				return s.serveHealth(w, r)
 			}
@@ -62,6 +65,13 @@ func (s *Server) ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 	}()
 	if r.Method != http.MethodPost {
 		writeStatus(w, mapError(methodNotAllowed(http.MethodPost), ""), nil)
+		return
+	}
+	// A refusal has a body, unlike the answers Pub/Sub reads: whoever sent
+	// it is not Pub/Sub, and learns why.
+	if err := s.guard.check(r, eventBodies); err != nil {
+		f := mapError(err, "")
+		writeStatus(w, f, f.body)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)

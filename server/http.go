@@ -12,6 +12,7 @@ import (
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/mcpserver"
 	"github.com/pyexec/pyexec/playground"
 )
 
@@ -28,8 +29,23 @@ const (
 // GET /healthz, GET /openapi.json, POST /mcp, and the playground (GET / and
 // its files) for browsers. Other paths answer 404, other methods 405 with
 // Allow.
+//
+// Every request passes the guard before it is routed, so every
+// state-changing path, present or added later, refuses what a web page of
+// another site could send through a visitor's browser. The path is taken
+// exactly as sent: an unclean one ("//execute", "/a/../openapi.json") is
+// no path and answers the JSON 404.
 func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, func(id string) error {
+		if err := s.guard.check(r, jsonBodies); err != nil {
+			if r.URL.Path == mcpPath {
+				// An MCP client reads a JSON-RPC error.
+				f := mapError(err, id)
+				mcpserver.WriteRefusal(w, f.status, f.body.Error, f.body.ErrorType)
+				return nil
+			}
+			return err
+		}
 		switch r.URL.Path {
 		case executePath:
 			return s.serveExecute(w, r, id)

@@ -25,12 +25,16 @@ type answer struct {
 	body   string
 }
 
-// send sends a request with body and returns the answer.
+// send sends a request with body, as JSON when it has one, and returns the
+// answer.
 func send(t *testing.T, method, url, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	return do(t, req)
 }

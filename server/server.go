@@ -51,6 +51,16 @@ type Config struct {
 	// MaxRequestBytes caps a request: /execute's body (413 above it) and
 	// ExecuteEvent's message data. Zero is DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// AllowedHosts are the names the service is reached by, beyond loopback
+	// ones (localhost, *.localhost, 127.0.0.0/8, ::1): a state-changing
+	// request naming another Host is refused (guard.go). A port, if given,
+	// is ignored.
+	AllowedHosts []string
+	// FrontEndHost: a front end that routes by Host (Cloud Run's) stands
+	// before the service, so the Host of a request that arrives is one of
+	// the service's own and is not checked. ConfigFromEnv sets it when
+	// K_SERVICE is set.
+	FrontEndHost bool
 }
 
 // Defaults of what ConfigFromEnv reads.
@@ -76,6 +86,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ResultTopic:     strings.TrimSpace(getenv("PYEXEC_RESULT_TOPIC")),
 		SelfTestWait:    DefaultSelfTestWait,
 		MaxRequestBytes: DefaultMaxRequestBytes,
+		FrontEndHost:    getenv("K_SERVICE") != "",
+	}
+	for _, name := range strings.Split(getenv("PYEXEC_ALLOWED_HOSTS"), ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.AllowedHosts = append(cfg.AllowedHosts, name)
+		}
 	}
 	if raw := strings.TrimSpace(getenv("PYEXEC_MAX_REQUEST_BYTES")); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)
@@ -92,6 +108,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 func (c Config) Validate() error {
 	if c.MaxRequestBytes != 0 && (c.MaxRequestBytes < minRequestBytes || c.MaxRequestBytes > maxRequestBytes) {
 		return fmt.Errorf("PYEXEC_MAX_REQUEST_BYTES must be %d..%d, got %d", minRequestBytes, maxRequestBytes, c.MaxRequestBytes)
+	}
+	for _, name := range c.AllowedHosts {
+		if name == "" || strings.ContainsAny(name, "/*@ \t") {
+			return fmt.Errorf("PYEXEC_ALLOWED_HOSTS must list host names or addresses separated by commas (e.g. pyexec.internal,10.0.0.5), got %q", name)
+		}
 	}
 	return nil
 }
@@ -120,6 +141,7 @@ type Server struct {
 	results Publisher    // nil: outcomes are only logged
 	done    *dedup.Set   // the message IDs ExecuteEvent completed
 	mcp     http.Handler // POST /mcp, built once by New
+	guard   *guard       // what every state-changing request must pass
 
 	// answering counts the requests being answered, so that Shutdown can
 	// let their answers out.
@@ -147,6 +169,7 @@ func New(cfg Config, exec Executor, log *execlog.Logger, results Publisher) *Ser
 		results:       results,
 		done:          dedup.New(dedupMax, dedupTTL),
 		firstSelfTest: make(chan struct{}),
+		guard:         newGuard(cfg.AllowedHosts, cfg.FrontEndHost),
 	}
 	s.mcp = s.newMCPHandler()
 	return s

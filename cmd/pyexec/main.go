@@ -1,6 +1,9 @@
 // Command pyexec serves the function named by FUNCTION_TARGET (Execute, the
-// default, or ExecuteEvent) with the Functions Framework on PORT (default
-// 8080).
+// default, or ExecuteEvent) on PORT (default 8080), as the Functions
+// Framework's contract says. It serves the function itself, with net/http,
+// rather than through funcframework.Start: the framework's ServeMux answers
+// a path that is not clean ("//execute", "/a/../openapi.json") with its own
+// text/html redirect, where the function answers every path in JSON.
 //
 // On SIGTERM or SIGINT it stops taking executions and exits within 10
 // seconds, as Cloud Run expects: running executions may finish in the first
@@ -10,12 +13,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"github.com/pyexec/pyexec"
 )
@@ -28,10 +30,14 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
-	// Without a target the framework would serve every function under its
-	// own path prefix, which the API does not use.
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		os.Setenv("FUNCTION_TARGET", "Execute")
+	target := os.Getenv("FUNCTION_TARGET")
+	if target == "" {
+		target = "Execute"
+	}
+	function, ok := pyexec.Function(target)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "pyexec: FUNCTION_TARGET=%q: the functions are Execute and ExecuteEvent\n", target)
+		os.Exit(2)
 	}
 	if err := pyexec.Prepare(); err != nil {
 		fmt.Fprintf(os.Stderr, "pyexec: %v\n", err)
@@ -40,7 +46,7 @@ func main() {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	served := make(chan error, 1)
-	go func() { served <- funcframework.Start(port) }()
+	go func() { served <- http.ListenAndServe(":"+port, function) }()
 
 	code := 0
 	select {

@@ -47,6 +47,12 @@ const (
 	ErrorTypeNotFound = "not_found"
 	// ErrorTypeMethodNotAllowed: the path does not take the method (405).
 	ErrorTypeMethodNotAllowed = "method_not_allowed"
+	// ErrorTypeForbidden: the service refused the request for where it came
+	// from (403): a Host that is not one of its names (PYEXEC_ALLOWED_HOSTS
+	// lists the ones beyond loopback), or an Origin of another site.
+	ErrorTypeForbidden = "forbidden"
+	// ErrorTypeUnsupportedMediaType: the body was not application/json (415).
+	ErrorTypeUnsupportedMediaType = "unsupported_media_type"
 )
 
 // Error is a failure answered by the service, or an answer the client could

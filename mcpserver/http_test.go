@@ -182,3 +182,58 @@ func TestOnlyPostIsServed(t *testing.T) {
 		})
 	}
 }
+
+// Every refusal of the transport, the SDK's own included, is a JSON-RPC
+// error in a JSON body, answering the message's id when it could be read,
+// with the status the refusal calls for and the service's error_type.
+func TestTransportRefusalsAreJSONRPCErrors(t *testing.T) {
+	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	srv := serve(t, f, testOptions)
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		body   string
+		status int
+		code   int
+		id     string
+	}{
+		{"a body that is not JSON", nil, `{"jsonrpc":"2.0",`, 400, codeParseError, "null"},
+		{"an empty body", nil, ``, 400, codeParseError, "null"},
+		{"a call without an id", nil, `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"run_python","arguments":{"script":"x"}}}`, 400, codeInvalidRequest, "null"},
+		{"a call without params", nil, `{"jsonrpc":"2.0","id":3,"method":"tools/call"}`, 400, codeInvalidRequest, "3"},
+		{"an unknown protocol version", http.Header{"Mcp-Protocol-Version": {"1999-01-01"}}, callPandas, 400, codeInvalidRequest, "7"},
+		{"an Accept without text/event-stream", http.Header{"Accept": {"application/json"}}, callPandas, 400, codeInvalidRequest, "7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(resp.Body)
+			var answer errorAnswer
+			if err := json.Unmarshal(data, &answer); err != nil || answer.JSONRPC != "2.0" {
+				t.Fatalf("answer %d %q is not a JSON-RPC error (%v)", resp.StatusCode, data, err)
+			}
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("status = %d, Content-Type %q; want %d application/json", resp.StatusCode, resp.Header.Get("Content-Type"), tc.status)
+			}
+			if answer.Error.Code != tc.code || string(answer.ID) != tc.id || answer.Error.Message == "" || answer.Error.Data.ErrorType != "invalid_request" {
+				t.Errorf("answer = %s, want code %d, id %s, a message and error_type invalid_request", data, tc.code, tc.id)
+			}
+		})
+	}
+	if got := len(f.recorded()); got != 0 {
+		t.Errorf("RunFunc called %d times for refused requests", got)
+	}
+}

@@ -27,6 +27,11 @@ type Request struct {
 	// above the service's is refused (Limits).
 	Timeout     time.Duration
 	MemoryBytes int64
+	// Extended says the request named input, stdin, files or limits, even
+	// as empty values ("files": [], "limits": {}, "stdin": ""), which the
+	// fields above cannot tell from none: outputs/ is made for it as for
+	// any request that uses them.
+	Extended bool
 }
 
 // File is a file a request brings: Path is relative to the execution's

@@ -186,9 +186,9 @@ func limitsOf(cfg Config, req Request) limits {
 }
 
 // extended tells whether req asks for more than a script: input, stdin,
-// files or limits.
+// files or limits, empty ones included.
 func (req Request) extended() bool {
-	return req.Input != nil || req.Stdin != "" || len(req.Files) > 0 || req.Timeout != 0 || req.MemoryBytes != 0
+	return req.Extended || req.Input != nil || req.Stdin != "" || len(req.Files) > 0 || req.Timeout != 0 || req.MemoryBytes != 0
 }
 
 // secondsText writes a duration in seconds as limit messages do: "30", or

@@ -180,6 +180,7 @@ func TestRequestsThatAskForMoreThanAScriptGetAnOutputsDirectory(t *testing.T) {
 		{Request{Script: okScript, Files: []File{{Path: "a"}}}, true},
 		{Request{Script: okScript, Timeout: time.Second}, true},
 		{Request{Script: okScript, MemoryBytes: 64 << 20}, true},
+		{Request{Script: okScript, Extended: true}, true},
 	} {
 		if got := tt.req.extended(); got != tt.want {
 			t.Errorf("%+v.extended() = %v, want %v", tt.req, got, tt.want)

@@ -9,7 +9,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/pyexec/pyexec/api"
@@ -31,6 +34,9 @@ type request struct {
 	// sets none.
 	timeout     time.Duration
 	memoryBytes int64
+	// extended: the request names input, stdin, files or limits, even as
+	// empty values.
+	extended bool
 	// callerID is the message data's optional "id", which ExecuteEvent
 	// logs and publishes with the outcome. /execute ignores an "id" like
 	// any other unknown field.
@@ -41,7 +47,7 @@ type request struct {
 func (r request) executorRequest(id string) executor.Request {
 	return executor.Request{
 		ID: id, Script: r.script, Input: r.input, Stdin: r.stdin, Files: r.files,
-		Timeout: r.timeout, MemoryBytes: r.memoryBytes,
+		Timeout: r.timeout, MemoryBytes: r.memoryBytes, Extended: r.extended,
 	}
 }
 
@@ -132,6 +138,9 @@ func (d decoder) decode(data []byte, p payload) (request, error) {
 	if isNull(raw) || json.Unmarshal(raw, &req.script) != nil {
 		return req, invalidRequest(p.badScript)
 	}
+	if hasLoneSurrogate(raw) {
+		return request{callerID: req.callerID}, invalidRequest("'script' " + loneSurrogateRule)
+	}
 	if err := d.decodeExtensions(fields, &req); err != nil {
 		// Nothing of a request that cannot run is kept but its caller ID.
 		return request{callerID: req.callerID}, err
@@ -144,13 +153,25 @@ func (d decoder) decode(data []byte, p payload) (request, error) {
 func (d decoder) decodeExtensions(fields map[string]json.RawMessage, req *request) error {
 	// JSON null is an input like any other (main(None)); the other
 	// members are absent when null.
+	for _, name := range []string{"stdin", "files", "limits"} {
+		if raw, ok := fields[name]; ok && !isNull(raw) {
+			req.extended = true
+		}
+	}
 	if raw, ok := fields["input"]; ok {
+		req.extended = true
+		if err := checkInput(raw); err != nil {
+			return err
+		}
 		req.input = raw
 	}
 	var err error
 	if raw, ok := fields["stdin"]; ok && !isNull(raw) {
 		if json.Unmarshal(raw, &req.stdin) != nil {
 			return invalidRequest("'stdin' must be a string")
+		}
+		if hasLoneSurrogate(raw) {
+			return invalidRequest("'stdin' " + loneSurrogateRule)
 		}
 	}
 	if raw, ok := fields["files"]; ok && !isNull(raw) {
@@ -188,6 +209,12 @@ func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
 		}
 		if raw, ok := f["encoding"]; ok && !isNull(raw) && json.Unmarshal(raw, &encoding) != nil {
 			encoding = "?" // not a string: refused below
+		}
+		if hasLoneSurrogate(f["path"]) {
+			return nil, invalidRequest(fmt.Sprintf("files[%d].path %s", i, loneSurrogateRule))
+		}
+		if hasLoneSurrogate(f["content"]) {
+			return nil, invalidRequest(fmt.Sprintf("files[%d].content %s", i, loneSurrogateRule))
 		}
 		files[i].Path = path
 		switch encoding {
@@ -258,6 +285,108 @@ func clip(raw json.RawMessage) string {
 		cut--
 	}
 	return string(raw[:cut]) + "…"
+}
+
+// What of an input Python's json module, inside the jail, can take: it
+// parses nesting by recursion, within the interpreter's limit of 1,000
+// frames (some of them the harness's own), and an integer's digits in time
+// quadratic in their number, which Python itself caps at 4,300 digits.
+// Past them the script would be blamed for the sandbox's parser.
+const (
+	maxInputDepth     = 500
+	maxInputIntDigits = 4300
+)
+
+// checkInput refuses an input (JSON text, already known to be valid) that
+// Python could not take as main's argument, or not exactly: one nested too
+// deep, one holding an integer over maxInputIntDigits digits, or a number
+// beyond a float's range (Python would make it inf). Numbers with a
+// fraction or an exponent are Python floats: the nearest double, as any
+// JSON parser gives.
+func checkInput(raw json.RawMessage) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return invalidRequest("'input' must be a JSON value")
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '[', '{':
+				depth++
+				if depth > maxInputDepth {
+					return invalidRequest(fmt.Sprintf("'input' is nested more than %d levels deep (arrays and objects within one another); the limit is %d", maxInputDepth, maxInputDepth))
+				}
+			default:
+				depth--
+			}
+		case json.Number:
+			if err := checkInputNumber(string(v)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// checkInputNumber applies checkInput's rules to one number of an input.
+func checkInputNumber(n string) error {
+	if !strings.ContainsAny(n, ".eE") {
+		if digits := len(strings.TrimPrefix(n, "-")); digits > maxInputIntDigits {
+			return invalidRequest(fmt.Sprintf("'input' holds an integer of %d digits; the limit is %d digits (send a larger one as a string)", digits, maxInputIntDigits))
+		}
+		return nil
+	}
+	// ParseFloat rounds as Python's float does: a number too small for a
+	// float is zero, one too large infinite.
+	if f, _ := strconv.ParseFloat(n, 64); math.IsInf(f, 0) {
+		return invalidRequest(fmt.Sprintf("'input' holds the number %s, beyond the range of a float (about ±1.8e308): send it as a string", clip(json.RawMessage(n))))
+	}
+	return nil
+}
+
+// loneSurrogateRule is the rule a string with an escaped lone surrogate
+// breaks. encoding/json would quietly make it U+FFFD, so that a name or a
+// text other than the one sent would be used.
+const loneSurrogateRule = `holds a lone UTF-16 surrogate escape (\ud800-\udfff not in a pair), which is no character`
+
+// hasLoneSurrogate tells whether the JSON string raw holds a \u escape of a
+// UTF-16 surrogate that is not part of a high-low pair.
+func hasLoneSurrogate(raw json.RawMessage) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(raw) || raw[i+1] != 'u' {
+			i++ // a one-character escape: skip what it escapes
+			continue
+		}
+		r, ok := escapedUnit(raw, i)
+		if !ok || !utf16.IsSurrogate(r) {
+			i += 5
+			continue
+		}
+		low, ok := escapedUnit(raw, i+6)
+		if r >= 0xdc00 || !ok || low < 0xdc00 || low > 0xdfff {
+			return true
+		}
+		i += 11
+	}
+	return false
+}
+
+// escapedUnit reads the UTF-16 unit of the \uXXXX escape at raw[i:].
+func escapedUnit(raw json.RawMessage, i int) (rune, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
 }
 
 // isNull tells whether a member's value is JSON null. encoding/json hands

@@ -43,6 +43,7 @@ func TestTheDecoderReadsEveryFieldExactly(t *testing.T) {
 		},
 		timeout:     2500 * time.Millisecond,
 		memoryBytes: 64 << 20,
+		extended:    true,
 	}
 	if !reflect.DeepEqual(req, want) {
 		t.Errorf("decode =\n%+v\nwant\n%+v", req, want)
@@ -116,6 +117,18 @@ func TestEveryFieldOfTheWrongShapeIsAClearInvalidRequest(t *testing.T) {
 		{"a fraction of a MiB", `"limits": {"memory_mb": 64.5}`, memoryRule + "64.5"},
 		{"memory as a string", `"limits": {"memory_mb": "64"}`, memoryRule + `"64"`},
 		{"a long value is quoted in part", `"limits": {"memory_mb": "` + strings.Repeat("9", 100) + `"}`, memoryRule + `"` + strings.Repeat("9", 39) + "…"},
+		{"input nested 501 deep", `"input": ` + nested(501), "'input' is nested more than 500 levels deep (arrays and objects within one another); the limit is 500"},
+		{"input nested 501 deep in objects", `"input": ` + strings.Repeat(`{"a": `, 501) + "1" + strings.Repeat("}", 501), "'input' is nested more than 500 levels deep"},
+		{"input with an integer of 4,301 digits", `"input": {"n": [` + strings.Repeat("9", 4301) + `]}`, "'input' holds an integer of 4301 digits; the limit is 4300 digits (send a larger one as a string)"},
+		{"input with a negative integer of 3 million digits", `"input": -` + strings.Repeat("9", 3_000_000), "'input' holds an integer of 3000000 digits; the limit is 4300 digits"},
+		{"input with 1e400", `"input": {"x": 1e400}`, "'input' holds the number 1e400, beyond the range of a float (about ±1.8e308): send it as a string"},
+		{"input with -1.5E+400", `"input": [-1.5E+400]`, "'input' holds the number -1.5E+400, beyond the range of a float"},
+		{"a path with a lone high surrogate", `"files": [{"path": "a\ud800", "content": ""}]`, `files[0].path holds a lone UTF-16 surrogate escape (\ud800-\udfff not in a pair), which is no character`},
+		{"a path with a lone low surrogate", `"files": [{"path": "\udc00a", "content": ""}]`, "files[0].path holds a lone UTF-16 surrogate escape"},
+		{"a path with a high surrogate before a letter escape", `"files": [{"path": "\ud800\u0041", "content": ""}]`, "files[0].path holds a lone UTF-16 surrogate escape"},
+		{"a path with two high surrogates", `"files": [{"path": "\ud83d\ud83d", "content": ""}]`, "files[0].path holds a lone UTF-16 surrogate escape"},
+		{"content with a lone surrogate", `"files": [{"path": "a", "content": "x\uDFFF"}]`, "files[0].content holds a lone UTF-16 surrogate escape"},
+		{"stdin with a lone surrogate", `"stdin": "\ud800"`, "'stdin' holds a lone UTF-16 surrogate escape"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,5 +178,68 @@ func TestMessageDataOverTheRequestCapIsRefused(t *testing.T) {
 	var e *executor.Error
 	if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message != "message data is larger than the service's limit of 1KB" {
 		t.Errorf("decodeMessage(%d bytes) = %v, want invalid_request naming the 1KB limit", len(data), err)
+	}
+}
+
+// nested is n arrays within one another around a 1.
+func nested(n int) string {
+	return strings.Repeat("[", n) + "1" + strings.Repeat("]", n)
+}
+
+// The edges of the input and string rules: what is just within them is
+// taken, exactly as sent.
+func TestInputsJustWithinTheRulesAreTakenAsSent(t *testing.T) {
+	for _, tt := range []struct{ name, fields string }{
+		{"input nested 500 deep", `"input": ` + nested(500)},
+		{"input with an integer of 4,300 digits", `"input": -` + strings.Repeat("9", 4300)},
+		{"input with the largest float", `"input": 1.7976931348623157e308`},
+		{"input with a number too small for a float (zero, as in Python)", `"input": 1e-400`},
+		{"input with a lone surrogate in a string (Python takes it as sent)", `"input": "\ud800"`},
+		{"a path with a surrogate pair", `"files": [{"path": "\ud83d\ude00.txt", "content": ""}]`},
+		{"a path with an escaped backslash before u", `"files": [{"path": "a\\ud800", "content": ""}]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"script": "def main(x=None):\n    return 1\n", ` + tt.fields + `}`
+			req, err := testDecoder.decode([]byte(body), requestBody)
+			if err != nil {
+				t.Fatalf("decode(%s) = %v, want it taken", tt.fields, err)
+			}
+			if raw, ok := strings.CutPrefix(tt.fields, `"input": `); ok && string(req.input) != raw {
+				t.Errorf("input = %.80s, want %.80s exactly", req.input, raw)
+			}
+		})
+	}
+}
+
+func TestAScriptWithALoneSurrogateIsRefused(t *testing.T) {
+	_, err := testDecoder.decode([]byte(`{"script": "def main():\n    return '\ud800'\n"}`), requestBody)
+	var e *executor.Error
+	if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || !strings.HasPrefix(e.Message, "'script' holds a lone UTF-16 surrogate escape") {
+		t.Errorf("decode = %v, want invalid_request naming 'script' and the lone surrogate", err)
+	}
+}
+
+// Any of input, stdin, files and limits, even empty, makes the request an
+// extended one (outputs/ is made for it); null members other than input
+// are absent.
+func TestEmptyExtensionsStillExtendTheRequest(t *testing.T) {
+	for _, tt := range []struct {
+		fields string
+		want   bool
+	}{
+		{`"files": []`, true},
+		{`"limits": {}`, true},
+		{`"stdin": ""`, true},
+		{`"input": null`, true},
+		{`"files": null, "limits": null, "stdin": null`, false},
+		{`"unknown": []`, false},
+	} {
+		req, err := testDecoder.decode([]byte(`{"script": "x", `+tt.fields+`}`), requestBody)
+		if err != nil {
+			t.Fatalf("decode(%s) = %v", tt.fields, err)
+		}
+		if got := req.executorRequest("id").Extended; got != tt.want {
+			t.Errorf("decode(%s): Extended = %v, want %v", tt.fields, got, tt.want)
+		}
 	}
 }

@@ -45,7 +45,7 @@ func TestEveryFieldReachesTheExecutorAndOutputFilesComeBack(t *testing.T) {
 		Input:   json.RawMessage(`{"min": 2, "big": 123456789012345678901234567890}`),
 		Stdin:   "text",
 		Files:   []executor.File{{Path: "data/in.csv", Content: []byte("x\n1\n3\n")}, {Path: "raw", Content: []byte{0, 0xff}}},
-		Timeout: 5 * time.Second, MemoryBytes: 256 << 20,
+		Timeout: 5 * time.Second, MemoryBytes: 256 << 20, Extended: true,
 	}
 	if !reflect.DeepEqual(got, wantReq) {
 		t.Errorf("the executor was asked to run\n%+v\nwant\n%+v", got, wantReq)

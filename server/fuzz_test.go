@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -52,6 +55,17 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"script": "x", "limits": {"memory_mb": 64.0}}`, `{"script": "x", "limits": {"memory_mb": 0}}`,
 		`{"script": "x", "limits": {"memory_mb": 99999999999999999999}}`, `{"script": "x", "limits": []}`,
 		`{"script": "x", "limits": {"timeout_seconds": null, "memory_mb": null}}`,
+		`{"script": "x", "files": [], "limits": {}}`,
+		`{"script": "x", "input": ` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`,
+		`{"script": "x", "input": ` + strings.Repeat("[", 501) + strings.Repeat("]", 501) + `}`,
+		`{"script": "x", "input": ` + strings.Repeat(`{"a":`, 501) + `0` + strings.Repeat("}", 501) + `}`,
+		`{"script": "x", "input": ` + strings.Repeat("9", 4300) + `}`,
+		`{"script": "x", "input": [-` + strings.Repeat("9", 4301) + `]}`,
+		`{"script": "x", "input": {"big": 1e400, "small": 1e-400}}`, `{"script": "x", "input": -1.7976931348623159e308}`,
+		`{"script": "x", "input": "\ud800"}`, `{"script": "x", "stdin": "\udc00"}`,
+		`{"script": "x", "files": [{"path": "a\ud800", "content": ""}]}`,
+		`{"script": "x", "files": [{"path": "\ud83d\ude00", "content": "\ud83d"}]}`,
+		`{"script": "x", "files": [{"path": "a\\ud800", "content": ""}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -111,6 +125,16 @@ func check(t *testing.T, what string, data []byte, req request, err error, caps 
 	if req.input != nil && !json.Valid(req.input) {
 		t.Fatalf("%s(%q) returned input %q that is not JSON", what, data, req.input)
 	}
+	if req.input != nil {
+		if depth, digits, inf := inputExtremes(req.input); depth > maxInputDepth || digits > maxInputIntDigits || inf {
+			t.Fatalf("%s(%q) accepted input nested %d deep, with an integer of %d digits, a number beyond a float: %v", what, data, depth, digits, inf)
+		}
+	}
+	for _, f := range req.files {
+		if strings.ContainsRune(f.Path, utf8.RuneError) && !strings.Contains(string(data), "\ufffd") && !strings.Contains(string(data), "\uFFFD") && !strings.ContainsRune(string(data), utf8.RuneError) {
+			t.Fatalf("%s(%q) made a path %q with U+FFFD out of none", what, data, f.Path)
+		}
+	}
 	for _, f := range req.files {
 		if !utf8.ValidString(f.Path) {
 			t.Fatalf("%s(%q) returned a file path that is not UTF-8: %q", what, data, f.Path)
@@ -119,4 +143,40 @@ func check(t *testing.T, what string, data []byte, req request, err error, caps 
 	if req.timeout < 0 || req.timeout > caps.Timeout || req.memoryBytes < 0 || req.memoryBytes > caps.MemoryBytes || req.memoryBytes%(1<<20) != 0 {
 		t.Fatalf("%s(%q) returned limits %v and %d bytes, past the caps %v and %d", what, data, req.timeout, req.memoryBytes, caps.Timeout, caps.MemoryBytes)
 	}
+}
+
+// inputExtremes scans JSON text byte by byte, apart from the decoder's
+// rules: its deepest nesting, its longest integer in digits, and whether a
+// number in it is beyond a float's range.
+func inputExtremes(raw []byte) (depth, digits int, inf bool) {
+	level := 0
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case c == '[' || c == '{':
+			level++
+			depth = max(depth, level)
+		case c == ']' || c == '}':
+			level--
+		case c == '-' || ('0' <= c && c <= '9'):
+			j := i
+			for j < len(raw) && strings.IndexByte("+-0123456789.eE", raw[j]) >= 0 {
+				j++
+			}
+			n := string(raw[i:j])
+			if strings.ContainsAny(n, ".eE") {
+				f, _ := strconv.ParseFloat(n, 64)
+				inf = inf || math.IsInf(f, 0)
+			} else {
+				digits = max(digits, len(strings.TrimPrefix(n, "-")))
+			}
+			i = j - 1
+		}
+	}
+	return depth, digits, inf
 }

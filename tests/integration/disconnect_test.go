@@ -25,6 +25,7 @@ func TestAClientThatHangsUpStopsItsExecution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("POST /execute answered %d before the client hung up, want no answer", resp.StatusCode)

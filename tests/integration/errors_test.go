@@ -102,6 +102,7 @@ func TestBodiesOverTheRequestCapAnswer413WithoutBeingRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		req.ContentLength = -1 // chunked
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -132,7 +133,7 @@ func TestBodiesOverTheRequestCapAnswer413WithoutBeingRead(t *testing.T) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-		fmt.Fprintf(conn, "POST /execute HTTP/1.1\r\nHost: pyexec\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 200<<20)
+		fmt.Fprintf(conn, "POST /execute HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 200<<20)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("reading the answer to a 200 MiB Content-Length with no body sent: %v", err)
@@ -432,6 +433,7 @@ func TestWrongPathsAndMethodsAnswer404And405(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		r := testsupport.Do(t, req)
 		what := tt.method + " " + tt.path
 		if r.Status != tt.wantStatus || r.Header.Get("Allow") != tt.wantAllow || r.Error == "" || r.ErrorType == "" {

@@ -58,23 +58,7 @@ func openPlayground(t *testing.T, svc *service) *page {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Names resolve to nothing, so the browser itself cannot reach
-		// anything but the loopback address the service listens on.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), browserOptions(chromium, profile, "127.0.0.1")...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	p := &page{t: t, tab: &tab{ctx: ctx, origin: svc.URL}}
 	t.Cleanup(func() {
@@ -93,6 +77,31 @@ func openPlayground(t *testing.T, svc *service) *page {
 	p.do(chromedp.Navigate(svc.URL + "/"))
 	p.poll(`document.querySelectorAll("#examples option").length > 1 && document.getElementById("code").value !== ""`)
 	return p
+}
+
+// browserOptions are the options of a headless chromium with the profile
+// directory profile. Names resolve to nothing but the names reachable lists,
+// so the browser itself cannot reach anything but the loopback listeners of
+// the test.
+func browserOptions(chromium, profile string, reachable ...string) []chromedp.ExecAllocatorOption {
+	rules := "MAP * ~NOTFOUND"
+	for _, name := range reachable {
+		rules += ", EXCLUDE " + name
+	}
+	return append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("host-resolver-rules", rules),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	)
 }
 
 // forTest is the same tab driven for the subtest t.

@@ -34,7 +34,8 @@ const maxEventBytes = 16 << 20
 // GET /healthz as Execute serves it. A 2xx answer acknowledges the message;
 // any other makes Pub/Sub deliver it again. Other paths answer a JSON 404
 // as Execute's do (and other methods on /healthz its 405): they are never
-// taken as deliveries.
+// taken as deliveries. Every request but GET, HEAD and OPTIONS passes the
+// guard first (guard.go): a web page of another origin delivers nothing.
 //
 // The event is decoded here with sdk-go rather than by the Functions
 // Framework's CloudEvent receiver, which passes requests to handlers over

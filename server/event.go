@@ -68,11 +68,10 @@ func (s *Server) ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, mapError(methodNotAllowed(http.MethodPost), ""), nil)
 		return
 	}
-	// A refusal has a body, unlike the answers Pub/Sub reads: whoever sent
-	// it is not Pub/Sub, and learns why.
+	// A refusal is answered as Execute's are, with a body, unlike the
+	// answers Pub/Sub reads: whoever sent it is not Pub/Sub, and learns why.
 	if err := s.guard.check(r, eventBodies); err != nil {
-		f := mapError(err, "")
-		writeStatus(w, f, f.body)
+		s.serve(w, r, func(string) error { return err })
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxEventBytes)

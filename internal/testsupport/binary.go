@@ -24,7 +24,7 @@ type Binary struct {
 	// URL is the service's base URL, http://127.0.0.1:PORT.
 	URL string
 	// Stdout holds what the service wrote to stdout: its log entries, one
-	// JSON line each, among the Functions Framework's own lines.
+	// JSON line each.
 	Stdout *Buffer
 	// Stderr holds what it wrote to stderr.
 	Stderr *Buffer

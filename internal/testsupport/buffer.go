@@ -32,8 +32,7 @@ func (b *Buffer) String() string {
 
 // Entries parses the lines written so far as JSON log entries. With
 // strict, a line that is not a JSON object fails t; without, it is skipped
-// (a child process's stdout also holds the Functions Framework's own
-// lines).
+// (a child process's stdout may hold lines that are not entries).
 func (b *Buffer) Entries(t testing.TB, strict bool) []map[string]any {
 	t.Helper()
 	var out []map[string]any

@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -303,5 +306,37 @@ func TestUncleanPathsAnswerTheJSON404(t *testing.T) {
 	}
 	if n := exec.calls.Load(); n != 0 {
 		t.Errorf("the executor ran %d times", n)
+	}
+}
+
+// Inside a container with a published port, connections reach the service
+// on the container's own address, not on loopback: the Host alone decides.
+func TestTheHostDecidesWhateverAddressTheConnectionReached(t *testing.T) {
+	exec := answering(executor.Result{Value: json.RawMessage(`1`)}, nil)
+	s := startServer(t, exec, nil)
+	containerAddr := &net.TCPAddr{IP: net.ParseIP("10.88.0.5"), Port: 8080}
+	for _, tc := range []struct {
+		host   string
+		status int
+	}{
+		{"evil.example:8080", http.StatusForbidden},
+		{"10.88.0.5:8080", http.StatusForbidden}, // not configured
+		{"localhost:8080", http.StatusOK},        // docker run -p 8080:8080, then localhost:8080
+	} {
+		for _, path := range []string{"/execute", "/mcp"} {
+			body := map[string]string{"/execute": `{"script": "def main():\n    return 1"}`, "/mcp": mcpCall}[path]
+			req := httptest.NewRequest(http.MethodPost, "http://"+tc.host+path, strings.NewReader(body))
+			req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, containerAddr))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			w := httptest.NewRecorder()
+			s.Execute(w, req)
+			if w.Code != tc.status {
+				t.Errorf("POST %s with Host %s on %v = %d %s, want %d", path, tc.host, containerAddr, w.Code, w.Body, tc.status)
+			}
+		}
+	}
+	if n := exec.calls.Load(); n != 2 {
+		t.Errorf("the executor ran %d times, want twice (localhost, on both paths)", n)
 	}
 }

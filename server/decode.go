@@ -303,35 +303,45 @@ const (
 // beyond a float's range (Python would make it inf). Numbers with a
 // fraction or an exponent are Python floats: the nearest double, as any
 // JSON parser gives.
+//
+// It scans the text byte by byte rather than through a json.Decoder: an
+// input may be as large as the request, and this runs before the request
+// waits for its turn.
 func checkInput(raw json.RawMessage) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return invalidRequest("'input' must be a JSON value")
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '[', '{':
-				depth++
-				if depth > maxInputDepth {
-					return invalidRequest(fmt.Sprintf("'input' is nested more than %d levels deep (arrays and objects within one another); the limit is %d", maxInputDepth, maxInputDepth))
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			// Skip the string; valid JSON ends it with an unescaped quote.
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
 				}
-			default:
-				depth--
 			}
-		case json.Number:
-			if err := checkInputNumber(string(v)); err != nil {
+		case c == '[' || c == '{':
+			depth++
+			if depth > maxInputDepth {
+				return invalidRequest(fmt.Sprintf("'input' is nested more than %d levels deep (arrays and objects within one another); the limit is %d", maxInputDepth, maxInputDepth))
+			}
+		case c == ']' || c == '}':
+			depth--
+		case c == '-' || ('0' <= c && c <= '9'):
+			end := i + 1
+			for end < len(raw) && isNumberByte(raw[end]) {
+				end++
+			}
+			if err := checkInputNumber(string(raw[i:end])); err != nil {
 				return err
 			}
+			i = end - 1
 		}
 	}
+	return nil
+}
+
+// isNumberByte tells whether c can continue a JSON number.
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
 }
 
 // checkInputNumber applies checkInput's rules to one number of an input.

@@ -145,38 +145,33 @@ func check(t *testing.T, what string, data []byte, req request, err error, caps 
 	}
 }
 
-// inputExtremes scans JSON text byte by byte, apart from the decoder's
-// rules: its deepest nesting, its longest integer in digits, and whether a
-// number in it is beyond a float's range.
+// inputExtremes walks JSON text token by token with encoding/json, apart
+// from the decoder's own byte scan: its deepest nesting, its longest integer
+// in digits, and whether a number in it is beyond a float's range.
 func inputExtremes(raw []byte) (depth, digits int, inf bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	level := 0
-	for i := 0; i < len(raw); i++ {
-		switch c := raw[i]; {
-		case c == '"':
-			for i++; i < len(raw) && raw[i] != '"'; i++ {
-				if raw[i] == '\\' {
-					i++
-				}
-			}
-		case c == '[' || c == '{':
-			level++
-			depth = max(depth, level)
-		case c == ']' || c == '}':
-			level--
-		case c == '-' || ('0' <= c && c <= '9'):
-			j := i
-			for j < len(raw) && strings.IndexByte("+-0123456789.eE", raw[j]) >= 0 {
-				j++
-			}
-			n := string(raw[i:j])
-			if strings.ContainsAny(n, ".eE") {
-				f, _ := strconv.ParseFloat(n, 64)
-				inf = inf || math.IsInf(f, 0)
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return depth, digits, inf
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '[' || v == '{' {
+				level++
+				depth = max(depth, level)
 			} else {
-				digits = max(digits, len(strings.TrimPrefix(n, "-")))
+				level--
 			}
-			i = j - 1
+		case json.Number:
+			if _, err := v.Int64(); err == nil || !strings.ContainsAny(string(v), ".eE") {
+				digits = max(digits, len(strings.TrimPrefix(string(v), "-")))
+				continue
+			}
+			f, _ := strconv.ParseFloat(string(v), 64)
+			inf = inf || math.IsInf(f, 0)
 		}
 	}
-	return depth, digits, inf
 }

@@ -51,7 +51,7 @@ GO_TEST_TIMEOUT ?= 30m
 # only the fast unit tests. Lint and make test set it.
 GO_TAGS := integration
 
-.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench profile clean test-fuzz test-conformance image test-image
+.PHONY: run build runtime mcp-client chromium tools lint test test-python test-go bench soak profile clean test-fuzz test-conformance image test-image
 
 ## run: install the runtime on first use, build and serve on $(PORT)
 run: runtime build
@@ -126,6 +126,13 @@ test-conformance: runtime
 ## the performance targets checked; BENCH_FLAGS passes flags to pyexec-bench
 bench: runtime build
 	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec' $(BENCH_FLAGS)
+
+## soak: one default-mode service at saturation with good, failing and
+## hostile scripts for SOAK_TIME (30m), measured at the start and end of each
+## 5-minute window: RSS, fds and cgroups must stay flat (not run in CI)
+SOAK_TIME ?= 30m
+soak: runtime build
+	$(GO) run ./cmd/pyexec-bench -bin '$(BIN)/pyexec' -soak '$(SOAK_TIME)' $(SOAK_FLAGS)
 
 ## profile: where the CPU of one execution goes, by phase: perf samples every
 ## CPU with call stacks (kept for the service's process tree and the kernel's

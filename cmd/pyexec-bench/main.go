@@ -109,6 +109,9 @@ type options struct {
 	minCalls   int
 	saturation int
 	concurrent int
+	soak       time.Duration
+	window     time.Duration
+	mix        string
 }
 
 func main() {
@@ -125,6 +128,9 @@ func main() {
 	flag.IntVar(&o.minCalls, "min", 8, "fewest requests per workload and concurrency, whatever the time")
 	flag.IntVar(&o.concurrent, "concurrency", runtime.NumCPU(), "PYEXEC_CONCURRENCY of the services started")
 	flag.IntVar(&o.saturation, "clients", 0, "clients at saturation (default 2 x concurrency)")
+	flag.DurationVar(&o.soak, "soak", 0, "run the soak instead (make soak): one default-mode service at saturation for this long (soak.go)")
+	flag.DurationVar(&o.window, "window", 5*time.Minute, "with -soak: the window at whose start and end the service is measured")
+	flag.StringVar(&o.mix, "mix", "good=6,failing=2,hostile=2", "with -soak: the weights of the load's script classes")
 	flag.Parse()
 	o.modes = strings.Split(modes, ",")
 	for _, name := range strings.Split(names, ",") {
@@ -141,6 +147,9 @@ func main() {
 	command := run
 	if o.profile != "" {
 		command = runProfile
+	}
+	if o.soak > 0 {
+		command = runSoak
 	}
 	if err := command(o); err != nil {
 		fmt.Fprintf(os.Stderr, "pyexec-bench: %v\n", err)

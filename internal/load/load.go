@@ -58,9 +58,12 @@ var Scripts = []Script{
 
 // Config is one load run.
 type Config struct {
-	URL         string // the service's base URL, e.g. http://127.0.0.1:8080
-	Count       int    // executions in all
-	Concurrency int    // requests in flight at once
+	URL   string // the service's base URL, e.g. http://127.0.0.1:8080
+	Count int    // executions in all
+	// Duration, when positive, stops sending new scripts once it has
+	// passed (Count is then a cap); requests in flight finish normally.
+	Duration    time.Duration
+	Concurrency int // requests in flight at once
 	// Mix weighs the classes, e.g. {"good": 6, "failing": 2, "hostile": 2}.
 	Mix map[string]int
 	// Seed makes the sequence of scripts reproducible.
@@ -183,10 +186,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, errors.New("the mix selects no script")
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
-	order := make([]Script, cfg.Count)
-	for i := range order {
-		order[i] = pool[rng.IntN(len(pool))]
-	}
 	client := &http.Client{
 		Timeout:   cfg.RequestTimeout,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency},
@@ -227,13 +226,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 		}()
 	}
-	for _, s := range order {
+	var stop <-chan time.Time
+	if cfg.Duration > 0 {
+		stop = time.After(cfg.Duration)
+	}
+	rep.Count = 0
+feed:
+	for range cfg.Count {
 		select {
-		case jobs <- s:
+		case jobs <- pool[rng.IntN(len(pool))]:
+			rep.Count++
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+			break feed
+		case <-stop:
+			break feed
 		}
 	}
 	close(jobs)

@@ -101,5 +101,11 @@ type Versions struct {
 	Python string `json:"python"`
 	Pandas string `json:"pandas"`
 	Numpy  string `json:"numpy"`
-	Nsjail string `json:"nsjail"`
+	// The libraries beside them, by their distributions' names.
+	Matplotlib  string `json:"matplotlib"`
+	Scipy       string `json:"scipy"`
+	ScikitLearn string `json:"scikit-learn"`
+	Pyarrow     string `json:"pyarrow"`
+	Openpyxl    string `json:"openpyxl"`
+	Nsjail      string `json:"nsjail"`
 }

@@ -610,34 +610,44 @@ def prepare(job):
         os.lseek(fd, 0, os.SEEK_SET)
         os.dup2(fd, 0)
         os.close(fd)
-    link_matplotlib_fonts()
+    if "matplotlib" not in sys.modules:
+        sys.meta_path.insert(0, MatplotlibFonts)
     explain_missing_network()
     return None
 
 
-def link_matplotlib_fonts():
-    """Gives matplotlib the font list built at install, before any import.
+class MatplotlibFonts:
+    """Gives matplotlib the font list built at install, on its first import.
 
     matplotlib keeps its font list in its cache directory (MPLCONFIGDIR, in
     this execution's private tmpfs) and builds it on first import when it
     is missing, which costs a chart ~0.1 s. The list built at install lies
     read-only in the runtime; a link to it in the cache directory is found
-    instead. Without matplotlib in the runtime there is nothing to link.
+    instead. It is made only when a script imports matplotlib, so that an
+    execution that does not finds its tmpfs empty. A finder on sys.meta_path
+    that never finds anything: it only sees the import go by.
     """
-    cache = os.environ.get("MPLCONFIGDIR")
-    built = os.path.join(sys.prefix, "share", "pyexec-matplotlib")
-    try:
-        names = os.listdir(built)
-    except OSError:
-        return
-    if not cache:
-        return
-    try:
-        os.makedirs(cache, exist_ok=True)
-        for name in names:
-            os.symlink(os.path.join(built, name), os.path.join(cache, name))
-    except OSError:
-        pass  # matplotlib builds the list itself, only slower
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "matplotlib":
+            sys.meta_path.remove(MatplotlibFonts)
+            MatplotlibFonts.link()
+        return None
+
+    @staticmethod
+    def link():
+        cache = os.environ.get("MPLCONFIGDIR")
+        built = os.path.join(sys.prefix, "share", "pyexec-matplotlib")
+        if not cache:
+            return
+        try:
+            names = os.listdir(built)
+            os.makedirs(cache, exist_ok=True)
+            for name in names:
+                os.symlink(os.path.join(built, name), os.path.join(cache, name))
+        except OSError:
+            pass  # no list in the runtime, or no room: matplotlib builds its own
 
 
 def address_space():

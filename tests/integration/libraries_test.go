@@ -83,20 +83,27 @@ func TestEveryLibraryWorksInTheJail(t *testing.T) {
 }
 
 // matplotlib finds the font list built at install in its per-execution
-// cache directory, so no execution builds (or shares) one; the directory
-// lies in the execution's private tmpfs, outside its working directory.
+// cache directory, so no execution builds (or shares) one. The directory is
+// made in the execution's private tmpfs when matplotlib is imported, and
+// only then: it is outside the working directory, and before the import
+// the tmpfs is as empty as for any script.
 func TestMatplotlibUsesTheFontListBuiltAtInstall(t *testing.T) {
-	ts := testsupport.StartService(t, map[string]string{"PYEXEC_MODE": "fork"})
-	script := "import os\n\ndef main():\n" +
-		"    cache = os.environ['MPLCONFIGDIR']\n" +
-		"    linked = sorted(n for n in os.listdir(cache) if os.path.islink(os.path.join(cache, n)))\n" +
-		"    import matplotlib.font_manager as fm\n" +
-		"    return {'cwd': sorted(os.listdir('.')), 'linked': [n.startswith('fontlist-') for n in linked],\n" +
-		"            'fonts': len(fm.fontManager.ttflist) > 0, 'owned': sorted(os.listdir(cache)) == linked}\n"
-	r := ts.Execute(t, script)
-	want := `{"cwd":[],"linked":[true],"fonts":true,"owned":true}`
-	if r.Status != http.StatusOK || string(r.Result) != want {
-		t.Errorf("font list = %d %s, want 200 with result %s", r.Status, testsupport.Clip(r.Raw), want)
+	for _, mode := range []string{"cold", "fork"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := testsupport.StartService(t, map[string]string{"PYEXEC_MODE": mode})
+			script := "import os\n\ndef main():\n" +
+				"    cache = os.environ['MPLCONFIGDIR']\n" +
+				"    before = os.path.exists(cache)\n" +
+				"    import matplotlib.font_manager as fm\n" +
+				"    linked = sorted(n for n in os.listdir(cache) if os.path.islink(os.path.join(cache, n)))\n" +
+				"    return {'before': before, 'cwd': sorted(os.listdir('.')), 'linked': [n.startswith('fontlist-') for n in linked],\n" +
+				"            'fonts': len(fm.fontManager.ttflist) > 0, 'only links': sorted(os.listdir(cache)) == linked}\n"
+			r := ts.Execute(t, script)
+			want := `{"before":false,"cwd":[],"linked":[true],"fonts":true,"only links":true}`
+			if r.Status != http.StatusOK || string(r.Result) != want {
+				t.Errorf("%s mode: font list = %d %s, want 200 with result %s", mode, r.Status, testsupport.Clip(r.Raw), want)
+			}
+		})
 	}
 }
 

@@ -9,7 +9,7 @@ Protocol (the Go side is the executor's jail engine and result.go):
            "input": <any JSON value>        only when the request had input,
            "stdin": <text>,                 optional,
            "files": [{"path": <relative>, "content": <base64>}],   optional,
-           "outputs": {"max_files": N, "max_bytes": N},
+           "outputs": {"max_files": N, "max_bytes": N, "max_display": N},
            "prepare_outputs": true,         optional: make an empty outputs/
            "rlimit_as": N}                  optional: lower RLIMIT_AS to the
                                             address space held now plus N
@@ -28,8 +28,15 @@ there. After main() returns, the regular files under outputs/ (never
 through a symlink, never a device or fifo) come back in the report, within
 the job's caps.
 
+Rich outputs: display(obj) is a builtin, as in IPython, and every
+matplotlib figure shown (plt.show()) or still open when main() returns is
+displayed as a PNG; they come back, in the order produced, within the
+job's caps: at most max_display items, whose bytes count against
+max_bytes together with the output files.
+
 The report is {"ok": true, "result": <value>[, "files": [{"path", "content",
-"bytes"}]]} or {"ok": false, "error_type": <type>, "error": <message>,
+"bytes"}]][, "display": [{"type": <MIME>, "data": <text, or base64 for
+image/png>, "bytes": N}]]} or {"ok": false, "error_type": <type>, "error": <message>,
 "traceback": <text>}. Error types reported here: invalid_request (main's
 signature does not fit the request's input), no_main, syntax_error,
 exception, invalid_result, memory_limit, output_limit and exited. The harness
@@ -43,6 +50,7 @@ numpy, which it recognises by their type's module name instead.
 import ast
 import asyncio
 import base64
+import builtins
 import errno
 import inspect
 import json
@@ -331,14 +339,20 @@ def run(source, input=NO_INPUT, outputs=None):
     except BaseException as exc:  # noqa: BLE001 - e.g. a __index__ or tolist() that raises
         return failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc))
     if outputs is not None:
+        max_files, max_bytes = outputs
         try:
-            files = collect_outputs(*outputs)
+            shown = DISPLAY.finish()
+            files = collect_outputs(max_files, max_bytes, DISPLAY.bytes)
         except OutputProblem as exc:
             return failure(exc.error_type, str(exc))
         except MemoryError:
             return failure("memory_limit", "")
+        except BaseException as exc:  # noqa: BLE001 - a figure that cannot be drawn
+            return failure("exception", "displaying a figure: %s" % describe(exc), user_traceback(exc))
         if files:
             report["files"] = files
+        if shown:
+            report["display"] = shown
     return report
 
 
@@ -391,7 +405,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def collect_outputs(max_files, max_bytes):
+def collect_outputs(max_files, max_bytes, displayed=0):
     """Reads the regular files under outputs/, sorted by path.
 
     Nothing is reached through a symlink, outputs/ itself included: each
@@ -407,7 +421,8 @@ def collect_outputs(max_files, max_bytes):
     except OSError:
         return []  # no outputs/, or not a directory (a file, a symlink)
     found = []
-    total = 0
+    # The display items' bytes count against the same budget.
+    total = displayed
     # The open directories from outputs/ down to the one being read, each
     # with the names in it still to look at: one descriptor per level.
     stack = [(root, OUTPUTS_DIR, _names(root))]
@@ -438,7 +453,8 @@ def collect_outputs(max_files, max_bytes):
                 raise OutputProblem("output_limit", "Output limit exceeded (more than %d output files)" % max_files)
             total += len(data)
             if total > max_bytes:
-                raise OutputProblem("output_limit", "Output limit exceeded (output files over %s)" % size_text(max_bytes))
+                what = "display and output files" if displayed else "output files"
+                raise OutputProblem("output_limit", "Output limit exceeded (%s over %s)" % (what, size_text(max_bytes)))
             found.append((path, data))
     finally:
         for fd, _, _ in stack:
@@ -516,12 +532,13 @@ def write_report(report):
 class Job:
     """What the executor asks for: the script and what comes with it."""
 
-    def __init__(self, script, input=NO_INPUT, stdin=None, files=(), outputs=None, prepare_outputs=False, rlimit_as=None):
+    def __init__(self, script, input=NO_INPUT, stdin=None, files=(), outputs=None, prepare_outputs=False, rlimit_as=None, max_display=0):
         self.script = script
         self.input = input
         self.stdin = stdin
         self.files = files
         self.outputs = outputs
+        self.max_display = max_display
         self.prepare_outputs = prepare_outputs
         self.rlimit_as = rlimit_as
 
@@ -549,6 +566,7 @@ def parse_job(data):
         stdin=fields.get("stdin"),
         files=files,
         outputs=(outputs["max_files"], outputs["max_bytes"]) if outputs else None,
+        max_display=outputs.get("max_display", 0) if outputs else 0,
         prepare_outputs=bool(fields.get("prepare_outputs")),
         rlimit_as=fields.get("rlimit_as"),
     )
@@ -610,33 +628,47 @@ def prepare(job):
         os.lseek(fd, 0, os.SEEK_SET)
         os.dup2(fd, 0)
         os.close(fd)
-    if "matplotlib" not in sys.modules:
-        sys.meta_path.insert(0, MatplotlibFonts)
+    if job.outputs is not None:
+        DISPLAY.open(job.max_display, job.outputs[1])
+    builtins.display = DISPLAY.show
+    if "matplotlib.pyplot" in sys.modules:
+        patch_pyplot(sys.modules["matplotlib.pyplot"])
+    else:
+        sys.meta_path.insert(0, MatplotlibHooks)
     explain_missing_network()
     return None
 
 
-class MatplotlibFonts:
-    """Gives matplotlib the font list built at install, on its first import.
+class MatplotlibHooks:
+    """Sees matplotlib's imports go by, to set it up for the jail.
 
-    matplotlib keeps its font list in its cache directory (MPLCONFIGDIR, in
-    this execution's private tmpfs) and builds it on first import when it
-    is missing, which costs a chart ~0.1 s. The list built at install lies
-    read-only in the runtime; a link to it in the cache directory is found
-    instead. It is made only when a script imports matplotlib, so that an
-    execution that does not finds its tmpfs empty. A finder on sys.meta_path
-    that never finds anything: it only sees the import go by.
+    A finder on sys.meta_path that finds nothing itself. On the import of
+    matplotlib it gives matplotlib the font list built at install: matplotlib
+    keeps its font list in its cache directory (MPLCONFIGDIR, in this
+    execution's private tmpfs) and builds it on first import when it is
+    missing, which costs a chart ~0.1 s; the list built at install lies
+    read-only in the runtime, and a link to it in the cache directory is
+    found instead. It is made only when a script imports matplotlib, so that
+    an execution that does not finds its tmpfs empty. On the import of
+    matplotlib.pyplot it has the module patched once loaded (patch_pyplot).
     """
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name == "matplotlib":
-            sys.meta_path.remove(MatplotlibFonts)
-            MatplotlibFonts.link()
+            cls.link_fonts()
+        elif name == "matplotlib.pyplot":
+            sys.meta_path.remove(cls)
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                spec = find(name, path, target) if find else None
+                if spec is not None and spec.loader is not None:
+                    spec.loader = PatchingLoader(spec.loader, patch_pyplot)
+                    return spec
         return None
 
     @staticmethod
-    def link():
+    def link_fonts():
         cache = os.environ.get("MPLCONFIGDIR")
         built = os.path.join(sys.prefix, "share", "pyexec-matplotlib")
         if not cache:
@@ -648,6 +680,129 @@ class MatplotlibFonts:
                 os.symlink(os.path.join(built, name), os.path.join(cache, name))
         except OSError:
             pass  # no list in the runtime, or no room: matplotlib builds its own
+
+
+class PatchingLoader:
+    """A module's own loader, with patch(module) run once it has loaded."""
+
+    def __init__(self, loader, patch):
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)  # get_source for tracebacks
+
+
+def patch_pyplot(pyplot):
+    """Makes plt.show() display every open figure, as a notebook does."""
+
+    def show(*args, **kwargs):
+        DISPLAY.open_figures()
+
+    pyplot.show = show
+
+
+class Display:
+    """The rich outputs of one execution, in the order produced, within caps.
+
+    Items are {"type", "data", "bytes"}: a PNG's data is base64, text is
+    itself; bytes is the decoded size, which counts against the output
+    budget shared with the output files. Past a cap nothing more is kept
+    and finish() raises OutputProblem naming the cap.
+    """
+
+    MAX_TABLE_ROWS = 60
+    MAX_TABLE_COLUMNS = 20
+    MAX_TEXT_CHARS = 64 * 1024
+    MAX_FIGURE_SIDE_PIXELS = 2000
+    MAX_FIGURE_DPI = 200
+
+    def __init__(self):
+        self.items = []
+        self.bytes = 0
+        self.max_items = 0
+        self.max_bytes = 0
+        self.over = None
+
+    def open(self, max_items, max_bytes):
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+
+    def show(self, *objs):
+        """display(obj, ...): shows each object as a notebook would."""
+        for obj in objs:
+            kind = type(obj)
+            module = getattr(kind, "__module__", "") or ""
+            if module.startswith("pandas") and kind.__name__ in ("DataFrame", "Series"):
+                frame = obj.to_frame() if kind.__name__ == "Series" else obj
+                html = frame.to_html(max_rows=self.MAX_TABLE_ROWS, max_cols=self.MAX_TABLE_COLUMNS, escape=True)
+                self.add_text("text/html", html)
+                self.add_text("text/plain", obj.to_string(max_rows=self.MAX_TABLE_ROWS))
+            elif self.is_figure(obj):
+                self.add_figure(obj)
+            else:
+                self.add_text("text/plain", repr(obj))
+
+    @staticmethod
+    def is_figure(obj):
+        figure = sys.modules.get("matplotlib.figure")
+        return figure is not None and isinstance(obj, figure.Figure)
+
+    def add_text(self, mime, text):
+        if len(text) > self.MAX_TEXT_CHARS:
+            text = text[: self.MAX_TEXT_CHARS] + "\n…"
+        self.add(mime, text, len(text.encode("utf-8", "surrogatepass")))
+
+    def add_figure(self, fig):
+        """Draws fig as a PNG, its DPI and pixel size bounded, and closes it."""
+        import io
+
+        width, height = fig.get_size_inches()
+        dpi = min(fig.get_dpi(), self.MAX_FIGURE_DPI)
+        side = max(width, height) * dpi
+        if side > self.MAX_FIGURE_SIDE_PIXELS:
+            dpi *= self.MAX_FIGURE_SIDE_PIXELS / side
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        sys.modules["matplotlib.pyplot"].close(fig)
+        png = buf.getvalue()
+        self.add("image/png", base64.b64encode(png).decode("ascii"), len(png))
+
+    def add(self, mime, data, size):
+        if self.over:
+            return
+        if len(self.items) >= self.max_items:
+            self.over = "more than %d display items" % self.max_items
+        elif self.bytes + size > self.max_bytes:
+            self.over = "display and output files over %s" % size_text(self.max_bytes)
+        else:
+            self.items.append({"type": mime, "data": data, "bytes": size})
+            self.bytes += size
+
+    def open_figures(self):
+        """Displays every figure pyplot still has open, in creation order."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        for number in pyplot.get_fignums():
+            self.add_figure(pyplot.figure(number))
+
+    def finish(self):
+        """The items, with the figures still open; OutputProblem past a cap."""
+        self.open_figures()
+        if self.over:
+            raise OutputProblem("output_limit", "Output limit exceeded (%s)" % self.over)
+        return self.items
+
+
+DISPLAY = Display()
 
 
 def address_space():

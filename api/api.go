@@ -100,6 +100,8 @@ type Outcome struct {
 	Stdout string          `json:"stdout"`
 	// Files are Success's output files, when the script left some.
 	Files []OutputFile `json:"files,omitempty"`
+	// Display is Success's rich outputs, when the script displayed some.
+	Display []DisplayItem `json:"display,omitempty"`
 	// Error, ErrorType and Traceback are Failure's, set when Status is
 	// OutcomeError.
 	Error      string `json:"error,omitempty"`

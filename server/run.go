@@ -124,6 +124,7 @@ func (o outcome) published(x execution) api.Outcome {
 	if o.err == nil {
 		p.Result = o.result.Value
 		p.Files = outputFiles(o.result.Files)
+		p.Display = display(o.result.Display)
 		return p
 	}
 	f := o.failure.body

@@ -11,7 +11,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -118,4 +122,86 @@ func TestDisplayCapsAreOutputLimits(t *testing.T) {
 			checkFailure(t, tt.name, r, failure{400, "output_limit", tt.message})
 		})
 	}
+}
+
+// chartScript draws a 2x1-inch figure at 50 DPI and leaves it open.
+const chartScript = "import matplotlib.pyplot as plt\n\ndef main():\n" +
+	"    plt.figure(figsize=(2, 1), dpi=50)\n    plt.plot([1, 3, 2])\n    display('drawn')\n    return 1\n"
+
+// An agent's run_python gets the chart as an image it can show, and the
+// texts displayed as text blocks; the structured content is the answer
+// /execute gives, display included.
+func TestMCPReturnsTheChartAsAnImage(t *testing.T) {
+	ts := testsupport.StartService(t, nil)
+	cs := testsupport.ConnectMCP(t, ts.URL)
+	res := testsupport.CallRunPython(t, cs, map[string]string{"script": chartScript})
+	if res.IsError || len(res.Content) != 3 {
+		t.Fatalf("run_python(chart) = isError %v with %d content blocks, want a success with the JSON, the text and the image", res.IsError, len(res.Content))
+	}
+	first, ok := res.Content[0].(*mcp.TextContent)
+	if !ok || strings.Contains(first.Text, "display") || !strings.Contains(first.Text, `"result":1`) {
+		t.Errorf("run_python(chart) first block = %#v, want the answer's JSON without its display", res.Content[0])
+	}
+	if text, ok := res.Content[1].(*mcp.TextContent); !ok || text.Text != "'drawn'" {
+		t.Errorf("run_python(chart) second block = %#v, want the text displayed", res.Content[1])
+	}
+	img, ok := res.Content[2].(*mcp.ImageContent)
+	if !ok || img.MIMEType != "image/png" {
+		t.Fatalf("run_python(chart) third block = %#v, want an image/png", res.Content[2])
+	}
+	decoded, err := png.Decode(bytes.NewReader(img.Data))
+	if err != nil {
+		t.Fatalf("run_python(chart) image: %v", err)
+	}
+	if b := decoded.Bounds(); b.Dx() != 100 || b.Dy() != 50 {
+		t.Errorf("run_python(chart) image is %dx%d, want 100x50", b.Dx(), b.Dy())
+	}
+	structured, _ := json.Marshal(res.StructuredContent)
+	var success api.Success
+	if err := json.Unmarshal(structured, &success); err != nil || len(success.Display) != 2 ||
+		success.Display[0] != (api.DisplayItem{Type: "text/plain", Data: "'drawn'"}) ||
+		success.Display[1].Type != "image/png" || !bytes.Equal(mustBase64(t, success.Display[1].Data), img.Data) {
+		t.Errorf("run_python(chart) structured content = %s, want the display whole", testsupport.Clip(structured))
+	}
+}
+
+// ExecuteEvent publishes the display with the outcome.
+func TestExecuteEventPublishesTheDisplay(t *testing.T) {
+	ps := testsupport.StartPubsub(t)
+	testsupport.CreateTopic(t, ps, "projects/proj/topics/results")
+	srv := startEventService(t, map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "proj",
+		"PYEXEC_RESULT_TOPIC":  "results",
+		"PUBSUB_EMULATOR_HOST": ps.Addr,
+	})
+	send := testsupport.NewSender(t, srv.URL+"/")
+	if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("chart-1", testsupport.ScriptData(chartScript, "chart-1"))); status != 200 {
+		t.Fatalf("status = %d, want 200", status)
+	}
+	var found *api.Outcome
+	testsupport.PollUntil(t, 10*time.Second, "the outcome of chart-1 on the results topic", func() bool {
+		for _, m := range ps.Messages() {
+			var o api.Outcome
+			if json.Unmarshal(m.Data, &o) == nil && o.MessageID == "chart-1" {
+				found = &o
+				return true
+			}
+		}
+		return false
+	})
+	if found.Status != "ok" || len(found.Display) != 2 || found.Display[0] != (api.DisplayItem{Type: "text/plain", Data: "'drawn'"}) || found.Display[1].Type != "image/png" {
+		t.Fatalf("published outcome = %+v, want ok with the text and the image displayed", *found)
+	}
+	if b := decodePNG(t, found.Display[1].Data).Bounds(); b.Dx() != 100 || b.Dy() != 50 {
+		t.Errorf("published image is %dx%d, want 100x50", b.Dx(), b.Dy())
+	}
+}
+
+func mustBase64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -406,48 +406,133 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def collect_outputs(max_files, max_bytes, displayed=0):
-    """Reads the regular files under outputs/, sorted by path.
+# The longest output file path the executor takes (its rule for every path:
+# PATH_MAX less the terminating NUL).
+MAX_OUTPUT_PATH_BYTES = 4095
 
-    Nothing is reached through a symlink, outputs/ itself included: each
-    directory is opened with O_NOFOLLOW relative to its parent's descriptor,
-    and each file the same way, and must still be a regular file once open,
-    so devices, fifos and sockets are never read either. A process the
-    script left running cannot turn the walk elsewhere by swapping a
-    directory for a symlink while it goes on. Returns [{"path", "content"
-    (base64), "bytes"}]; raises OutputProblem over a cap.
+# Errors that mean a name listed a moment ago is gone or was replaced by a
+# symlink or a non-directory while the walk went on: it is skipped, as a
+# file that was never there. Any other error fails the collection, naming
+# the file, so that nothing is dropped without a word.
+_GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+
+# The execution's working directory as it was before any user code ran
+# (prepare): (path, st_dev, st_ino). outputs/ is found in it whatever
+# directory the script changed to. It is held by its identity, not by an
+# open descriptor, so that the script inherits none.
+WORKDIR = None
+
+
+def note_workdir():
+    """Records the working directory, where outputs/ is collected from."""
+    global WORKDIR
+    st = os.stat(".")
+    WORKDIR = (os.getcwd(), st.st_dev, st.st_ino)
+
+
+def _workdir():
+    """A descriptor of the working directory prepare noted.
+
+    The directory is opened by its path and must be the same directory
+    (device and inode), so a script that replaced it cannot point the
+    collection elsewhere. Without prepare (the harness's own tests), the
+    current directory.
     """
+    if WORKDIR is None:
+        return os.open(".", _DIR_FLAGS)
+    path, dev, ino = WORKDIR
     try:
-        root = os.open(OUTPUTS_DIR, _DIR_FLAGS)
-    except OSError:
-        return []  # no outputs/, or not a directory (a file, a symlink)
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (dev, ino):
+        os.close(fd)
+        raise OutputProblem("invalid_result", "Output files cannot be collected: the working directory %s was replaced" % path)
+    return fd
+
+
+def _unreadable(path, exc):
+    return OutputProblem("invalid_result", "Output file %s cannot be read: %s" % (_shown(path), exc.strerror or exc))
+
+
+def _shown(path):
+    """path for a message: at most its first 200 characters."""
+    return path if len(path) <= 200 else path[:200] + "…"
+
+
+def collect_outputs(max_files, max_bytes, displayed=0):
+    """Reads the regular files under outputs/ of the working directory, sorted by path.
+
+    outputs/ is found in the working directory the execution started in
+    (prepare noted it), whatever directory the script changed to. Nothing is reached through a symlink, outputs/ itself
+    included: each directory is opened with O_NOFOLLOW relative to its
+    parent's descriptor, and each file the same way, and must still be a
+    regular file once open, so fifos, sockets and devices are never read.
+    The walk holds two descriptors at most, however deep the tree: it goes
+    back up through "..", and checks that it came back to the directory it
+    left (device and inode), so a process the script left running cannot
+    turn the walk elsewhere by moving or swapping a directory while it goes
+    on. Returns [{"path", "content" (base64), "bytes"}]; raises
+    OutputProblem over a cap, or naming a file that cannot come back.
+    """
+    workdir = _workdir()
+    try:
+        root = os.open(OUTPUTS_DIR, _DIR_FLAGS, dir_fd=workdir)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return []  # no outputs/, or not a directory (a file, a symlink)
+        raise _unreadable(OUTPUTS_DIR, exc) from None
+    finally:
+        os.close(workdir)
     found = []
     # The display items' bytes count against the same budget.
     total = displayed
-    # The open directories from outputs/ down to the one being read, each
-    # with the names in it still to look at: one descriptor per level.
-    stack = [(root, OUTPUTS_DIR, _names(root))]
+    fd = root
+    # From outputs/ down to the directory fd is: the names in each still to
+    # look at, its path, and its device and inode.
+    levels = []
     try:
-        while stack:
-            fd, directory, names = stack[-1]
+        levels.append(_level(fd, OUTPUTS_DIR))
+        while levels:
+            names, directory, ident = levels[-1]
             if not names:
-                stack.pop()
-                os.close(fd)
+                levels.pop()
+                if levels:
+                    up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd = up
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != levels[-1][2]:
+                        raise OutputProblem("invalid_result", "Output files cannot be collected: %s was moved while they were read" % _shown(directory))
                 continue
             name = names.pop()
             path = directory + "/" + name
             try:
                 mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            except OSError:
-                continue  # removed since it was listed
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    continue
+                raise _unreadable(path, exc) from None
             if stat.S_ISDIR(mode):
                 try:
                     inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError:
-                    continue  # replaced since it was listed, or too deep
-                stack.append((inner, path, _names(inner)))
+                except OSError as exc:
+                    if exc.errno in _GONE:
+                        continue
+                    raise _unreadable(path, exc) from None
+                os.close(fd)
+                fd = inner
+                levels.append(_level(fd, path))
                 continue
-            data = _read_regular(fd, name, max_bytes - total + 1)
+            if not stat.S_ISREG(mode):
+                continue  # a symlink, fifo, socket or device: never followed or read
+            if len(path.encode("utf-8", "surrogateescape")) > MAX_OUTPUT_PATH_BYTES:
+                raise OutputProblem("invalid_result", "Output file path is longer than %d bytes: %s" % (MAX_OUTPUT_PATH_BYTES, _shown(path)))
+            try:
+                data = _read_regular(fd, name, max_bytes - total + 1)
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
             if data is None:
                 continue
             if len(found) == max_files:
@@ -457,33 +542,36 @@ def collect_outputs(max_files, max_bytes, displayed=0):
                 what = "display and output files" if displayed else "output files"
                 raise OutputProblem("output_limit", "Output limit exceeded (%s over %s)" % (what, size_text(max_bytes)))
             found.append((path, data))
+    except OSError as exc:
+        raise _unreadable(levels[-1][1] if levels else OUTPUTS_DIR, exc) from None
     finally:
-        for fd, _, _ in stack:
-            os.close(fd)
+        os.close(fd)
     files = []
     for path, data in sorted(found):
         try:
             path.encode("utf-8")
         except UnicodeEncodeError:
-            raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % path) from None
+            raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % _shown(path)) from None
         files.append({"path": path, "content": base64.b64encode(data).decode("ascii"), "bytes": len(data)})
     return files
 
 
-def _names(fd):
-    try:
-        return os.listdir(fd)
-    except OSError:
-        return []
+def _level(fd, path):
+    """A directory of the walk: the names in it, its path and identity."""
+    st = os.fstat(fd)
+    return (os.listdir(fd), path, (st.st_dev, st.st_ino))
 
 
 def _read_regular(dir_fd, name, limit):
     """Up to limit bytes of the regular file name in dir_fd; None if it is
-    anything else (a symlink, a fifo, a device) or is gone."""
+    gone or was replaced by anything else (a symlink, a fifo) since it was
+    listed. Raises OSError when it cannot be read."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in _GONE + (errno.ENXIO,):
+            return None
+        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -600,6 +688,7 @@ def prepare(job):
         wanted = address_space() + job.rlimit_as
         limit = min(x for x in (wanted, soft, hard) if x != resource.RLIM_INFINITY)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    note_workdir()
     for path, content in job.files:
         try:
             directory = os.path.dirname(path)

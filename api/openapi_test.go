@@ -426,3 +426,24 @@ func errorTypeConstants(t *testing.T, root string) map[string]string {
 	}
 	return found
 }
+
+// A JSON-RPC response a client sends to /mcp may carry any result, as the
+// server accepts it (mcpserver's TestResponsesAndNotificationsAreAcceptedWith202).
+func TestJSONRPCMessageAcceptsAnyResult(t *testing.T) {
+	doc := loadDoc(t, openAPIYAML)
+	schema := doc.Components.Schemas["JSONRPCMessage"].Value
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":[1,2,3]}`,
+		`{"jsonrpc":"2.0","id":1,"result":"done"}`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+			t.Errorf("JSONRPCMessage refuses %s: %v", body, err)
+		}
+	}
+}

@@ -11,11 +11,26 @@ the answer carries its text form, repr() capped at MAX_TEXT_CHARS, and
 "exception" with the traceback of the cells' own frames; the namespace keeps
 everything the cell bound before it raised.
 
+Protocol (the executor's side is to be executor/session.go):
+  fd 3  the session's control socket (SOCK_SEQPACKET). Each message b"cell"
+        carries four descriptors (SCM_RIGHTS): the cell's job (read end; the
+        JSON object of harness.py's fd 3, with the cell's code as "script"),
+        its stdout, its stderr and its report (write ends). The session reads
+        the job to its end, puts stdout and stderr on fds 1 and 2 and stdin
+        (the job's, or /dev/null) on fd 0, writes the job's files, runs the
+        cell and writes exactly one report on the report descriptor. Then
+        fds 0, 1 and 2 point at /dev/null again and every descriptor of the
+        cell is closed, so the executor sees the end of each channel even
+        while a thread the cell started keeps printing.
+        End of file on the control socket ends the session's process.
+
 Standard library only, like harness.py, whose JSON rules and limits it uses.
 """
 
 import ast
 import linecache
+import os
+import socket
 import sys
 import traceback
 import types
@@ -111,3 +126,75 @@ def cell_traceback(exc):
     if len(text) > harness.MAX_TRACEBACK_CHARS:
         text = "...\n" + text[-harness.MAX_TRACEBACK_CHARS :]
     return text
+
+
+def serve(control_fd=harness.SCRIPT_FD):
+    """Runs cells as the control socket asks, until it is closed."""
+    control = socket.socket(fileno=control_fd)
+    session = Session()
+    session_pid = os.getpid()
+    null = os.open(os.devnull, os.O_RDWR)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(control, 16, 4)
+        except OSError:
+            break
+        if not msg:
+            break
+        if msg != b"cell" or len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        job_fd, stdout_fd, stderr_fd, report_fd = fds
+        try:
+            report = run_job(session, job_fd, stdout_fd, stderr_fd)
+        finally:
+            harness.flush_streams()
+        if os.getpid() != session_pid:
+            # A process the cell forked came back here: only the session's
+            # own process serves and reports.
+            os._exit(harness.child_status(report))
+        report.pop("exit_code", None)
+        try:
+            harness.write_report(report, report_fd)
+        finally:
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            for fd in (job_fd, stdout_fd, stderr_fd, report_fd):
+                os.close(fd)
+    os._exit(0)
+
+
+def run_job(session, job_fd, stdout_fd, stderr_fd):
+    """Reads one cell's job, sets its world up and runs it."""
+    chunks = []
+    while True:
+        chunk = os.read(job_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    try:
+        job = harness.parse_job(b"".join(chunks))
+    except (ValueError, KeyError, TypeError) as exc:
+        return harness.failure("invalid_request", "cell job: %s" % exc)
+    job.rlimit_as = None  # set once, for the whole session
+    failed = harness.prepare(job)
+    if failed:
+        return failed
+    report = session.run_cell(job.script)
+    if report["ok"] and job.outputs is not None:
+        try:
+            files = harness.collect_outputs(*job.outputs)
+        except harness.OutputProblem as exc:
+            return harness.failure(exc.error_type, str(exc))
+        except MemoryError:
+            return harness.failure("memory_limit", "")
+        if files:
+            report["files"] = files
+    return report
+
+
+if __name__ == "__main__":
+    serve()

@@ -4,10 +4,16 @@ The cells are harmless and run in this process, each test in a session of
 its own.
 """
 
+import base64
 import contextlib
 import io
+import json
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import unittest
 
 import session
@@ -115,6 +121,95 @@ class CellTest(unittest.TestCase):
         report = self.run_cell("await x")
         self.assertFalse(report["ok"])
         self.assertEqual(report["error_type"], "syntax_error")
+
+
+class ServeTest(unittest.TestCase):
+    """session.py as its own process, driven over its control socket."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-c", "import session; session.serve(%d)" % theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            cwd=self.tmp.name,
+            env=dict(os.environ, PYTHONPATH=here),
+        )
+        theirs.close()
+        self.control = ours
+
+    def tearDown(self):
+        self.control.close()
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+        self.tmp.cleanup()
+
+    def cell(self, job):
+        """Sends one cell; returns (report, stdout) once every channel has ended."""
+        job_r, job_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        socket.send_fds(self.control, [b"cell"], [job_r, out_w, err_w, rep_w])
+        for fd in (job_r, out_w, err_w, rep_w):
+            os.close(fd)
+        with os.fdopen(job_w, "wb") as f:
+            f.write(json.dumps(job).encode())
+        channels = {}
+
+        def read(name, fd):
+            with os.fdopen(fd, "rb") as f:
+                channels[name] = f.read()
+
+        readers = [threading.Thread(target=read, args=(n, fd)) for n, fd in (("out", out_r), ("err", err_r), ("rep", rep_r))]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(timeout=20)
+            self.assertFalse(t.is_alive(), "a channel of the cell did not end")
+        return json.loads(channels["rep"]), channels["out"].decode()
+
+    def test_cells_share_state_files_and_stdin(self):
+        content = base64.b64encode(b"a,b\n1,2\n3,4\n").decode()
+        report, out = self.cell({"script": "rows = open('in.csv').read().split()\nprint('loaded')", "files": [{"path": "in.csv", "content": content}]})
+        self.assertEqual(report, {"ok": True, "result": None})
+        self.assertEqual(out, "loaded\n")
+        report, out = self.cell({"script": "import sys\nline = sys.stdin.read()\nprint(line.upper())\nrows + [line]", "stdin": "hey"})
+        self.assertEqual(report, {"ok": True, "result": ["a,b", "1,2", "3,4", "hey"]})
+        self.assertEqual(out, "HEY\n")
+        report, _ = self.cell({"script": "import sys\nsys.stdin.read()"})
+        self.assertEqual(report, {"ok": True, "result": ""})
+
+    def test_exception_then_state_and_outputs(self):
+        report, _ = self.cell({"script": "n = 7\n1 / 0"})
+        self.assertEqual(report["error_type"], "exception")
+        self.assertIn("ZeroDivisionError", report["traceback"])
+        job = {"script": "import os\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/n.txt', 'w').write(str(n))\nn", "outputs": {"max_files": 4, "max_bytes": 1000}}
+        report, _ = self.cell(job)
+        self.assertEqual(report["result"], 7)
+        self.assertEqual([(f["path"], base64.b64decode(f["content"])) for f in report["files"]], [("outputs/n.txt", b"7")])
+
+    def test_a_thread_left_printing_does_not_hold_the_cell(self):
+        script = "import threading, time\ndef spin():\n    while True:\n        print('tick')\n        time.sleep(0.01)\nthreading.Thread(target=spin, daemon=True).start()\ntime.sleep(0.05)\n'started'"
+        report, out = self.cell({"script": script})
+        self.assertEqual(report, {"ok": True, "result": "started"})
+        self.assertIn("tick", out)
+        report, _ = self.cell({"script": "threading.active_count()"})
+        self.assertEqual(report, {"ok": True, "result": 2})
+
+    def test_a_forked_child_does_not_report(self):
+        report, out = self.cell({"script": "import os\npid = os.fork()\nif pid == 0:\n    print('child')\nelse:\n    os.waitpid(pid, 0)\npid > 0"})
+        self.assertEqual(report, {"ok": True, "result": True})
+        self.assertEqual(out, "child\n")
+        report, _ = self.cell({"script": "pid > 0"})
+        self.assertEqual(report, {"ok": True, "result": True})
+
+    def test_bad_job_is_refused_and_the_session_lives_on(self):
+        report, _ = self.cell({"no_script": 1})
+        self.assertEqual(report["error_type"], "invalid_request")
+        report, _ = self.cell({"script": "2 * 21"})
+        self.assertEqual(report, {"ok": True, "result": 42})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // execution is one run's identity, input and limits.
@@ -87,9 +89,10 @@ func jailIsolation(limits limiter, outsideUIDs string) Isolation {
 	}
 }
 
-// maxJailConfig bounds a jail's configuration: it fits a pipe's buffer, so
-// startNsjail can write it before nsjail starts reading it.
-const maxJailConfig = 60 << 10
+// maxJailConfig bounds a jail's configuration: it fits the buffer
+// startNsjail gives its pipe (within the 1 MiB an unprivileged process may
+// ask for), so it is written before nsjail starts reading it.
+const maxJailConfig = 120 << 10
 
 // Caps on what is read from a jail besides stdout.
 const (
@@ -334,6 +337,9 @@ func startNsjail(nsjail string, spec jailSpec, ch *channels) (*nsjailProc, error
 	}
 	defer configR.Close()
 	defer configW.Close()
+	if _, err := unix.FcntlInt(configW.Fd(), unix.F_SETPIPE_SZ, maxJailConfig); err != nil {
+		return nil, fmt.Errorf("sizing the jail configuration's pipe: %w", err)
+	}
 	if _, err := io.WriteString(configW, config); err != nil {
 		return nil, fmt.Errorf("writing jail configuration: %w", err)
 	}

@@ -1,0 +1,127 @@
+//go:build integration
+
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A session's process in a real fork-mode jail: cells share one namespace,
+// an exception keeps the session, a timeout or the memory limit ends it, and
+// nothing of it is left after.
+
+func startTestSession(t *testing.T, memBytes int64) (*forkSandbox, *sessionProc) {
+	t.Helper()
+	e := modeExecutor(t, ModeFork)
+	f, ok := e.box.(*forkSandbox)
+	if !ok {
+		t.Fatalf("the fork mode executor's sandbox is a %T", e.box)
+	}
+	s, err := f.startSession(memBytes)
+	if err != nil {
+		t.Fatalf("startSession: %v", err)
+	}
+	return f, s
+}
+
+func cellJob(t *testing.T, code string) []byte {
+	t.Helper()
+	b, err := json.Marshal(job{Script: code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func runTestCell(t *testing.T, f *forkSandbox, s *sessionProc, code string, timeout time.Duration) (cellRun, report) {
+	t.Helper()
+	run, err := s.runCell(context.Background(), cellJob(t, code), timeout, f.cfg)
+	if err != nil {
+		t.Fatalf("runCell(%q): %v", code, err)
+	}
+	if run.Ended {
+		return run, report{}
+	}
+	rep, err := parseReport(run.Report, f.cfg)
+	if err != nil {
+		t.Fatalf("cell %q: %v: %s", code, err, run.Report)
+	}
+	return run, rep
+}
+
+func TestSessionCellsShareStateInARealJail(t *testing.T) {
+	f, s := startTestSession(t, serviceMemory(t))
+	defer s.end()
+	cells := []struct{ code, result, stdout string }{
+		{"import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\nprint('loaded')", "null", "loaded\n"},
+		{"with open('data.txt', 'w') as out:\n    out.write('kept')\nint(df['a'].sum())", "6", ""},
+		{"open('data.txt').read()", `"kept"`, ""},
+		{"import os\nos.getpid()", "1", ""},
+	}
+	for _, c := range cells {
+		run, rep := runTestCell(t, f, s, c.code, 20*time.Second)
+		if !rep.OK || string(rep.Result) != c.result || string(run.Stdout) != c.stdout {
+			t.Fatalf("cell %q = %+v, stdout %q; want result %s, stdout %q", c.code, rep, run.Stdout, c.result, c.stdout)
+		}
+	}
+	_, rep := runTestCell(t, f, s, "df", 20*time.Second)
+	if !rep.OK || !strings.Contains(string(rep.Result), "a") {
+		t.Fatalf("a DataFrame as the last expression = %+v, want its text form", rep)
+	}
+	_, rep = runTestCell(t, f, s, "1 / 0", 20*time.Second)
+	if rep.OK || rep.ErrorType != TypeException || !strings.Contains(rep.Traceback, "ZeroDivisionError") {
+		t.Fatalf("a raising cell = %+v, want an exception with its traceback", rep)
+	}
+	_, rep = runTestCell(t, f, s, "len(df)", 20*time.Second)
+	if !rep.OK || string(rep.Result) != "3" {
+		t.Fatalf("after an exception = %+v, want the session's state", rep)
+	}
+}
+
+func TestASessionCellsTimeoutEndsTheSession(t *testing.T) {
+	f, s := startTestSession(t, serviceMemory(t))
+	runTestCell(t, f, s, "x = 1", 20*time.Second)
+	run, _ := runTestCell(t, f, s, "while True: pass", 500*time.Millisecond)
+	if !run.Ended || !run.TimedOut {
+		t.Fatalf("a cell past its timeout = %+v, want the session ended by the timeout", run)
+	}
+	if _, err := s.runCell(context.Background(), cellJob(t, "x"), time.Second, f.cfg); err != errSessionEnded {
+		t.Fatalf("a cell after the end = %v, want errSessionEnded", err)
+	}
+	dir := s.cg.memDir()
+	if err := s.end(); err != nil {
+		t.Fatalf("end: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the session's cgroup %s is left after its end: %v", dir, err)
+	}
+}
+
+func TestAMemoryBombOverSeveralCellsEndsTheSessionAtItsLimit(t *testing.T) {
+	f, s := startTestSession(t, 200<<20)
+	defer s.end()
+	for i := 0; i < 8; i++ {
+		run, rep := runTestCell(t, f, s, "import numpy as np\nblocks = globals().setdefault('blocks', [])\nblocks.append(np.ones(40 << 20, dtype=np.uint8))\nlen(blocks)", 20*time.Second)
+		if run.Ended {
+			if !run.MemoryLimitHit || i < 2 {
+				t.Fatalf("cell %d ended the session: %+v, want the memory limit after a few cells", i, run)
+			}
+			return
+		}
+		if !rep.OK && rep.ErrorType != TypeMemoryLimit {
+			t.Fatalf("cell %d = %+v", i, rep)
+		}
+		if !rep.OK {
+			return // MemoryError inside the cell: the limit held
+		}
+	}
+	t.Fatal("320 MiB held over 8 cells under a 200 MiB session limit")
+}
+
+// serviceMemory is the service's memory limit, a session's default.
+func serviceMemory(t *testing.T) int64 { return realConfig(t).MemoryBytes }

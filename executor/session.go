@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,9 @@ type sessionProc struct {
 	proc *forkProc
 	ctl  *net.UnixConn
 	cg   *execCgroup
+
+	endOnce sync.Once
+	endErr  error
 }
 
 // startSession forks a session's process under a cgroup of its own with
@@ -192,9 +196,17 @@ func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Dura
 	return run, nil
 }
 
+// kill kills the session's process, and with it its whole pid namespace.
+func (s *sessionProc) kill() { s.proc.kill() }
+
 // end kills the session's process and removes its cgroup once every
-// process of it is gone.
+// process of it is gone; later calls return what the first did.
 func (s *sessionProc) end() error {
+	s.endOnce.Do(func() { s.endErr = s.release() })
+	return s.endErr
+}
+
+func (s *sessionProc) release() error {
 	reaped := false
 	if s.proc != nil {
 		s.proc.kill()
@@ -205,4 +217,117 @@ func (s *sessionProc) end() error {
 		_ = s.ctl.Close()
 	}
 	return s.cg.release(reaped)
+}
+
+// Session is a live session: a process kept between its cells, which run
+// one at a time in its one namespace.
+type Session struct {
+	cfg  Config
+	proc *sessionProc
+	lim  limits
+
+	// mu is held while a cell runs.
+	mu sync.Mutex
+	// ended, once set, is why the session is over.
+	ended error
+}
+
+// ErrSessionsUnsupported is StartSession in a mode that holds no sessions:
+// pool and cold mode start a fresh interpreter per execution, with nothing
+// to keep.
+var ErrSessionsUnsupported = errors.New("sessions need fork mode")
+
+// CellResult is one cell's answer: Result as for a script, and Text when the
+// last expression had no JSON form and Value is its text form as a string.
+type CellResult struct {
+	Result
+	Text bool
+}
+
+// StartSession starts a session with the service's limits, memoryBytes of
+// memory when it is not zero.
+func (e *Executor) StartSession(memoryBytes int64) (*Session, error) {
+	e.mu.Lock()
+	box, ready := e.box, e.health.Ready
+	e.mu.Unlock()
+	if !ready {
+		return nil, ErrSandboxUnavailable
+	}
+	f, ok := box.(*forkSandbox)
+	if !ok {
+		return nil, ErrSessionsUnsupported
+	}
+	lim := serviceLimits(e.cfg)
+	if memoryBytes > 0 && memoryBytes < lim.memoryBytes {
+		lim.memoryBytes = memoryBytes
+	}
+	proc, err := f.startSession(lim.memoryBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{cfg: e.cfg, proc: proc, lim: lim}, nil
+}
+
+// Run runs code as the session's next cell. A cell past its timeout, or
+// killed at the memory limit, ends the session: its answer says so, and every
+// later Run returns the reason wrapped in errSessionEnded.
+func (s *Session) Run(ctx context.Context, code string, timeout time.Duration) (CellResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended != nil {
+		return CellResult{}, fmt.Errorf("%w: %w", errSessionEnded, s.ended)
+	}
+	lim := s.lim
+	if timeout > 0 && timeout < lim.timeout {
+		lim.timeout = timeout
+	}
+	job, err := newJob(Request{Script: code}, s.cfg, false, 0)
+	if err != nil {
+		return CellResult{}, err
+	}
+	started := time.Now()
+	run, err := s.proc.runCell(ctx, job, lim.timeout, s.cfg)
+	if err != nil {
+		s.ended = err
+		return CellResult{}, err
+	}
+	res := CellResult{Result: Result{Stdout: cleanStdout(run.Stdout), Duration: time.Since(started)}}
+	if run.Ended {
+		var cause *Error
+		switch {
+		case run.TimedOut:
+			cause = &Error{Type: TypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}
+		case run.MemoryLimitHit:
+			cause = &Error{Type: TypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}
+		default:
+			cause = &Error{Type: TypeExited, Message: "The session's process ended during the cell"}
+		}
+		s.ended = cause
+		_ = s.proc.end()
+		return res, cause
+	}
+	rep, err := parseReport(run.Report, s.cfg)
+	if err != nil {
+		s.ended = err
+		_ = s.proc.end()
+		return res, &Error{Type: TypeExited, Message: "The cell interfered with its result channel; the session has ended"}
+	}
+	var marked struct {
+		Text bool `json:"result_text"`
+	}
+	_ = json.Unmarshal(run.Report, &marked)
+	res.Result, err = judgeReport(res.Result, rep, s.cfg, lim)
+	res.Text = marked.Text && err == nil
+	return res, err
+}
+
+// End ends the session: its processes are killed and its cgroup removed.
+func (s *Session) End() error {
+	s.proc.kill()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		s.ended = errors.New("the session was ended")
+	}
+	return s.proc.end()
 }

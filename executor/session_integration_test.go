@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -125,3 +126,45 @@ func TestAMemoryBombOverSeveralCellsEndsTheSessionAtItsLimit(t *testing.T) {
 
 // serviceMemory is the service's memory limit, a session's default.
 func serviceMemory(t *testing.T) int64 { return realConfig(t).MemoryBytes }
+
+func TestASessionThroughTheExecutorsAPI(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	s, err := e.StartSession(0)
+	if err != nil {
+		t.Fatalf("StartSession: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := s.Run(ctx, "import pandas as pd\ndf = pd.DataFrame({'n': [1, 2]})", 0); err != nil {
+		t.Fatalf("first cell: %v", err)
+	}
+	res, err := s.Run(ctx, "df", 0)
+	if err != nil || !res.Text || !strings.Contains(string(res.Value), `"   n\n0  1\n1  2"`) {
+		t.Fatalf("a DataFrame cell = %+v, %v; want its text form, marked", res, err)
+	}
+	res, err = s.Run(ctx, "x = df['n'].sum()\nprint('sum')\nint(x) + 1", 0)
+	if err != nil || res.Text || string(res.Value) != "4" || res.Stdout != "sum" {
+		t.Fatalf("x + 1 = %+v, %v; want 4 as JSON", res, err)
+	}
+	_, err = s.Run(ctx, "import time\ntime.sleep(30)", 300*time.Millisecond)
+	var ee *Error
+	if !errors.As(err, &ee) || ee.Type != TypeTimeout || !strings.Contains(ee.Message, "the session has ended") {
+		t.Fatalf("a cell past its timeout = %v, want a timeout that ends the session", err)
+	}
+	if _, err := s.Run(ctx, "x", 0); !errors.Is(err, errSessionEnded) || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("a cell after the timeout = %v, want the session ended, saying why", err)
+	}
+	dir := s.proc.cg.memDir()
+	if err := s.End(); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the session's cgroup %s is left after End: %v", dir, err)
+	}
+}
+
+func TestPoolModeRefusesSessions(t *testing.T) {
+	e := modeExecutor(t, ModePool)
+	if _, err := e.StartSession(0); !errors.Is(err, ErrSessionsUnsupported) {
+		t.Fatalf("StartSession in pool mode = %v, want ErrSessionsUnsupported", err)
+	}
+}

@@ -134,7 +134,13 @@ func (e *Executor) start(ctx context.Context) error {
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
 	spec := baseSpec(interp, ids, e.cfg, groups.kind)
-	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
+	lib := interp.Libraries
+	versions := Versions{
+		Python: interp.Python, Pandas: lib["pandas"], Numpy: lib["numpy"],
+		Matplotlib: lib["matplotlib"], Scipy: lib["scipy"], ScikitLearn: lib["scikit-learn"],
+		Pyarrow: lib["pyarrow"], Openpyxl: lib["openpyxl"],
+		Nsjail: nsjailVersion(e.cfg.NsjailPath),
+	}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}
 	if e.cfg.Mode != ModeAuto {

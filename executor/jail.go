@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -13,8 +14,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // execution is one run's identity, input and limits.
@@ -89,10 +88,12 @@ func jailIsolation(limits limiter, outsideUIDs string) Isolation {
 	}
 }
 
-// maxJailConfig bounds a jail's configuration: it fits the buffer
-// startNsjail gives its pipe (within the 1 MiB an unprivileged process may
-// ask for), so it is written before nsjail starts reading it.
-const maxJailConfig = 120 << 10
+// maxJailConfig bounds a jail's configuration: startNsjail grows its pipe's
+// buffer to hold it (within the kernel's default pipe-max-size of 1 MiB),
+// so it can be written whole before nsjail starts reading it. The harness's
+// source and one mount per directory of the runtime's shared libraries make
+// up most of it.
+const maxJailConfig = 256 << 10
 
 // Caps on what is read from a jail besides stdout.
 const (

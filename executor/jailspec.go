@@ -370,6 +370,11 @@ func jailFiles() []jailFile {
 	}
 }
 
+// jailMatplotlibDir is matplotlib's configuration and cache directory in a
+// jail: under /dev/shm, a private tmpfs of each execution like /tmp, so
+// that the working directory stays as empty as the request left it.
+const jailMatplotlibDir = "/dev/shm/matplotlib"
+
 // jailEnv is the whole environment a script sees: nothing of the service's.
 func jailEnv() []string {
 	return []string{
@@ -383,6 +388,11 @@ func jailEnv() []string {
 		"OMP_NUM_THREADS=1",
 		"MKL_NUM_THREADS=1",
 		"NUMEXPR_NUM_THREADS=1",
+		// matplotlib draws to files and buffers only, and keeps its cache
+		// in the execution's own tmpfs, where the harness links the font
+		// list built at install: nothing of it is shared between executions.
+		"MPLBACKEND=Agg",
+		"MPLCONFIGDIR=" + jailMatplotlibDir,
 	}
 }
 

@@ -21,6 +21,9 @@ import (
 const (
 	maxInputFiles  = 100
 	maxOutputFiles = 100
+	// maxDisplayItems is how many rich outputs (display) may come back;
+	// their bytes count against the output files' cap.
+	maxDisplayItems = 50
 )
 
 // Linux's limits on a path: a name of at most 255 bytes, a path of at most

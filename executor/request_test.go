@@ -135,7 +135,7 @@ func TestTheJobCarriesTheRequestAsTheHarnessReadsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := decode(t, data)
-		want := map[string]any{"script": "def main():\n    return '<&>'\n", "outputs": map[string]any{"max_files": json.Number("100"), "max_bytes": json.Number("8388608")}}
+		want := map[string]any{"script": "def main():\n    return '<&>'\n", "outputs": map[string]any{"max_files": json.Number("100"), "max_bytes": json.Number("8388608"), "max_display": json.Number("50")}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("job = %v, want %v", got, want)
 		}

@@ -165,3 +165,58 @@ func TestPoolModeRefusesSessions(t *testing.T) {
 		t.Fatalf("StartSession in pool mode = %v, want ErrSessionsUnsupported", err)
 	}
 }
+
+func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	ctx := context.Background()
+	start := func() *Session {
+		s, err := e.StartSession(0)
+		if err != nil {
+			t.Fatalf("StartSession: %v", err)
+		}
+		t.Cleanup(func() { _ = s.End() })
+		return s
+	}
+	a, b := start(), start()
+	setup := "import os, socket, subprocess, sys\n" +
+		"secret = 'a-secret'\n" +
+		"open('/tmp/mine.txt', 'w').write(secret)\n" +
+		"listener = socket.socket(socket.AF_UNIX)\n" +
+		"listener.bind('\\0pyexec-session-a')\n" +
+		"listener.listen()\n" +
+		"sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n" +
+		"sorted(int(p) for p in os.listdir('/proc') if p.isdigit())"
+	res, err := a.Run(ctx, setup, 0)
+	if err != nil || string(res.Value) != "[1,2]" {
+		t.Fatalf("session a's setup = %+v, %v; want its own two processes", res, err)
+	}
+	probe := "import os, socket\n" +
+		"seen = {'file': os.path.exists('/tmp/mine.txt'), 'secret': 'secret' in globals(),\n" +
+		"        'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}\n" +
+		"try:\n" +
+		"    socket.socket(socket.AF_UNIX).connect('\\0pyexec-session-a')\n" +
+		"    seen['socket'] = 'connected'\n" +
+		"except OSError as exc:\n" +
+		"    seen['socket'] = type(exc).__name__\n" +
+		"seen"
+	res, err = b.Run(ctx, probe, 0)
+	if err != nil {
+		t.Fatalf("session b's probe: %v", err)
+	}
+	var seen struct {
+		File, Secret bool
+		Pids         []int
+		Socket       string
+	}
+	if err := json.Unmarshal(res.Value, &seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen.File || seen.Secret || len(seen.Pids) != 1 || seen.Pids[0] != 1 || seen.Socket != "ConnectionRefusedError" {
+		t.Fatalf("session b sees %+v of session a; want nothing: no file, no variable, only its own pid 1, no socket", seen)
+	}
+	// And a still has all of it.
+	res, err = a.Run(ctx, "open('/tmp/mine.txt').read() == secret and sleeper.poll() is None", 0)
+	if err != nil || string(res.Value) != "true" {
+		t.Fatalf("session a after b's probe = %+v, %v; want its file and process", res, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,25 @@ func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
 	res, err = a.Run(ctx, "open('/tmp/mine.txt').read() == secret and sleeper.poll() is None", 0)
 	if err != nil || string(res.Value) != "true" {
 		t.Fatalf("session a after b's probe = %+v, %v; want its file and process", res, err)
+	}
+}
+
+func TestCPUTimeOfManyCellsDoesNotAddUpToAKill(t *testing.T) {
+	cfg := realConfig(t)
+	cfg.Mode = ModeFork
+	cfg.Concurrency = 1
+	cfg.Timeout = 2 * time.Second // a script's CPU rlimit: 9 seconds
+	e := startExecutor(t, cfg)
+	s, err := e.StartSession(0)
+	if err != nil {
+		t.Fatalf("StartSession: %v", err)
+	}
+	defer s.End()
+	burn := "import time\nstart = time.process_time()\nwhile time.process_time() - start < 1.0: pass\ncells = globals().get('cells', 0) + 1\ncells"
+	for i := 1; i <= 11; i++ {
+		res, err := s.Run(context.Background(), burn, 10*time.Second)
+		if err != nil || string(res.Value) != strconv.Itoa(i) {
+			t.Fatalf("cell %d, with %d CPU-seconds spent before it = %+v, %v; want it to run", i, i-1, res, err)
+		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 // from the configuration.
 const (
 	jailHarness = "/pyexec/harness.py"
-	jailZygote  = "/pyexec/zygote.py" // fork mode's server (mode_fork.go)
+	jailZygote  = "/pyexec/zygote.py"  // fork mode's server (mode_fork.go)
+	jailSession = "/pyexec/session.py" // sessions' cell loop, fork mode only
 )
 
 // The rlimits every execution runs under, whichever sandbox sets them:

@@ -1,10 +1,10 @@
 # pyexec: one image for both Cloud Run services (FUNCTION_TARGET=Execute and
 # FUNCTION_TARGET=ExecuteEvent).
 #
-# The runtime stage installs Python 3.11, pandas, numpy and nsjail with
+# The runtime stage installs Python 3.11, the scripts' libraries and nsjail with
 # scripts/install-runtime.sh, the same script local setup (make runtime) and CI
 # run, from the same hashed lock files, so the image matches what was tested:
-# /opt/pyexec/venv holds pandas, numpy and their dependencies only (every jail
+# /opt/pyexec/venv holds the libraries and their dependencies only (every jail
 # binds it read-only), /opt/pyexec/nsjail-venv holds nsjail, which no jail sees.
 #
 # nsjail needs to be root in the container (it creates user, mount, pid and net

@@ -58,6 +58,16 @@ type Success struct {
 	// Files are the regular files the script left under outputs/, sorted by
 	// path; absent when there are none.
 	Files []OutputFile `json:"files,omitempty"`
+	// Display are the rich outputs (figures, tables, texts) in the order
+	// produced; absent when there are none.
+	Display []DisplayItem `json:"display,omitempty"`
+}
+
+// DisplayItem is one rich output: Type is its MIME type, "image/png"
+// (Data is base64), "text/html" or "text/plain" (Data is the text).
+type DisplayItem struct {
+	Type string `json:"type"`
+	Data string `json:"data"`
 }
 
 // OutputFile is a file the script left under outputs/.
@@ -90,6 +100,8 @@ type Outcome struct {
 	Stdout string          `json:"stdout"`
 	// Files are Success's output files, when the script left some.
 	Files []OutputFile `json:"files,omitempty"`
+	// Display is Success's rich outputs, when the script displayed some.
+	Display []DisplayItem `json:"display,omitempty"`
 	// Error, ErrorType and Traceback are Failure's, set when Status is
 	// OutcomeError.
 	Error      string `json:"error,omitempty"`

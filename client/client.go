@@ -190,7 +190,11 @@ func readAnswer(resp *http.Response, raw []byte) (*Result, error) {
 	if err != nil {
 		return nil, unreadable(err.Error())
 	}
-	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, ExecutionID: id, Body: raw}, nil
+	shown, err := displayItems(s.Display)
+	if err != nil {
+		return nil, unreadable(err.Error())
+	}
+	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, Display: shown, ExecutionID: id, Body: raw}, nil
 }
 
 func mediaType(h http.Header) string {

@@ -19,6 +19,9 @@ type Result struct {
 	// Files are the regular files the script left under outputs/, sorted by
 	// path.
 	Files []OutputFile
+	// Display are the rich outputs the script displayed (figures, tables,
+	// texts), in the order produced.
+	Display []Display
 	// ExecutionID names the execution in the service's log (the
 	// X-Execution-Id header).
 	ExecutionID string
@@ -48,6 +51,30 @@ type OutputFile struct {
 	Path string
 	// Content is the file's content, decoded.
 	Content []byte
+}
+
+// Display is one rich output.
+type Display struct {
+	// Type is its MIME type: "image/png", "text/html" or "text/plain".
+	Type string
+	// Data is the PNG's bytes, decoded, or the text.
+	Data []byte
+}
+
+// displayItems decodes the rich outputs of an answer.
+func displayItems(items []api.DisplayItem) ([]Display, error) {
+	var out []Display
+	for i, d := range items {
+		data := []byte(d.Data)
+		if d.Type == "image/png" {
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(d.Data); err != nil {
+				return nil, fmt.Errorf("display item %d: bad base64: %w", i, err)
+			}
+		}
+		out = append(out, Display{Type: d.Type, Data: data})
+	}
+	return out, nil
 }
 
 // outputFiles decodes the files of an answer, checking each against the

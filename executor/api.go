@@ -54,9 +54,26 @@ type Result struct {
 	// working directory, sorted by path; set only when Run returns a nil
 	// error. Each Path starts with "outputs/".
 	Files []File
+	// Display are the rich outputs (figures, tables, texts) the script
+	// displayed, in the order produced; set only when Run returns a nil
+	// error.
+	Display []Display
 	// Duration is the wall time of the execution, queueing excluded.
 	Duration time.Duration
 }
+
+// Display is one rich output: a PNG image, an HTML table or a text.
+type Display struct {
+	Type string // a MIME type: DisplayPNG, DisplayHTML or DisplayText
+	Data []byte // the PNG's bytes, or the text as UTF-8
+}
+
+// The MIME types of rich outputs.
+const (
+	DisplayPNG  = "image/png"
+	DisplayHTML = "text/html"
+	DisplayText = "text/plain"
+)
 
 // Limits are the service's caps on what one request may ask for: the
 // limits a request may tighten (never loosen), and how much it may bring.
@@ -101,5 +118,11 @@ type Versions struct {
 	Python string `json:"python"`
 	Pandas string `json:"pandas"`
 	Numpy  string `json:"numpy"`
-	Nsjail string `json:"nsjail"`
+	// The libraries beside them, by their distributions' names.
+	Matplotlib  string `json:"matplotlib"`
+	Scipy       string `json:"scipy"`
+	ScikitLearn string `json:"scikit-learn"`
+	Pyarrow     string `json:"pyarrow"`
+	Openpyxl    string `json:"openpyxl"`
+	Nsjail      string `json:"nsjail"`
 }

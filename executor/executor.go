@@ -134,7 +134,13 @@ func (e *Executor) start(ctx context.Context) error {
 	groups := detectCgroups(e.cfg.CgroupRoot)
 	groups.sweep()
 	spec := baseSpec(interp, ids, e.cfg, groups.kind)
-	versions := Versions{Python: interp.Python, Pandas: interp.Pandas, Numpy: interp.Numpy, Nsjail: nsjailVersion(e.cfg.NsjailPath)}
+	lib := interp.Libraries
+	versions := Versions{
+		Python: interp.Python, Pandas: lib["pandas"], Numpy: lib["numpy"],
+		Matplotlib: lib["matplotlib"], Scipy: lib["scipy"], ScikitLearn: lib["scikit-learn"],
+		Pyarrow: lib["pyarrow"], Openpyxl: lib["openpyxl"],
+		Nsjail: nsjailVersion(e.cfg.NsjailPath),
+	}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}
 	if e.cfg.Mode != ModeAuto {
@@ -219,7 +225,9 @@ func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
 func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareOutputs bool) (Result, error) {
 	lim := limitsOf(e.cfg, req)
 	var rlimitAS int64
-	if box.isolation().Limits == string(limitRlimit) && lim.memoryBytes < e.cfg.MemoryBytes {
+	if box.isolation().Limits == string(limitRlimit) {
+		// The harness lowers the jail's address-space ceiling to what the
+		// interpreter holds plus the limit, before any user code runs.
 		rlimitAS = lim.memoryBytes
 	}
 	job, err := newJob(req, e.cfg, prepareOutputs, rlimitAS)

@@ -36,9 +36,13 @@ type interpreter struct {
 	Binds  []string
 	Links  map[string]string
 	Python string
-	Pandas string
-	Numpy  string
+	// Versions of the installed distributions of libraryDists, by name.
+	Libraries map[string]string
 }
+
+// libraryDists are the distributions whose versions /healthz reports.
+// numpy and pandas must be there: the warm modes import them ahead.
+var libraryDists = []string{"numpy", "pandas", "matplotlib", "scipy", "scikit-learn", "pyarrow", "openpyxl"}
 
 // probeScript asks the interpreter what it runs on. It runs our own
 // interpreter on our own code, never user code, with the flags the jail
@@ -46,9 +50,10 @@ type interpreter struct {
 const probeScript = `
 import json, os, sys, sysconfig
 def version(name):
-    # The installed distribution's directory, name-version.dist-info:
-    # importlib.metadata would find the same, at twice the start-up cost.
-    prefix = name + "-"
+    # The installed distribution's directory, name-version.dist-info (its
+    # name with "-" written "_"): importlib.metadata would find the same,
+    # at twice the start-up cost.
+    prefix = name.replace("-", "_") + "-"
     for d in sys.path:
         try:
             entries = os.listdir(d)
@@ -62,7 +67,8 @@ print(json.dumps({
     "venv": sys.prefix if sys.prefix != sys.base_prefix else "",
     "path": [p for p in sys.path if p],
     "tzpath": [p for p in (sysconfig.get_config_var("TZPATH") or "").split(os.pathsep) if p],
-    "python": sys.version.split()[0], "pandas": version("pandas"), "numpy": version("numpy"),
+    "python": sys.version.split()[0],
+    "libraries": {name: version(name) for name in sys.argv[1:]},
 }))
 `
 
@@ -137,24 +143,23 @@ func hostPathRefused(p string, link bool) string {
 func probeInterpreter(ctx context.Context, python string) (interpreter, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "-I", "-B", "-c", probeScript)
+	cmd := exec.CommandContext(ctx, python, append([]string{"-I", "-B", "-c", probeScript}, libraryDists...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
 	out, err := cmd.Output()
 	if err != nil {
 		return interpreter{}, fmt.Errorf("probing interpreter %s: %w", python, err)
 	}
 	var probe struct {
-		Venv   string   `json:"venv"`
-		Path   []string `json:"path"`
-		TZPath []string `json:"tzpath"`
-		Python string   `json:"python"`
-		Pandas string   `json:"pandas"`
-		Numpy  string   `json:"numpy"`
+		Venv      string            `json:"venv"`
+		Path      []string          `json:"path"`
+		TZPath    []string          `json:"tzpath"`
+		Python    string            `json:"python"`
+		Libraries map[string]string `json:"libraries"`
 	}
 	if err := json.Unmarshal(out, &probe); err != nil {
 		return interpreter{}, fmt.Errorf("reading interpreter probe: %w", err)
 	}
-	if probe.Pandas == "" || probe.Numpy == "" {
+	if probe.Libraries["pandas"] == "" || probe.Libraries["numpy"] == "" {
 		return interpreter{}, fmt.Errorf("interpreter %s lacks pandas or numpy (run the runtime install)", python)
 	}
 	tree := jailTree{Venv: probe.Venv, ImportPath: probe.Path, TZPath: probe.TZPath}
@@ -162,7 +167,7 @@ func probeInterpreter(ctx context.Context, python string) (interpreter, error) {
 	if err != nil {
 		return interpreter{}, err
 	}
-	return interpreter{Executable: python, Binds: binds, Links: links, Python: probe.Python, Pandas: probe.Pandas, Numpy: probe.Numpy}, nil
+	return interpreter{Executable: python, Binds: binds, Links: links, Python: probe.Python, Libraries: probe.Libraries}, nil
 }
 
 // jailTree is what decides which host files a jail takes: the interpreter's

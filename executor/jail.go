@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -87,9 +88,12 @@ func jailIsolation(limits limiter, outsideUIDs string) Isolation {
 	}
 }
 
-// maxJailConfig bounds a jail's configuration: it fits a pipe's buffer, so
-// startNsjail can write it before nsjail starts reading it.
-const maxJailConfig = 60 << 10
+// maxJailConfig bounds a jail's configuration: startNsjail grows its pipe's
+// buffer to hold it (within the kernel's default pipe-max-size of 1 MiB),
+// so it can be written whole before nsjail starts reading it. The harness's
+// source and one mount per directory of the runtime's shared libraries make
+// up most of it.
+const maxJailConfig = 256 << 10
 
 // Caps on what is read from a jail besides stdout.
 const (
@@ -334,6 +338,9 @@ func startNsjail(nsjail string, spec jailSpec, ch *channels) (*nsjailProc, error
 	}
 	defer configR.Close()
 	defer configW.Close()
+	if _, err := unix.FcntlInt(configW.Fd(), unix.F_SETPIPE_SZ, maxJailConfig); err != nil {
+		return nil, fmt.Errorf("sizing the jail configuration's pipe: %w", err)
+	}
 	if _, err := io.WriteString(configW, config); err != nil {
 		return nil, fmt.Errorf("writing jail configuration: %w", err)
 	}

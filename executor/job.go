@@ -34,8 +34,9 @@ type jobFile struct {
 }
 
 type jobOutputs struct {
-	MaxFiles int `json:"max_files"`
-	MaxBytes int `json:"max_bytes"`
+	MaxFiles   int `json:"max_files"`
+	MaxBytes   int `json:"max_bytes"` // of the files and the display items together
+	MaxDisplay int `json:"max_display"`
 }
 
 // newJob is the job of req. prepareOutputs makes the harness create
@@ -45,7 +46,7 @@ func newJob(req Request, cfg Config, prepareOutputs bool, rlimitAS int64) ([]byt
 		Script:         req.Script,
 		Input:          req.Input,
 		Files:          make([]jobFile, len(req.Files)),
-		Outputs:        jobOutputs{MaxFiles: maxOutputFiles, MaxBytes: cfg.MaxOutputFilesBytes},
+		Outputs:        jobOutputs{MaxFiles: maxOutputFiles, MaxBytes: cfg.MaxOutputFilesBytes, MaxDisplay: maxDisplayItems},
 		PrepareOutputs: prepareOutputs,
 		RlimitAS:       rlimitAS,
 	}

@@ -21,6 +21,9 @@ import (
 const (
 	maxInputFiles  = 100
 	maxOutputFiles = 100
+	// maxDisplayItems is how many rich outputs (display) may come back;
+	// their bytes count against the output files' cap.
+	maxDisplayItems = 50
 )
 
 // Linux's limits on a path: a name of at most 255 bytes, a path of at most
@@ -105,6 +108,9 @@ func checkFiles(files []File, lim Limits) error {
 	total := 0
 	for i, f := range files {
 		if why := pathProblem(f.Path); why != "" {
+			if !strings.Contains(why, strconv.Quote(f.Path)) {
+				why = QuotePath(f.Path) + " " + why
+			}
 			return invalid(fmt.Sprintf("files[%d].path %s", i, why))
 		}
 		if j, dup := index[f.Path]; dup {
@@ -158,6 +164,20 @@ func pathProblem(p string) string {
 		}
 	}
 	return ""
+}
+
+// QuotePath quotes a request file's path for a message that names the
+// file: Go-quoted, so that any byte reads plainly, and cut to its first 64
+// bytes when it is longer.
+func QuotePath(p string) string {
+	if len(p) > 64 {
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(p[cut]) {
+			cut--
+		}
+		return strconv.Quote(p[:cut]) + "…"
+	}
+	return strconv.Quote(p)
 }
 
 // limits are the limits one execution runs under.

@@ -65,12 +65,12 @@ func TestRequestsKeepEveryRuleOrSayWhichTheyBreak(t *testing.T) {
 		{"101 files", Request{Script: okScript, Files: many(101)}, "'files' has 101 files, over the limit of 100"},
 		{"files over 8 MiB together", Request{Script: okScript, Files: []File{file("a", 4<<20), file("b", 4<<20+1)}},
 			"'files' hold more than 8 MB together (decoded)"},
-		{"an empty path", Request{Script: okScript, Files: []File{file("", 1)}}, "files[0].path is empty"},
+		{"an empty path", Request{Script: okScript, Files: []File{file("", 1)}}, "files[0].path \"\" is empty"},
 		{"an absolute path", Request{Script: okScript, Files: []File{file("/etc/passwd", 1)}}, `files[0].path "/etc/passwd" is absolute`},
 		{"a path that climbs out", Request{Script: okScript, Files: []File{file("ok", 1), file("../x", 1)}}, `files[1].path "../x" has a '..' component`},
 		{"a path that climbs out later", Request{Script: okScript, Files: []File{file("a/b/../../../x", 1)}}, `has a '..' component`},
-		{"a NUL in a path", Request{Script: okScript, Files: []File{file("a\x00b", 1)}}, "files[0].path contains a NUL byte"},
-		{"a path that is not UTF-8", Request{Script: okScript, Files: []File{file("a\xffb", 1)}}, "files[0].path is not valid UTF-8"},
+		{"a NUL in a path", Request{Script: okScript, Files: []File{file("a\x00b", 1)}}, "files[0].path \"a\\x00b\" contains a NUL byte"},
+		{"a path that is not UTF-8", Request{Script: okScript, Files: []File{file("a\xffb", 1)}}, "files[0].path \"a\\xffb\" is not valid UTF-8"},
 		{"an empty component", Request{Script: okScript, Files: []File{file("a//b", 1)}}, "has an empty component"},
 		{"a trailing slash", Request{Script: okScript, Files: []File{file("dir/", 1)}}, "has an empty component"},
 		{"a dot component", Request{Script: okScript, Files: []File{file("./a", 1)}}, "has a '.' component"},
@@ -135,7 +135,7 @@ func TestTheJobCarriesTheRequestAsTheHarnessReadsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := decode(t, data)
-		want := map[string]any{"script": "def main():\n    return '<&>'\n", "outputs": map[string]any{"max_files": json.Number("100"), "max_bytes": json.Number("8388608")}}
+		want := map[string]any{"script": "def main():\n    return '<&>'\n", "outputs": map[string]any{"max_files": json.Number("100"), "max_bytes": json.Number("8388608"), "max_display": json.Number("50")}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("job = %v, want %v", got, want)
 		}

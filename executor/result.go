@@ -26,6 +26,15 @@ type report struct {
 	Traceback string          `json:"traceback"`
 	// Files are the output files of a success.
 	Files []reportFile `json:"files"`
+	// Display are the rich outputs of a success.
+	Display []reportDisplay `json:"display"`
+}
+
+// reportDisplay is a rich output as the harness reports it.
+type reportDisplay struct {
+	Type  string `json:"type"`
+	Data  string `json:"data"` // base64 for a PNG, else the text
+	Bytes int    `json:"bytes"`
 }
 
 // reportFile is an output file as the harness reports it.
@@ -100,6 +109,13 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 			content, _ := base64.StdEncoding.DecodeString(f.Content)
 			res.Files = append(res.Files, File{Path: f.Path, Content: content})
 		}
+		for _, d := range rep.Display {
+			data := []byte(d.Data)
+			if d.Type == DisplayPNG {
+				data, _ = base64.StdEncoding.DecodeString(d.Data) // checked by parseReport
+			}
+			res.Display = append(res.Display, Display{Type: d.Type, Data: data})
+		}
 		return res, nil
 	}
 	e := &Error{Type: rep.ErrorType, Message: truncate(rep.Error, maxErrorText)}
@@ -112,8 +128,10 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 		// The harness reports only the output files over a cap; which cap
 		// is its word, but the message is the executor's.
 		e.Message = outputFilesBytesMessage(cfg.MaxOutputFilesBytes)
-		if rep.Error == outputFilesCountMessage() {
-			e.Message = outputFilesCountMessage()
+		for _, named := range []string{outputFilesCountMessage(), displayCountMessage(), displayBytesMessage(cfg.MaxOutputFilesBytes)} {
+			if rep.Error == named {
+				e.Message = named
+			}
 		}
 	case TypeException:
 		e.Traceback = truncate(rep.Traceback, maxTracebackText)
@@ -150,10 +168,13 @@ func parseReport(data []byte, cfg Config) (report, error) {
 		if err := checkOutputFiles(rep.Files, cfg); err != nil {
 			return report{}, fmt.Errorf("%w: %v", errReportInvalid, err)
 		}
+		if err := checkDisplay(rep.Display, rep.Files, cfg); err != nil {
+			return report{}, fmt.Errorf("%w: %v", errReportInvalid, err)
+		}
 		return rep, nil
 	}
-	if len(rep.Files) > 0 {
-		return report{}, fmt.Errorf("%w: output files with a failure", errReportInvalid)
+	if len(rep.Files) > 0 || len(rep.Display) > 0 {
+		return report{}, fmt.Errorf("%w: output files or display with a failure", errReportInvalid)
 	}
 	if !harnessTypes[rep.ErrorType] {
 		return report{}, fmt.Errorf("%w: error type %q", errReportInvalid, rep.ErrorType)
@@ -185,6 +206,44 @@ func checkOutputFiles(files []reportFile, cfg Config) error {
 		}
 		if total += f.Bytes; total > cfg.MaxOutputFilesBytes {
 			return fmt.Errorf("output files over %d bytes", cfg.MaxOutputFilesBytes)
+		}
+	}
+	return nil
+}
+
+// checkDisplay checks the rich outputs a report claims: at most
+// maxDisplayItems, each of a known type, a PNG valid base64 and a text
+// valid UTF-8 (the report is), each of the size it states, and within the
+// output cap together with the output files.
+func checkDisplay(items []reportDisplay, files []reportFile, cfg Config) error {
+	if len(items) > maxDisplayItems {
+		return fmt.Errorf("%d display items", len(items))
+	}
+	total := 0
+	for _, f := range files {
+		total += f.Bytes
+	}
+	for i, d := range items {
+		n := len(d.Data)
+		switch d.Type {
+		case DisplayPNG:
+			if len(d.Data) > base64.StdEncoding.EncodedLen(cfg.MaxOutputFilesBytes) {
+				return fmt.Errorf("display item %d over the cap", i)
+			}
+			png, err := base64.StdEncoding.DecodeString(d.Data)
+			if err != nil {
+				return fmt.Errorf("display item %d is not base64", i)
+			}
+			n = len(png)
+		case DisplayHTML, DisplayText:
+		default:
+			return fmt.Errorf("display item %d of type %q", i, d.Type)
+		}
+		if n != d.Bytes {
+			return fmt.Errorf("display item %d does not hold the %d bytes it states", i, d.Bytes)
+		}
+		if total += n; total > cfg.MaxOutputFilesBytes {
+			return fmt.Errorf("display and output files over %d bytes", cfg.MaxOutputFilesBytes)
 		}
 	}
 	return nil
@@ -223,6 +282,15 @@ func outputFilesCountMessage() string {
 
 func outputFilesBytesMessage(limit int) string {
 	return fmt.Sprintf("Output limit exceeded (output files over %s)", size.Text(int64(limit), " "))
+}
+
+// The output_limit messages of rich outputs; the harness writes the same.
+func displayCountMessage() string {
+	return fmt.Sprintf("Output limit exceeded (more than %d display items)", maxDisplayItems)
+}
+
+func displayBytesMessage(limit int) string {
+	return fmt.Sprintf("Output limit exceeded (display and output files over %s)", size.Text(int64(limit), " "))
 }
 
 func outputLimitMessage(limit int) string {

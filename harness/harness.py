@@ -9,7 +9,7 @@ Protocol (the Go side is the executor's jail engine and result.go):
            "input": <any JSON value>        only when the request had input,
            "stdin": <text>,                 optional,
            "files": [{"path": <relative>, "content": <base64>}],   optional,
-           "outputs": {"max_files": N, "max_bytes": N},
+           "outputs": {"max_files": N, "max_bytes": N, "max_display": N},
            "prepare_outputs": true,         optional: make an empty outputs/
            "rlimit_as": N}                  optional: lower RLIMIT_AS to the
                                             address space held now plus N
@@ -28,8 +28,15 @@ there. After main() returns, the regular files under outputs/ (never
 through a symlink, never a device or fifo) come back in the report, within
 the job's caps.
 
+Rich outputs: display(obj) is a builtin, as in IPython, and every
+matplotlib figure shown (plt.show()) or still open when main() returns is
+displayed as a PNG; they come back, in the order produced, within the
+job's caps: at most max_display items, whose bytes count against
+max_bytes together with the output files.
+
 The report is {"ok": true, "result": <value>[, "files": [{"path", "content",
-"bytes"}]]} or {"ok": false, "error_type": <type>, "error": <message>,
+"bytes"}]][, "display": [{"type": <MIME>, "data": <text, or base64 for
+image/png>, "bytes": N}]]} or {"ok": false, "error_type": <type>, "error": <message>,
 "traceback": <text>}. Error types reported here: invalid_request (main's
 signature does not fit the request's input), no_main, syntax_error,
 exception, invalid_result, memory_limit, output_limit and exited. The harness
@@ -43,12 +50,14 @@ numpy, which it recognises by their type's module name instead.
 import ast
 import asyncio
 import base64
+import builtins
 import errno
 import inspect
 import json
 import linecache
 import math
 import os
+import re
 import resource
 import stat
 import sys
@@ -331,14 +340,20 @@ def run(source, input=NO_INPUT, outputs=None):
     except BaseException as exc:  # noqa: BLE001 - e.g. a __index__ or tolist() that raises
         return failure("invalid_result", "main() must return a JSON-serializable object: %s" % describe(exc))
     if outputs is not None:
+        max_files, max_bytes = outputs
         try:
-            files = collect_outputs(*outputs)
+            shown = DISPLAY.finish()
+            files = collect_outputs(max_files, max_bytes, DISPLAY.bytes)
         except OutputProblem as exc:
             return failure(exc.error_type, str(exc))
         except MemoryError:
             return failure("memory_limit", "")
+        except BaseException as exc:  # noqa: BLE001 - a figure that cannot be drawn
+            return failure("exception", "displaying a figure: %s" % describe(exc), user_traceback(exc))
         if files:
             report["files"] = files
+        if shown:
+            report["display"] = shown
     return report
 
 
@@ -391,82 +406,172 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def collect_outputs(max_files, max_bytes):
-    """Reads the regular files under outputs/, sorted by path.
+# The longest output file path the executor takes (its rule for every path:
+# PATH_MAX less the terminating NUL).
+MAX_OUTPUT_PATH_BYTES = 4095
 
-    Nothing is reached through a symlink, outputs/ itself included: each
-    directory is opened with O_NOFOLLOW relative to its parent's descriptor,
-    and each file the same way, and must still be a regular file once open,
-    so devices, fifos and sockets are never read either. A process the
-    script left running cannot turn the walk elsewhere by swapping a
-    directory for a symlink while it goes on. Returns [{"path", "content"
-    (base64), "bytes"}]; raises OutputProblem over a cap.
+# Errors that mean a name listed a moment ago is gone or was replaced by a
+# symlink or a non-directory while the walk went on: it is skipped, as a
+# file that was never there. Any other error fails the collection, naming
+# the file, so that nothing is dropped without a word.
+_GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+
+# The execution's working directory as it was before any user code ran
+# (prepare): (path, st_dev, st_ino). outputs/ is found in it whatever
+# directory the script changed to. It is held by its identity, not by an
+# open descriptor, so that the script inherits none.
+WORKDIR = None
+
+
+def note_workdir():
+    """Records the working directory, where outputs/ is collected from."""
+    global WORKDIR
+    st = os.stat(".")
+    WORKDIR = (os.getcwd(), st.st_dev, st.st_ino)
+
+
+def _workdir():
+    """A descriptor of the working directory prepare noted.
+
+    The directory is opened by its path and must be the same directory
+    (device and inode), so a script that replaced it cannot point the
+    collection elsewhere. Without prepare (the harness's own tests), the
+    current directory.
     """
+    if WORKDIR is None:
+        return os.open(".", _DIR_FLAGS)
+    path, dev, ino = WORKDIR
     try:
-        root = os.open(OUTPUTS_DIR, _DIR_FLAGS)
-    except OSError:
-        return []  # no outputs/, or not a directory (a file, a symlink)
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (dev, ino):
+        os.close(fd)
+        raise OutputProblem("invalid_result", "Output files cannot be collected: the working directory %s was replaced" % path)
+    return fd
+
+
+def _unreadable(path, exc):
+    return OutputProblem("invalid_result", "Output file %s cannot be read: %s" % (_shown(path), exc.strerror or exc))
+
+
+def _shown(path):
+    """path for a message: at most its first 200 characters."""
+    return path if len(path) <= 200 else path[:200] + "…"
+
+
+def collect_outputs(max_files, max_bytes, displayed=0):
+    """Reads the regular files under outputs/ of the working directory, sorted by path.
+
+    outputs/ is found in the working directory the execution started in
+    (prepare noted it), whatever directory the script changed to. Nothing is reached through a symlink, outputs/ itself
+    included: each directory is opened with O_NOFOLLOW relative to its
+    parent's descriptor, and each file the same way, and must still be a
+    regular file once open, so fifos, sockets and devices are never read.
+    The walk holds two descriptors at most, however deep the tree: it goes
+    back up through "..", and checks that it came back to the directory it
+    left (device and inode), so a process the script left running cannot
+    turn the walk elsewhere by moving or swapping a directory while it goes
+    on. Returns [{"path", "content" (base64), "bytes"}]; raises
+    OutputProblem over a cap, or naming a file that cannot come back.
+    """
+    workdir = _workdir()
+    try:
+        root = os.open(OUTPUTS_DIR, _DIR_FLAGS, dir_fd=workdir)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return []  # no outputs/, or not a directory (a file, a symlink)
+        raise _unreadable(OUTPUTS_DIR, exc) from None
+    finally:
+        os.close(workdir)
     found = []
-    total = 0
-    # The open directories from outputs/ down to the one being read, each
-    # with the names in it still to look at: one descriptor per level.
-    stack = [(root, OUTPUTS_DIR, _names(root))]
+    # The display items' bytes count against the same budget.
+    total = displayed
+    fd = root
+    # From outputs/ down to the directory fd is: the names in each still to
+    # look at, its path, and its device and inode.
+    levels = []
     try:
-        while stack:
-            fd, directory, names = stack[-1]
+        levels.append(_level(fd, OUTPUTS_DIR))
+        while levels:
+            names, directory, ident = levels[-1]
             if not names:
-                stack.pop()
-                os.close(fd)
+                levels.pop()
+                if levels:
+                    up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd = up
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != levels[-1][2]:
+                        raise OutputProblem("invalid_result", "Output files cannot be collected: %s was moved while they were read" % _shown(directory))
                 continue
             name = names.pop()
             path = directory + "/" + name
             try:
                 mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            except OSError:
-                continue  # removed since it was listed
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    continue
+                raise _unreadable(path, exc) from None
             if stat.S_ISDIR(mode):
                 try:
                     inner = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError:
-                    continue  # replaced since it was listed, or too deep
-                stack.append((inner, path, _names(inner)))
+                except OSError as exc:
+                    if exc.errno in _GONE:
+                        continue
+                    raise _unreadable(path, exc) from None
+                os.close(fd)
+                fd = inner
+                levels.append(_level(fd, path))
                 continue
-            data = _read_regular(fd, name, max_bytes - total + 1)
+            if not stat.S_ISREG(mode):
+                continue  # a symlink, fifo, socket or device: never followed or read
+            if len(path.encode("utf-8", "surrogateescape")) > MAX_OUTPUT_PATH_BYTES:
+                raise OutputProblem("invalid_result", "Output file path is longer than %d bytes: %s" % (MAX_OUTPUT_PATH_BYTES, _shown(path)))
+            try:
+                data = _read_regular(fd, name, max_bytes - total + 1)
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
             if data is None:
                 continue
             if len(found) == max_files:
                 raise OutputProblem("output_limit", "Output limit exceeded (more than %d output files)" % max_files)
             total += len(data)
             if total > max_bytes:
-                raise OutputProblem("output_limit", "Output limit exceeded (output files over %s)" % size_text(max_bytes))
+                what = "display and output files" if displayed else "output files"
+                raise OutputProblem("output_limit", "Output limit exceeded (%s over %s)" % (what, size_text(max_bytes)))
             found.append((path, data))
+    except OSError as exc:
+        raise _unreadable(levels[-1][1] if levels else OUTPUTS_DIR, exc) from None
     finally:
-        for fd, _, _ in stack:
-            os.close(fd)
+        os.close(fd)
     files = []
     for path, data in sorted(found):
         try:
             path.encode("utf-8")
         except UnicodeEncodeError:
-            raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % path) from None
+            raise OutputProblem("invalid_result", "Output file name is not valid UTF-8: %r" % _shown(path)) from None
         files.append({"path": path, "content": base64.b64encode(data).decode("ascii"), "bytes": len(data)})
     return files
 
 
-def _names(fd):
-    try:
-        return os.listdir(fd)
-    except OSError:
-        return []
+def _level(fd, path):
+    """A directory of the walk: the names in it, its path and identity."""
+    st = os.fstat(fd)
+    return (os.listdir(fd), path, (st.st_dev, st.st_ino))
 
 
 def _read_regular(dir_fd, name, limit):
     """Up to limit bytes of the regular file name in dir_fd; None if it is
-    anything else (a symlink, a fifo, a device) or is gone."""
+    gone or was replaced by anything else (a symlink, a fifo) since it was
+    listed. Raises OSError when it cannot be read."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in _GONE + (errno.ENXIO,):
+            return None
+        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -494,7 +599,7 @@ def failure(error_type, message, trace=""):
     return {"ok": False, "error_type": error_type, "error": message, "traceback": trace}
 
 
-def write_report(report):
+def write_report(report, fd=REPORT_FD):
     try:
         data = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -509,19 +614,20 @@ def write_report(report):
         payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     view = memoryview(payload)
     while view:
-        written = os.write(REPORT_FD, view)
+        written = os.write(fd, view)
         view = view[written:]
 
 
 class Job:
     """What the executor asks for: the script and what comes with it."""
 
-    def __init__(self, script, input=NO_INPUT, stdin=None, files=(), outputs=None, prepare_outputs=False, rlimit_as=None):
+    def __init__(self, script, input=NO_INPUT, stdin=None, files=(), outputs=None, prepare_outputs=False, rlimit_as=None, max_display=0):
         self.script = script
         self.input = input
         self.stdin = stdin
         self.files = files
         self.outputs = outputs
+        self.max_display = max_display
         self.prepare_outputs = prepare_outputs
         self.rlimit_as = rlimit_as
 
@@ -549,6 +655,7 @@ def parse_job(data):
         stdin=fields.get("stdin"),
         files=files,
         outputs=(outputs["max_files"], outputs["max_bytes"]) if outputs else None,
+        max_display=outputs.get("max_display", 0) if outputs else 0,
         prepare_outputs=bool(fields.get("prepare_outputs")),
         rlimit_as=fields.get("rlimit_as"),
     )
@@ -581,6 +688,7 @@ def prepare(job):
         wanted = address_space() + job.rlimit_as
         limit = min(x for x in (wanted, soft, hard) if x != resource.RLIM_INFINITY)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    note_workdir()
     for path, content in job.files:
         try:
             directory = os.path.dirname(path)
@@ -610,8 +718,186 @@ def prepare(job):
         os.lseek(fd, 0, os.SEEK_SET)
         os.dup2(fd, 0)
         os.close(fd)
+    if job.outputs is not None:
+        DISPLAY.open(job.max_display, job.outputs[1])
+    builtins.display = DISPLAY.show
+    if "matplotlib.pyplot" in sys.modules:
+        patch_pyplot(sys.modules["matplotlib.pyplot"])
+    else:
+        sys.meta_path.insert(0, MatplotlibHooks)
     explain_missing_network()
     return None
+
+
+class MatplotlibHooks:
+    """Sees matplotlib's imports go by, to set it up for the jail.
+
+    A finder on sys.meta_path that finds nothing itself. On the import of
+    matplotlib it gives matplotlib the font list built at install: matplotlib
+    keeps its font list in its cache directory (MPLCONFIGDIR, in this
+    execution's private tmpfs) and builds it on first import when it is
+    missing, which costs a chart ~0.1 s; the list built at install lies
+    read-only in the runtime, and a link to it in the cache directory is
+    found instead. It is made only when a script imports matplotlib, so that
+    an execution that does not finds its tmpfs empty. On the import of
+    matplotlib.pyplot it has the module patched once loaded (patch_pyplot).
+    """
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "matplotlib":
+            cls.link_fonts()
+        elif name == "matplotlib.pyplot":
+            sys.meta_path.remove(cls)
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                spec = find(name, path, target) if find else None
+                if spec is not None and spec.loader is not None:
+                    spec.loader = PatchingLoader(spec.loader, patch_pyplot)
+                    return spec
+        return None
+
+    @staticmethod
+    def link_fonts():
+        cache = os.environ.get("MPLCONFIGDIR")
+        built = os.path.join(sys.prefix, "share", "pyexec-matplotlib")
+        if not cache:
+            return
+        try:
+            names = os.listdir(built)
+            os.makedirs(cache, exist_ok=True)
+            for name in names:
+                os.symlink(os.path.join(built, name), os.path.join(cache, name))
+        except OSError:
+            pass  # no list in the runtime, or no room: matplotlib builds its own
+
+
+class PatchingLoader:
+    """A module's own loader, with patch(module) run once it has loaded."""
+
+    def __init__(self, loader, patch):
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)  # get_source for tracebacks
+
+
+def patch_pyplot(pyplot):
+    """Makes plt.show() display every open figure, as a notebook does."""
+
+    def show(*args, **kwargs):
+        DISPLAY.open_figures()
+
+    pyplot.show = show
+
+
+class Display:
+    """The rich outputs of one execution, in the order produced, within caps.
+
+    Items are {"type", "data", "bytes"}: a PNG's data is base64, text is
+    itself; bytes is the decoded size, which counts against the output
+    budget shared with the output files. Past a cap nothing more is kept
+    and finish() raises OutputProblem naming the cap.
+    """
+
+    MAX_TABLE_ROWS = 60
+    MAX_TABLE_COLUMNS = 20
+    MAX_TEXT_CHARS = 64 * 1024
+    MAX_FIGURE_SIDE_PIXELS = 2000
+    MAX_FIGURE_DPI = 200
+
+    def __init__(self):
+        self.items = []
+        self.bytes = 0
+        self.max_items = 0
+        self.max_bytes = 0
+        self.over = None
+
+    def open(self, max_items, max_bytes):
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+
+    def show(self, *objs):
+        """display(obj, ...): shows each object as a notebook would."""
+        for obj in objs:
+            kind = type(obj)
+            module = getattr(kind, "__module__", "") or ""
+            if module.startswith("pandas") and kind.__name__ in ("DataFrame", "Series"):
+                frame = obj.to_frame() if kind.__name__ == "Series" else obj
+                html = frame.to_html(max_rows=self.MAX_TABLE_ROWS, max_cols=self.MAX_TABLE_COLUMNS, escape=True)
+                # The header row's inline style is pandas's only one; a page
+                # with a strict Content-Security-Policy refuses it. Cells are
+                # escaped, so no quote of theirs can match.
+                html = _INLINE_STYLE.sub("", html)
+                self.add_text("text/html", html)
+                self.add_text("text/plain", obj.to_string(max_rows=self.MAX_TABLE_ROWS))
+            elif self.is_figure(obj):
+                self.add_figure(obj)
+            else:
+                self.add_text("text/plain", repr(obj))
+
+    @staticmethod
+    def is_figure(obj):
+        figure = sys.modules.get("matplotlib.figure")
+        return figure is not None and isinstance(obj, figure.Figure)
+
+    def add_text(self, mime, text):
+        if len(text) > self.MAX_TEXT_CHARS:
+            text = text[: self.MAX_TEXT_CHARS] + "\n…"
+        self.add(mime, text, len(text.encode("utf-8", "surrogatepass")))
+
+    def add_figure(self, fig):
+        """Draws fig as a PNG, its DPI and pixel size bounded, and closes it."""
+        import io
+
+        width, height = fig.get_size_inches()
+        dpi = min(fig.get_dpi(), self.MAX_FIGURE_DPI)
+        side = max(width, height) * dpi
+        if side > self.MAX_FIGURE_SIDE_PIXELS:
+            dpi *= self.MAX_FIGURE_SIDE_PIXELS / side
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        sys.modules["matplotlib.pyplot"].close(fig)
+        png = buf.getvalue()
+        self.add("image/png", base64.b64encode(png).decode("ascii"), len(png))
+
+    def add(self, mime, data, size):
+        if self.over:
+            return
+        if len(self.items) >= self.max_items:
+            self.over = "more than %d display items" % self.max_items
+        elif self.bytes + size > self.max_bytes:
+            self.over = "display and output files over %s" % size_text(self.max_bytes)
+        else:
+            self.items.append({"type": mime, "data": data, "bytes": size})
+            self.bytes += size
+
+    def open_figures(self):
+        """Displays every figure pyplot still has open, in creation order."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        for number in pyplot.get_fignums():
+            self.add_figure(pyplot.figure(number))
+
+    def finish(self):
+        """The items, with the figures still open; OutputProblem past a cap."""
+        self.open_figures()
+        if self.over:
+            raise OutputProblem("output_limit", "Output limit exceeded (%s)" % self.over)
+        return self.items
+
+
+_INLINE_STYLE = re.compile(r' style="[^"]*"')
+DISPLAY = Display()
 
 
 def address_space():
@@ -632,6 +918,8 @@ def explain_missing_network():
     import socket
 
     refused = socket.socket.__init__
+    if getattr(refused, "explains_missing_network", False):
+        return  # a session's earlier cell set it up
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         try:
@@ -641,6 +929,7 @@ def explain_missing_network():
                 raise
             raise PermissionError(errno.EPERM, "Operation not permitted: the sandbox has no network access") from None
 
+    __init__.explains_missing_network = True
     socket.socket.__init__ = __init__
 
 

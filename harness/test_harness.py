@@ -365,7 +365,8 @@ class InputTest(unittest.TestCase):
 class OutputsTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp()
-        self.addCleanup(lambda: __import__("shutil").rmtree(self.dir))
+        # rm, not shutil.rmtree, which recurses once per level of a deep tree.
+        self.addCleanup(lambda: __import__("subprocess").run(["rm", "-rf", "--", self.dir], check=True))
 
     def test_regular_files_come_back_sorted_with_their_sizes(self):
         source = (
@@ -428,6 +429,44 @@ class OutputsTest(unittest.TestCase):
         report = run_in(self.dir, "def main():\n    open('outputs', 'w').write('x')\n    return 1\n", outputs=(100, 1 << 20))
         self.assertEqual(report, {"ok": True, "result": 1})
 
+    def test_a_tree_deeper_than_the_descriptor_limit_is_read(self):
+        # The walk holds two descriptors whatever the depth: 1,100 levels
+        # under a limit of 64.
+        source = (
+            "import os, resource\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    os.chdir('outputs')\n"
+            "    for _ in range(1100):\n"
+            "        os.mkdir('d')\n"
+            "        os.chdir('d')\n"
+            "    open('f', 'w').write('deep')\n"
+            "    os.chdir(%r)\n"
+            "    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+            "    return 1\n"
+        ) % self.dir
+        saved = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, saved)
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/" + "d/" * 1100 + "f"])
+
+    def test_a_path_over_the_limit_is_refused_by_name(self):
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    os.chdir('outputs')\n"
+            "    for _ in range(20):\n"
+            "        os.mkdir('d' * 250)\n"
+            "        os.chdir('d' * 250)\n"
+            "    open('f', 'w').write('far')\n"
+            "    os.chdir(%r)\n"
+            "    return 1\n"
+        ) % self.dir
+        report = run_in(self.dir, source, outputs=(100, 1 << 20))
+        self.assertEqual(report["error_type"], "invalid_result", report)
+        self.assertTrue(report["error"].startswith("Output file path is longer than 4095 bytes: outputs/ddd"), report["error"])
+
     def test_deep_directories_are_read(self):
         source = (
             "import os\n"
@@ -451,6 +490,11 @@ class OutputsTest(unittest.TestCase):
 
 
 class JobTest(unittest.TestCase):
+    def tearDown(self):
+        # prepare notes the working directory of the execution; a test's
+        # temporary directory is not the next test's.
+        harness.WORKDIR = None
+
     def test_parse_job_decodes_every_field(self):
         data = json.dumps({
             "script": "\ufeffdef main(d):\n    return d\n",

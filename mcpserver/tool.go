@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -81,7 +82,7 @@ func addRunPython(server *mcp.Server, run RunFunc, opts Options) {
 func toolResult(a Answer) (*mcp.CallToolResult, error) {
 	switch {
 	case a.Status == http.StatusOK && a.Success != nil:
-		return jsonResult(a.ExecutionID, a.Success, false), nil
+		return successResult(a.ExecutionID, a.Success), nil
 	case a.Status >= 400 && a.Status < 500 && a.Failure != nil:
 		// The request or the script was at fault: a result the agent
 		// reads, with the traceback it needs to fix the script.
@@ -108,6 +109,35 @@ func jsonResult(executionID string, body any, isError bool) *mcp.CallToolResult 
 		StructuredContent: json.RawMessage(text),
 		IsError:           isError,
 	}
+}
+
+// successResult is jsonResult of a success, with its rich outputs as
+// content blocks of their own as well: each PNG an image the client can
+// show (and a model can see), each text a text block. The JSON text block
+// leaves the display out, so a model does not read a PNG as base64; the
+// structured content has it whole.
+func successResult(executionID string, success *api.Success) *mcp.CallToolResult {
+	if len(success.Display) == 0 {
+		return jsonResult(executionID, success, false)
+	}
+	res := jsonResult(executionID, success, false)
+	brief := *success
+	brief.Display = nil
+	res.Content = []mcp.Content{&mcp.TextContent{Text: string(encodeJSON(&brief))}}
+	for _, d := range success.Display {
+		switch d.Type {
+		case "image/png":
+			// The SDK writes Data as base64: it takes the decoded bytes.
+			png, err := base64.StdEncoding.DecodeString(d.Data)
+			if err != nil {
+				continue // the service encoded it; it cannot be invalid
+			}
+			res.Content = append(res.Content, &mcp.ImageContent{Data: png, MIMEType: d.Type})
+		case "text/plain":
+			res.Content = append(res.Content, &mcp.TextContent{Text: d.Data})
+		}
+	}
+	return res
 }
 
 // protocolError is a JSON-RPC error whose data names the error type and the

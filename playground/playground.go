@@ -30,7 +30,9 @@ import (
 // contentSecurityPolicy allows the page's own files and same-origin fetches
 // only. Blob URLs are for downloads of returned files, which are
 // navigations, not loads, and so need no source here.
-const contentSecurityPolicy = "default-src 'self'; object-src 'none'; base-uri 'none'; " +
+// Images may also come from blob: URLs, which the page makes of the PNGs in
+// an answer's display; nothing else does.
+const contentSecurityPolicy = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'none'; frame-ancestors 'none'"
 
 // pagePath is where the page is served; assetPrefix is where its files are.
@@ -87,7 +89,7 @@ type example struct {
 	Input string `json:"input,omitempty"`
 }
 
-// menu is the examples menu: README's five examples (examples/*.py), then
+// menu is the examples menu: the five examples of docs/api.md (examples/*.py), then
 // one that takes input and one that writes an output file.
 var menu = []struct {
 	title, name string

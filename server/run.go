@@ -65,7 +65,24 @@ func (s *Server) run(ctx context.Context, via entryPoint, x execution) outcome {
 // success is the 200 answer of a successful outcome. It has "files" only
 // when the script left some, so that every other answer stays as it was.
 func (o outcome) success() api.Success {
-	return api.Success{Result: o.result.Value, Stdout: o.result.Stdout, Files: outputFiles(o.result.Files)}
+	return api.Success{Result: o.result.Value, Stdout: o.result.Stdout, Files: outputFiles(o.result.Files), Display: display(o.result.Display)}
+}
+
+// display is the executor's rich outputs as answers carry them: a PNG
+// base64, a text as it is; nil when there are none.
+func display(items []executor.Display) []api.DisplayItem {
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]api.DisplayItem, len(items))
+	for i, d := range items {
+		data := string(d.Data)
+		if d.Type == executor.DisplayPNG {
+			data = base64.StdEncoding.EncodeToString(d.Data)
+		}
+		out[i] = api.DisplayItem{Type: d.Type, Data: data}
+	}
+	return out
 }
 
 // outputFiles is the executor's output files as answers carry them; nil
@@ -107,6 +124,7 @@ func (o outcome) published(x execution) api.Outcome {
 	if o.err == nil {
 		p.Result = o.result.Value
 		p.Files = outputFiles(o.result.Files)
+		p.Display = display(o.result.Display)
 		return p
 	}
 	f := o.failure.body

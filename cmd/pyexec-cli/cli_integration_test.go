@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"image/png"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,26 @@ func TestCommandAgainstTheService(t *testing.T) {
 		}
 		return ran{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
 	}
+
+	t.Run("a chart the script drew is saved as a PNG in --out", func(t *testing.T) {
+		plot := write("plot.py", "import pandas as pd\n\ndef main():\n"+
+			"    df = pd.DataFrame({'x': range(10), 'y': [v * v for v in range(10)]})\n"+
+			"    df.plot(x='x', y='y', figsize=(3, 2))\n    return len(df)\n")
+		charts := filepath.Join(t.TempDir(), "charts")
+		got := pyexecCLI(t, url, "run", plot, "--out", charts)
+		if got.code != exitOK || got.stdout != "10\n" || !strings.Contains(got.stderr, "display-1.png") {
+			t.Fatalf("run plot.py --out = %d, stdout %q, stderr %q; want 0, 10 and display-1.png written", got.code, got.stdout, got.stderr)
+		}
+		f, err := os.Open(filepath.Join(charts, "display-1.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cfg, err := png.DecodeConfig(f)
+		if err != nil || cfg.Width != 300 || cfg.Height != 200 {
+			t.Errorf("display-1.png = %dx%d, %v; want a 300x200 PNG (3x2 inches at 100 DPI)", cfg.Width, cfg.Height, err)
+		}
+	})
 
 	t.Run("the pandas example prints its documented result", func(t *testing.T) {
 		got := pyexecCLI(t, url, "run", "examples/pandas_sum.py")

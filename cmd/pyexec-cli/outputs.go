@@ -10,6 +10,22 @@ import (
 	"github.com/pyexec/pyexec/client"
 )
 
+// displayFiles names the rich outputs as the files --out writes them:
+// display-N.png, .html or .txt beside the output files, numbered in the
+// order produced.
+func displayFiles(items []client.Display) []client.OutputFile {
+	ext := map[string]string{"image/png": ".png", "text/html": ".html", "text/plain": ".txt"}
+	var files []client.OutputFile
+	for i, d := range items {
+		e, ok := ext[d.Type]
+		if !ok {
+			e = ".bin"
+		}
+		files = append(files, client.OutputFile{Path: fmt.Sprintf("display-%d%s", i+1, e), Content: d.Data})
+	}
+	return files
+}
+
 // saveOutputs writes the files the script left in its outputs/ directory
 // into dir, telling w what it wrote, and returns the exit status. Without a
 // dir it only lists them.

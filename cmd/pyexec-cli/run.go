@@ -201,7 +201,7 @@ func runCommand(ctx context.Context, args []string, con console) int {
 		json.Indent(&pretty, res.Value, "", "  ")
 		fmt.Fprintln(con.stdout, pretty.String())
 	}
-	return saveOutputs(a.out, res.Files, con.stderr)
+	return saveOutputs(a.out, append(res.Files, displayFiles(res.Display)...), con.stderr)
 }
 
 func withNewline(b []byte) []byte {

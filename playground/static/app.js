@@ -465,6 +465,7 @@ function show({ response, elapsed, answer, failed }) {
   $("stdout").textContent = typeof stdout === "string" ? stdout : "";
   $("stdout").classList.toggle("empty", stdout === "");
 
+  showDisplay(field("display"));
   showFiles(field("files"));
 
   if (ok) {
@@ -514,6 +515,68 @@ function showTraceback(text) {
     else target.append(line);
     if (i < lines.length - 1) target.append("\n");
   });
+}
+
+// showDisplay shows an answer's rich outputs in order: a PNG as an image, an
+// HTML table rebuilt from its cells' text, a text as text. The service's
+// HTML is never put into the page as it is: only the table's rows, cells and
+// their spans are copied, as text, so no element, attribute, script or style
+// of it survives.
+function showDisplay(items) {
+  const box = $("display");
+  box.replaceChildren();
+  $("display-block").hidden = !Array.isArray(items) || items.length === 0;
+  if (!Array.isArray(items)) return;
+  for (const d of items) {
+    if (!(d instanceof Map)) continue;
+    const type = String(d.get("type"));
+    const data = String(d.get("data"));
+    if (type === "image/png") {
+      try {
+        const url = URL.createObjectURL(new Blob([fromBase64(data)], { type: "image/png" }));
+        downloadURLs.push(url);
+        const img = document.createElement("img");
+        img.src = url;
+        img.alt = "A figure the script drew";
+        box.appendChild(img);
+      } catch (err) {
+        box.appendChild(textBlock("(an image that could not be decoded: " + err.message + ")"));
+      }
+    } else if (type === "text/html") {
+      box.appendChild(tableFromHTML(data));
+    } else if (type === "text/plain") {
+      // A DataFrame's text form follows its table: the table shows it.
+      const previous = items[items.indexOf(d) - 1];
+      if (previous instanceof Map && previous.get("type") === "text/html") continue;
+      box.appendChild(textBlock(data));
+    }
+  }
+}
+
+function textBlock(text) {
+  const pre = document.createElement("pre");
+  pre.textContent = text;
+  return pre;
+}
+
+// tableFromHTML builds a new table from the text of the first table in
+// html, parsed inertly (DOMParser runs no script and loads nothing).
+function tableFromHTML(html) {
+  const parsed = new DOMParser().parseFromString(html, "text/html").querySelector("table");
+  const table = document.createElement("table");
+  table.className = "frame";
+  if (!parsed) return textBlock(html);
+  for (const row of parsed.rows) {
+    const tr = table.insertRow();
+    for (const cell of row.cells) {
+      const out = document.createElement(cell.tagName === "TH" ? "th" : "td");
+      out.textContent = cell.textContent;
+      if (cell.colSpan > 1) out.colSpan = Math.min(cell.colSpan, 100);
+      if (cell.rowSpan > 1) out.rowSpan = Math.min(cell.rowSpan, 100);
+      tr.appendChild(out);
+    }
+  }
+  return table;
 }
 
 function showFiles(files) {

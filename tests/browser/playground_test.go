@@ -515,3 +515,59 @@ func TestAPIClientsStillGetTheJSON404(t *testing.T) {
 		})
 	}
 }
+
+// A chart and a DataFrame table come back as the page shows them: the PNG
+// as an image that loaded, the table rebuilt from its cells' text, so a
+// cell holding a script shows as text and never runs. A screenshot of it
+// sits beside the others.
+func TestDisplayShowsTheChartAndASafeTable(t *testing.T) {
+	svc := sharedService(t)
+	p := openPlayground(t, svc)
+	p.setScript("import pandas as pd\n\n\ndef main():\n" +
+		"    df = pd.DataFrame({'month': ['Jan', 'Feb', 'Mar', 'Apr'], 'sales': [3, 7, 5, 9]})\n" +
+		"    df.plot(x='month', y='sales', figsize=(4, 2.5), title='Sales')\n" +
+		"    display(pd.DataFrame({'note': ['<script>document.title = \"ran\"</script>', '<img src=x onerror=\"document.title=1\">']}))\n" +
+		"    return int(df['sales'].sum())\n")
+	got := p.run()
+	if got.Result != "24" {
+		t.Fatalf("shown result %q (error %q %q), want 24", got.Result, got.ErrorType, got.Error)
+	}
+	p.poll(`document.querySelector("#display img") !== null && document.querySelector("#display img").complete`)
+	view := evaluate[struct {
+		Width    int      `json:"width"`
+		Height   int      `json:"height"`
+		Cells    []string `json:"cells"`
+		Elements int      `json:"elements"`
+		Title    string   `json:"title"`
+	}](p, `(() => {
+		const img = document.querySelector("#display img");
+		const table = document.querySelector("#display table");
+		return {
+			width: img.naturalWidth, height: img.naturalHeight,
+			cells: Array.from(table.querySelectorAll("td")).map((c) => c.textContent),
+			elements: table.querySelectorAll("script, img, [onerror], [style]").length,
+			title: document.title,
+		};
+	})()`)
+	if view.Width != 400 || view.Height != 250 {
+		t.Errorf("shown chart is %dx%d, want the 400x250 PNG the script drew", view.Width, view.Height)
+	}
+	want := []string{`<script>document.title = "ran"</script>`, `<img src=x onerror="document.title=1">`}
+	if !slices.Equal(view.Cells, want) || view.Elements != 0 {
+		t.Errorf("shown table cells %q with %d script, img or handler elements, want %q as text only", view.Cells, view.Elements, want)
+	}
+	if view.Title == "ran" || view.Title == "1" {
+		t.Errorf("document.title = %q: a cell's script ran", view.Title)
+	}
+	p.do(chromedp.EmulateViewport(1280, 900, chromedp.EmulateScale(1)))
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, filepath.Join(t.ArtifactDir(), "chart.png"), shot)
+	if *updateScreenshots {
+		save(t, filepath.Join("testdata", "screenshots", "chart.png"), shot)
+	}
+}

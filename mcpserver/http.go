@@ -61,11 +61,54 @@ func readMessage(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, codeParseError, nullID, "Parse error: the body is not JSON", "invalid_request")
 			return
 		}
+		if why := invalidResponse(body); why != "" {
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, messageID(body), why, "invalid_request")
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		pw := &plainErrors{ResponseWriter: w, id: messageID(body)}
 		next.ServeHTTP(pw, r)
 		pw.finish()
 	})
+}
+
+// invalidResponse says what is wrong with a JSON-RPC response a client
+// sends (a message without a method) that JSON-RPC 2.0 and api/openapi.yaml
+// forbid, or returns "" for any other message. The SDK accepts every
+// response with 202 whatever it holds; a malformed one is refused here, so
+// that 202 means a well-formed response, whatever its result.
+func invalidResponse(body []byte) string {
+	var msg map[string]json.RawMessage
+	if json.Unmarshal(body, &msg) != nil {
+		return "" // not one object: the SDK answers it
+	}
+	if _, ok := msg["method"]; ok {
+		return ""
+	}
+	if id, ok := msg["id"]; ok && !isString(id) && !isInteger(id) {
+		return "Invalid Request: a response's id must be a string or an integer"
+	}
+	_, hasResult := msg["result"]
+	errObj, hasError := msg["error"]
+	if hasResult == hasError {
+		return "Invalid Request: a message without a method is a response, and holds either result or error"
+	}
+	if hasError {
+		var e map[string]json.RawMessage
+		if json.Unmarshal(errObj, &e) != nil || e == nil || !isInteger(e["code"]) || !isString(e["message"]) {
+			return "Invalid Request: a response's error must be an object with an integer code and a string message"
+		}
+	}
+	return ""
+}
+
+// isString and isInteger tell a JSON value's kind; a missing one (nil) is
+// neither.
+func isString(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '"' }
+
+func isInteger(raw json.RawMessage) bool {
+	var n int64
+	return len(raw) > 0 && raw[0] != 'n' && json.Unmarshal(raw, &n) == nil
 }
 
 // nullID is the id of an error that answers no message that could be read.
@@ -80,8 +123,7 @@ func messageID(body []byte) json.RawMessage {
 	if json.Unmarshal(body, &msg) != nil || len(msg.ID) == 0 {
 		return nullID
 	}
-	switch msg.ID[0] {
-	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+	if isString(msg.ID) || isInteger(msg.ID) {
 		return msg.ID
 	}
 	return nullID

@@ -255,3 +255,33 @@ func TestResponsesAndNotificationsAreAcceptedWith202(t *testing.T) {
 		}
 	}
 }
+
+// A response that JSON-RPC 2.0 forbids (neither result nor error, or both;
+// an error that is not {code: integer, message: string}; an id of no valid
+// type) is refused with 400 and a JSON-RPC error, as api/openapi.yaml's
+// JSONRPCResponse says, where the SDK alone would accept it with 202. The
+// error's id is the message's own, or null when that is not valid.
+func TestMalformedResponsesAreRefused(t *testing.T) {
+	srv := serve(t, &fakeService{}, testOptions)
+	for body, wantID := range map[string]string{
+		`{"jsonrpc":"2.0","id":1}`:                                             `1`,
+		`{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"a"}}`: `1`,
+		`{"jsonrpc":"2.0","id":"x","error":{}}`:                                `"x"`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":0,"message":null}}`:           `1`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":1.5,"message":"a"}}`:          `1`,
+		`{"jsonrpc":"2.0","id":1,"error":"boom"}`:                              `1`,
+		`{"jsonrpc":"2.0","id":1.5,"result":{}}`:                               `null`,
+		`{"jsonrpc":"2.0","id":[1],"result":{}}`:                               `null`,
+	} {
+		status, got := postJSONRPC(t, srv.URL, nil, body)
+		var answer struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if status != http.StatusBadRequest || json.Unmarshal(got, &answer) != nil || answer.Error.Code != codeInvalidRequest || string(answer.ID) != wantID {
+			t.Errorf("POST %s = %d %s, want 400 with error %d and id %s", body, status, got, codeInvalidRequest, wantID)
+		}
+	}
+}

@@ -61,7 +61,7 @@ func readMessage(max int64, next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, codeParseError, nullID, "Parse error: the body is not JSON", "invalid_request")
 			return
 		}
-		if why := invalidResponse(body); why != "" {
+		if why := invalidMessage(body); why != "" {
 			writeError(w, http.StatusBadRequest, codeInvalidRequest, messageID(body), why, "invalid_request")
 			return
 		}
@@ -72,21 +72,28 @@ func readMessage(max int64, next http.Handler) http.Handler {
 	})
 }
 
-// invalidResponse says what is wrong with a JSON-RPC response a client
-// sends (a message without a method) that JSON-RPC 2.0 and api/openapi.yaml
-// forbid, or returns "" for any other message. The SDK accepts every
-// response with 202 whatever it holds; a malformed one is refused here, so
-// that 202 means a well-formed response, whatever its result.
-func invalidResponse(body []byte) string {
+// invalidMessage says what is wrong with a JSON-RPC message that JSON-RPC
+// 2.0 and api/openapi.yaml forbid but the SDK would take, or returns "" for
+// any other message (the SDK answers the rest): a request's params that are
+// not an object (MCP's params are always one); a response (a message
+// without a method) with neither result nor error, or both, or an error that
+// is not {code: integer, message: string}; an id that is neither a string
+// nor an integer. The SDK accepts every response with 202 whatever it
+// holds; refusing a malformed one here makes 202 mean a well-formed
+// response, whatever its result.
+func invalidMessage(body []byte) string {
 	var msg map[string]json.RawMessage
 	if json.Unmarshal(body, &msg) != nil {
 		return "" // not one object: the SDK answers it
 	}
-	if _, ok := msg["method"]; ok {
-		return ""
-	}
 	if id, ok := msg["id"]; ok && !isString(id) && !isInteger(id) {
-		return "Invalid Request: a response's id must be a string or an integer"
+		return "Invalid Request: id must be a string or an integer"
+	}
+	if _, ok := msg["method"]; ok {
+		if params, ok := msg["params"]; ok && !isObject(params) {
+			return "Invalid Request: params must be an object"
+		}
+		return ""
 	}
 	_, hasResult := msg["result"]
 	errObj, hasError := msg["error"]
@@ -95,16 +102,18 @@ func invalidResponse(body []byte) string {
 	}
 	if hasError {
 		var e map[string]json.RawMessage
-		if json.Unmarshal(errObj, &e) != nil || e == nil || !isInteger(e["code"]) || !isString(e["message"]) {
+		if !isObject(errObj) || json.Unmarshal(errObj, &e) != nil || !isInteger(e["code"]) || !isString(e["message"]) {
 			return "Invalid Request: a response's error must be an object with an integer code and a string message"
 		}
 	}
 	return ""
 }
 
-// isString and isInteger tell a JSON value's kind; a missing one (nil) is
-// neither.
+// isString, isObject and isInteger tell a JSON value's kind; a missing one
+// (nil) is none of them.
 func isString(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '"' }
+
+func isObject(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '{' }
 
 func isInteger(raw json.RawMessage) bool {
 	var n int64

@@ -256,15 +256,15 @@ func TestResponsesAndNotificationsAreAcceptedWith202(t *testing.T) {
 	}
 }
 
-// A response that JSON-RPC 2.0 forbids (neither result nor error, or both;
-// an error that is not {code: integer, message: string}; an id of no valid
-// type) is refused with 400 and a JSON-RPC error, as api/openapi.yaml's
+// A message that JSON-RPC 2.0 forbids (a response with neither result nor
+// error, or both, or an error that is not {code: integer, message: string};
+// params that are not an object; an id of no valid type) is refused with 400 and a JSON-RPC error, as api/openapi.yaml's
 // JSONRPCResponse says, where the SDK alone would accept it with 202. The
 // error's id is the message's own, or null when that is not valid.
-func TestMalformedResponsesAreRefused(t *testing.T) {
+func TestMalformedMessagesAreRefused(t *testing.T) {
 	srv := serve(t, &fakeService{}, testOptions)
 	for body, wantID := range map[string]string{
-		`{"jsonrpc":"2.0","id":1}`:                                             `1`,
+		`{"jsonrpc":"2.0","id":1}`: `1`,
 		`{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"a"}}`: `1`,
 		`{"jsonrpc":"2.0","id":"x","error":{}}`:                                `"x"`,
 		`{"jsonrpc":"2.0","id":1,"error":{"code":0,"message":null}}`:           `1`,
@@ -272,6 +272,9 @@ func TestMalformedResponsesAreRefused(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"error":"boom"}`:                              `1`,
 		`{"jsonrpc":"2.0","id":1.5,"result":{}}`:                               `null`,
 		`{"jsonrpc":"2.0","id":[1],"result":{}}`:                               `null`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/list","params":[null]}`:       `3`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/list","params":null}`:         `3`,
+		`{"jsonrpc":"2.0","id":2.5,"method":"tools/list"}`:                     `null`,
 	} {
 		status, got := postJSONRPC(t, srv.URL, nil, body)
 		var answer struct {

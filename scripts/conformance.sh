@@ -11,7 +11,8 @@
 #      of every field, other methods, and a property-based phase of generated
 #      requests against each, with the checks in scripts/schemathesis.toml
 #      (no 5xx; status, Content-Type, body and headers as documented; 405 with
-#      Allow). Any failure fails the run.
+#      Allow; a request the document calls invalid is refused with a 4xx).
+#      Any failure fails the run.
 #
 # Environment:
 #   CONFORMANCE_MAX_EXAMPLES  generated requests per operation and phase (default 200)

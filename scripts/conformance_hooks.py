@@ -59,8 +59,10 @@ runnable_scripts = st.one_of(
 
 
 def _execute_body(body, script, _):
-    """A POST /execute body with its script replaced, or None if it has none."""
-    if not isinstance(body, dict) or not isinstance(body.get("script"), str):
+    """A POST /execute body with its script replaced, or None if it has none.
+    An empty script is the negative case of its minLength, which must stay as
+    generated to be refused."""
+    if not isinstance(body, dict) or not isinstance(body.get("script"), str) or body["script"] == "":
         return None
     return {**body, "script": script}
 

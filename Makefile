@@ -7,6 +7,7 @@
 #                 headless chromium; fuzzing; API conformance (schemathesis against
 #                 a running service)
 #   make bench    start a cold and a default-mode service and measure both (see docs/performance.md)
+#   make soak     30 minutes of good, failing and hostile scripts at saturation: does anything grow?
 #   make image    build the Dockerfile with podman (image/build.sh)
 #   make test-image  boot the image in qemu as Cloud Run gen2 would and check it
 #   make profile  where the CPU of an execution goes: perf and Go's profiler (see docs/performance.md)

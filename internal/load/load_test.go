@@ -1,6 +1,12 @@
 package load
 
-import "testing"
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
 
 func TestCheckURLAllowsOnlyLoopback(t *testing.T) {
 	for _, tt := range []struct {
@@ -31,5 +37,28 @@ func TestParseMixNamesOnlyKnownClasses(t *testing.T) {
 	mix, err := ParseMix("good=6,failing=2,hostile=2")
 	if err != nil || mix["hostile"] != 2 {
 		t.Errorf("ParseMix = %v, %v", mix, err)
+	}
+}
+
+// With a Duration, a run stops sending once it has passed, however large
+// Count is, lets the requests in flight finish, and reports the scripts it
+// sent.
+func TestRunStopsAfterItsDuration(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		w.Header().Set("X-Execution-Id", "x")
+		_, _ = w.Write([]byte(`{"result": 1, "stdout": ""}`))
+	}))
+	defer srv.Close()
+	started := time.Now()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Count: 1 << 30, Duration: 200 * time.Millisecond, Concurrency: 4, Mix: map[string]int{"good": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("the run took %v, want it to stop soon after 200ms", took)
+	}
+	if rep.Count == 0 || rep.Count != rep.Requests || rep.ByOutcome["200"] != rep.Requests || len(rep.Latencies) != rep.Requests {
+		t.Errorf("report: %d scripts, %d requests, outcomes %v, %d latencies; want every script sent once and answered 200", rep.Count, rep.Requests, rep.ByOutcome, len(rep.Latencies))
 	}
 }

@@ -207,8 +207,8 @@ func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
 		if raw, ok := f["content"]; !ok || isNull(raw) || json.Unmarshal(raw, &content) != nil {
 			return nil, invalidRequest(fmt.Sprintf("files[%d].content must be a string", i))
 		}
-		if raw, ok := f["encoding"]; ok && !isNull(raw) && json.Unmarshal(raw, &encoding) != nil {
-			encoding = "?" // not a string: refused below
+		if raw, ok := f["encoding"]; ok && !isNull(raw) && (json.Unmarshal(raw, &encoding) != nil || encoding == "") {
+			encoding = "?" // not a string, or an empty one: refused below
 		}
 		if hasLoneSurrogate(f["path"]) {
 			return nil, invalidRequest(fmt.Sprintf("files[%d].path %s", i, loneSurrogateRule))

@@ -99,6 +99,7 @@ func TestEveryFieldOfTheWrongShapeIsAClearInvalidRequest(t *testing.T) {
 		{"a file without content", `"files": [{"path": "a"}]`, "files[0].content must be a string"},
 		{"a file with bytes as numbers", `"files": [{"path": "a", "content": [1, 2]}]`, "files[0].content must be a string"},
 		{"an unknown encoding", `"files": [{"path": "a", "content": "x", "encoding": "latin-1"}]`, `files[0].encoding of "a" must be "utf-8" (the default) or "base64"`},
+		{"an empty encoding", `"files": [{"path": "a", "content": "x", "encoding": ""}]`, `files[0].encoding of "a" must be "utf-8" (the default) or "base64"`},
 		{"an encoding that is not a string", `"files": [{"path": "a", "content": "x", "encoding": 64}]`, `files[0].encoding of "a" must be "utf-8" (the default) or "base64"`},
 		{"base64 with a stray character", `"files": [{"path": "a", "content": "AP*=", "encoding": "base64"}]`, "files[0].content of \"a\" is not valid base64"},
 		{"base64 cut short", `"files": [{"path": "a", "content": "AP8", "encoding": "base64"}]`, "files[0].content of \"a\" is not valid base64"},

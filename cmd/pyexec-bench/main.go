@@ -11,6 +11,7 @@
 //	make build && go run ./cmd/pyexec-bench            (or: make bench)
 //	go run ./cmd/pyexec-bench -url http://127.0.0.1:8080 -pid 1234   (one running service)
 //	go run ./cmd/pyexec-bench -profile DIR -bin bin/pyexec-pprof   (make profile; profile.go)
+//	go run ./cmd/pyexec-bench -soak 30m   (make soak; soak.go)
 //
 // The CPU time per execution is that of the service's whole process tree
 // (the service, nsjail, the fork server and every execution's process), read

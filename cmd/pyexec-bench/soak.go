@@ -112,9 +112,10 @@ func runSoak(o options) error {
 		all.Mismatches = append(all.Mismatches, rep.Mismatches...)
 		all.Latencies = append(all.Latencies, rep.Latencies...)
 	}
-	// Let the last executions' processes and cgroups go before the final
-	// reading: what remains then is what the service keeps.
-	time.Sleep(5 * time.Second)
+	// Let the last executions' processes go, and their cgroups leave the
+	// pool (executor/cgroup.go's idleLimit, 5 s), before the final reading:
+	// what remains then is what the service keeps.
+	time.Sleep(10 * time.Second)
 	idle := takeSample(s.pidOf)
 	fmt.Printf("idle after the soak  %v\n", idle)
 	fmt.Printf("idle before the soak %v\n", first)

@@ -1,10 +1,13 @@
-// Package testenv finds what tests and the benchmark need around them: a
-// loopback port to serve on and the repository's root. It imports only the
+// Package testenv finds what tests and the benchmark need around them (a
+// loopback port to serve on, the repository's root) and compares JSON
+// texts by value. It imports only the
 // standard library, so every package's tests can use it, executor's own
 // included (internal/testsupport imports executor, so they cannot use that).
 package testenv
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -38,4 +41,16 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// SameJSON reports whether a and b are valid JSON texts of the same value:
+// objects compare whatever the order of their keys, numbers by value.
+func SameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	ja, errA := json.Marshal(va)
+	jb, errB := json.Marshal(vb)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
-// The request extensions (README, "Input, files and limits"): input, stdin,
+// The request extensions (docs/api.md, "Input, files and limits"): input, stdin,
 // files, output files and limits, each over real HTTP with the real
 // sandbox, in every mode, since each mode starts its jails differently and
 // sets their limits its own way.

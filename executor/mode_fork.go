@@ -281,7 +281,10 @@ func (f *forkSandbox) fork() (*jail, error) {
 	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
 	msg, pid, err := readStatus(status)
 	if err != nil {
-		return fail(fmt.Errorf("fork server: %w: %s", err, lastLines(server.log.String(), 3)))
+		// A server that does not answer (stopped, hung) is killed so the
+		// next fork starts a new one rather than waiting on it again.
+		server.proc.kill()
+		return fail(fmt.Errorf("%w: fork server: %w: %s", ErrSandboxUnavailable, err, lastLines(server.log.String(), 3)))
 	}
 	if msg != "ready" || pid <= 0 {
 		return fail(fmt.Errorf("fork server: setting up an execution: %s", truncate(msg, 500)))

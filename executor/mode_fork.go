@@ -42,7 +42,9 @@ const jailZygoteConfig = "/pyexec/zygote.json"
 // Timeouts of the fork server's own steps.
 const (
 	serverStartTimeout = 2 * time.Minute // the server's imports, on a loaded machine
-	forkTimeout        = 30 * time.Second
+	// forkTimeout bounds one fork: the server answers in milliseconds, so
+	// one that is silent this long is stopped or hung and is replaced.
+	forkTimeout = 5 * time.Second
 )
 
 // zygoteConfig is harness/zygote.py's configuration file.
@@ -177,7 +179,7 @@ func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	}
 	s, err := startForkServer(f.nsjail, f.spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrSandboxUnavailable, err)
 	}
 	f.server = s
 	return s, nil
@@ -275,7 +277,7 @@ func (f *forkSandbox) fork() (*jail, error) {
 	_ = theirs.Close()
 	if err != nil {
 		server.proc.kill() // a server that cannot be written to is replaced
-		return fail(fmt.Errorf("asking the fork server for a process: %w", err))
+		return fail(fmt.Errorf("%w: asking the fork server for a process: %w", ErrSandboxUnavailable, err))
 	}
 
 	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))

@@ -6,10 +6,10 @@
 #                 the sandbox, MCP with the Python SDK's client, the playground in
 #                 headless chromium; fuzzing; API conformance (schemathesis against
 #                 a running service)
-#   make bench    start a cold and a default-mode service and measure both (see README)
+#   make bench    start a cold and a default-mode service and measure both (see docs/performance.md)
 #   make image    build the Dockerfile with podman (image/build.sh)
 #   make test-image  boot the image in qemu as Cloud Run gen2 would and check it
-#   make profile  where the CPU of an execution goes: perf and Go's profiler (see README)
+#   make profile  where the CPU of an execution goes: perf and Go's profiler (see docs/performance.md)
 #
 # The Python runtime and nsjail live outside the repository, in $(PYEXEC_RUNTIME)
 # (default /opt/pyexec; never under /tmp, which the jail replaces). It is installed

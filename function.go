@@ -72,6 +72,7 @@ func ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 type service struct {
 	server *server.Server
 	log    *execlog.Logger
+	cfg    server.Config
 }
 
 var (
@@ -119,7 +120,18 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 	}
 	srv := server.New(cfg, exec, log, results)
 	go func() { _ = srv.Start(ctx) }() // Start logs how it went
-	return &service{server: srv, log: log}, nil
+	return &service{server: srv, log: log, cfg: cfg}, nil
+}
+
+// HTTPServer returns the server cmd/pyexec serves handler with on addr:
+// with the deadlines of the service's configuration, so that a client that
+// trickles its headers or body cannot hold a connection forever.
+func HTTPServer(addr string, handler http.Handler) (*http.Server, error) {
+	s, err := defaultService()
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.HTTPServer(addr, handler), nil
 }
 
 // Prepare builds the service and starts its sandbox self-test, so that the

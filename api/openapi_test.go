@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,6 +39,8 @@ func TestOpenAPIDocumentIsValidOpenAPI31(t *testing.T) {
 	}{
 		{"openapi.yaml", openAPIYAML},
 		{"OpenAPIJSON", OpenAPIJSON()},
+		{"FunctionOpenAPIJSON(Execute)", FunctionOpenAPIJSON("Execute")},
+		{"FunctionOpenAPIJSON(ExecuteEvent)", FunctionOpenAPIJSON("ExecuteEvent")},
 	} {
 		t.Run(form.name, func(t *testing.T) {
 			doc := loadDoc(t, form.data)
@@ -76,6 +79,43 @@ func TestOpenAPIJSONIsTheYAMLDocument(t *testing.T) {
 	first[0] = 'x'
 	if OpenAPIJSON()[0] != '{' {
 		t.Fatal("changing what OpenAPIJSON returned changed the next answer")
+	}
+}
+
+// Each function's document holds exactly the operations tagged with its
+// name: Execute's has no POST / (ExecuteEvent's), and each keeps the
+// health check both serve.
+func TestEachFunctionsDocumentHoldsOnlyItsOperations(t *testing.T) {
+	all := loadDoc(t, openAPIYAML)
+	for _, function := range []string{"Execute", "ExecuteEvent"} {
+		t.Run(function, func(t *testing.T) {
+			doc := loadDoc(t, FunctionOpenAPIJSON(function))
+			want, got := map[string]bool{}, map[string]bool{}
+			for path, item := range all.Paths.Map() {
+				for method, op := range item.Operations() {
+					if slices.Contains(op.Tags, function) {
+						want[method+" "+path] = true
+					}
+				}
+			}
+			for path, item := range doc.Paths.Map() {
+				for method, op := range item.Operations() {
+					got[method+" "+path] = true
+					if !slices.Contains(op.Tags, function) {
+						t.Errorf("%s %s is in %s's document but tagged %v", method, path, function, op.Tags)
+					}
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("%s's document has operations %v, want %v", function, got, want)
+			}
+			if !got["GET /healthz"] {
+				t.Errorf("%s's document has no GET /healthz", function)
+			}
+		})
+	}
+	if ops := loadDoc(t, FunctionOpenAPIJSON("Execute")).Paths.Find("/"); ops == nil || ops.Post != nil || ops.Get == nil {
+		t.Errorf("Execute's document / = %+v, want the playground's GET and no POST", ops)
 	}
 }
 
@@ -385,4 +425,25 @@ func errorTypeConstants(t *testing.T, root string) map[string]string {
 		t.Fatalf("walking the module: %v", err)
 	}
 	return found
+}
+
+// A JSON-RPC response a client sends to /mcp may carry any result, as the
+// server accepts it (mcpserver's TestResponsesAndNotificationsAreAcceptedWith202).
+func TestJSONRPCMessageAcceptsAnyResult(t *testing.T) {
+	doc := loadDoc(t, openAPIYAML)
+	schema := doc.Components.Schemas["JSONRPCMessage"].Value
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":[1,2,3]}`,
+		`{"jsonrpc":"2.0","id":1,"result":"done"}`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+			t.Errorf("JSONRPCMessage refuses %s: %v", body, err)
+		}
+	}
 }

@@ -1,4 +1,4 @@
-// Package examples holds the example scripts README documents, embedded so
+// Package examples holds the example scripts docs/api.md documents, embedded so
 // that the playground offers exactly these files in its menu.
 package examples
 

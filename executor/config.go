@@ -53,7 +53,7 @@ type Config struct {
 	CgroupRoot string
 }
 
-// The defaults, as the README's "Configuration" section lists them.
+// The defaults, as docs/operations.md's "Configuration" section lists them.
 const (
 	defaultNsjail         = "/opt/pyexec/bin/nsjail"
 	defaultPython         = "/opt/pyexec/venv/bin/python3"

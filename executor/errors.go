@@ -8,7 +8,7 @@ import (
 // ErrorType names a failure the way the API's `error_type` field does.
 type ErrorType string
 
-// The error types of the API contract (the README's table of them). Every
+// The error types of the API contract (docs/api.md's table of them). Every
 // failure of Run maps to exactly one.
 
 // TypeInvalidRequest is a request or script that breaks the rules (empty,

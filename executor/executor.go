@@ -225,7 +225,9 @@ func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
 func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareOutputs bool) (Result, error) {
 	lim := limitsOf(e.cfg, req)
 	var rlimitAS int64
-	if box.isolation().Limits == string(limitRlimit) && lim.memoryBytes < e.cfg.MemoryBytes {
+	if box.isolation().Limits == string(limitRlimit) {
+		// The harness lowers the jail's address-space ceiling to what the
+		// interpreter holds plus the limit, before any user code runs.
 		rlimitAS = lim.memoryBytes
 	}
 	job, err := newJob(req, e.cfg, prepareOutputs, rlimitAS)

@@ -17,7 +17,8 @@ import (
 // from the configuration.
 const (
 	jailHarness = "/pyexec/harness.py"
-	jailZygote  = "/pyexec/zygote.py" // fork mode's server (mode_fork.go)
+	jailZygote  = "/pyexec/zygote.py"  // fork mode's server (mode_fork.go)
+	jailSession = "/pyexec/session.py" // sessions' cell loop, fork mode only
 )
 
 // The rlimits every execution runs under, whichever sandbox sets them:
@@ -286,8 +287,11 @@ func jailConfig(s jailSpec) string {
 	kv("rlimit_core", 0)
 	if s.Limiter == limitRlimit && !s.Server {
 		// Without a cgroup, the address space is the only memory limit; it
-		// makes an oversized allocation a MemoryError.
-		kv("rlimit_as", s.MemoryBytes>>20)
+		// makes an oversized allocation a MemoryError. This is its ceiling:
+		// before any user code runs, the harness lowers it to what the
+		// interpreter holds (its libraries' mappings, which a jail started
+		// ahead has made already) plus the execution's limit (job.RlimitAS).
+		kv("rlimit_as", (s.MemoryBytes+addressSpaceHeadroom)>>20)
 	} else {
 		// With a cgroup, the cgroup limits memory. An address-space limit
 		// would count reservations (thread stacks, allocator arenas) rather
@@ -369,6 +373,12 @@ func jailFiles() []jailFile {
 	}
 }
 
+// addressSpaceHeadroom is what a jail's address-space ceiling allows beyond
+// the memory limit, under the rlimit fallback: room for the mappings of
+// the interpreter and its preloaded libraries (pandas with pyarrow maps
+// about 250 MiB), which the harness's own, lower limit counts from.
+const addressSpaceHeadroom = 1 << 30
+
 // jailMatplotlibDir is matplotlib's configuration and cache directory in a
 // jail: under /dev/shm, a private tmpfs of each execution like /tmp, so
 // that the working directory stays as empty as the request left it.
@@ -391,6 +401,10 @@ func jailEnv() []string {
 		// in the execution's own tmpfs, where the harness links the font
 		// list built at install: nothing of it is shared between executions.
 		"MPLBACKEND=Agg",
+		// pyarrow's allocator (which pandas loads) would start a thread of
+		// its own at import to return memory in the background: a process
+		// the script did not start, and address space it did not ask for.
+		"JE_ARROW_MALLOC_CONF=background_thread:false",
 		"MPLCONFIGDIR=" + jailMatplotlibDir,
 	}
 }

@@ -224,7 +224,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 		},
 		{
 			limiter: limitRlimit,
-			want:    []string{fmt.Sprintf("rlimit_as: %d", memMiB)},
+			want:    []string{fmt.Sprintf("rlimit_as: %d", memMiB+addressSpaceHeadroom>>20)},
 			notWant: []string{"cgroup_", "rlimit_as_type: INF"},
 		},
 	}

@@ -126,7 +126,7 @@ func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
 		// Every execution, warm or running, each with a process to spare,
 		// plus the server.
 		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
-		s.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailZygoteConfig, string(zcJSON)}}
+		s.Files = []jailFile{{jailZygote, string(harness.Zygote)}, {jailSession, string(harness.Session)}, {jailZygoteConfig, string(zcJSON)}}
 	})
 }
 

@@ -108,6 +108,9 @@ func checkFiles(files []File, lim Limits) error {
 	total := 0
 	for i, f := range files {
 		if why := pathProblem(f.Path); why != "" {
+			if !strings.Contains(why, strconv.Quote(f.Path)) {
+				why = QuotePath(f.Path) + " " + why
+			}
 			return invalid(fmt.Sprintf("files[%d].path %s", i, why))
 		}
 		if j, dup := index[f.Path]; dup {
@@ -161,6 +164,20 @@ func pathProblem(p string) string {
 		}
 	}
 	return ""
+}
+
+// QuotePath quotes a request file's path for a message that names the
+// file: Go-quoted, so that any byte reads plainly, and cut to its first 64
+// bytes when it is longer.
+func QuotePath(p string) string {
+	if len(p) > 64 {
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(p[cut]) {
+			cut--
+		}
+		return strconv.Quote(p[:cut]) + "…"
+	}
+	return strconv.Quote(p)
 }
 
 // limits are the limits one execution runs under.

@@ -20,3 +20,9 @@ const Preloaded = 'P'
 //
 //go:embed zygote.py
 var Zygote []byte
+
+// Session is session.py, the cell loop of a session's process, which the
+// fork server runs in place of the harness for a session.
+//
+//go:embed session.py
+var Session []byte

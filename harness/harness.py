@@ -599,7 +599,7 @@ def failure(error_type, message, trace=""):
     return {"ok": False, "error_type": error_type, "error": message, "traceback": trace}
 
 
-def write_report(report):
+def write_report(report, fd=REPORT_FD):
     try:
         data = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -614,7 +614,7 @@ def write_report(report):
         payload = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     view = memoryview(payload)
     while view:
-        written = os.write(REPORT_FD, view)
+        written = os.write(fd, view)
         view = view[written:]
 
 
@@ -918,6 +918,8 @@ def explain_missing_network():
     import socket
 
     refused = socket.socket.__init__
+    if getattr(refused, "explains_missing_network", False):
+        return  # a session's earlier cell set it up
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         try:
@@ -927,6 +929,7 @@ def explain_missing_network():
                 raise
             raise PermissionError(errno.EPERM, "Operation not permitted: the sandbox has no network access") from None
 
+    __init__.explains_missing_network = True
     socket.socket.__init__ = __init__
 
 

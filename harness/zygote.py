@@ -12,7 +12,8 @@ Protocol (the Go side is executor/mode_fork.go):
         its imports are done. Then each message from the executor, b"fork"
         with five descriptors (SCM_RIGHTS), asks for one sandbox:
           script (read end), stdout, stderr, report (write ends), and a
-          status socket (SOCK_SEQPACKET) of that execution.
+          status socket (SOCK_SEQPACKET) of that execution. b"session" asks
+          for a session's: session.py's loop, its socket as the script.
         End of file on the control socket means the executor is gone: the
         server exits, and its jail with it.
 
@@ -147,7 +148,7 @@ def fork_into_namespaces():
     return pid
 
 
-def child(fds, config, bpf):
+def child(fds, config, bpf, session):
     """Runs in the execution's process, pid 1 of its new namespaces."""
     script, stdout, stderr, report, status_fd = fds
     status = socket.socket(fileno=status_fd)
@@ -159,7 +160,7 @@ def child(fds, config, bpf):
         write_file("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
         write_file("/proc/self/setgroups", "deny")
         write_file("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
-        sandbox(script, stdout, stderr, report, status, config, bpf)
+        sandbox(script, stdout, stderr, report, status, config, bpf, session)
     except BaseException as exc:  # noqa: BLE001 - reported, then the process ends
         try:
             status.send(("error %s" % exc).encode("utf-8", "replace")[:4000])
@@ -168,8 +169,10 @@ def child(fds, config, bpf):
     os._exit(126)
 
 
-def sandbox(script, stdout, stderr, report, status, config, bpf):
-    """Pid 1 of the execution's namespaces: isolates itself, then runs the harness."""
+def sandbox(script, stdout, stderr, report, status, config, bpf, session):
+    """Pid 1 of the execution's namespaces: isolates itself, then runs the
+    harness, or with session the session's cell loop (session.py), whose
+    control socket comes in the script's place."""
     check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
     tmp_options = ("size=%d,nr_inodes=16384,mode=1777" % config["tmp_bytes"]).encode()
     for target in (b"/tmp", b"/dev/shm"):
@@ -179,6 +182,10 @@ def sandbox(script, stdout, stderr, report, status, config, bpf):
     os.chdir("/tmp")
     check(libc.sethostname(b"pyexec", 6), "setting the hostname")
     for name, value in config["rlimits"].items():
+        if session and name == "cpu":
+            # CPU time adds up over a session's cells; each cell's wall-clock
+            # timeout, which kills the session, bounds it instead.
+            continue
         limit = value if value >= 0 else resource.RLIM_INFINITY
         resource.setrlimit(RLIMITS[name], (limit, limit))
 
@@ -211,6 +218,10 @@ def sandbox(script, stdout, stderr, report, status, config, bpf):
     random.seed()
     reseed_numpy()
     sys.argv[:] = [HARNESS_DIR + "/harness.py"]
+    if session:
+        import session as cells
+
+        cells.serve()
     import harness
 
     harness.main()
@@ -344,6 +355,7 @@ def main():
     bpf = bytes.fromhex(config["seccomp"])
     sys.path.insert(0, HARNESS_DIR)
     import harness  # noqa: F401 - imported once here, shared by every fork
+    import session  # noqa: F401 - likewise, for sessions' processes
 
     for name in ("numpy", "pandas"):
         try:
@@ -405,7 +417,7 @@ def serve(control, wake_r, config, bpf):
             msg, fds, _, _ = socket.recv_fds(control, 16, 5)
             if not msg:
                 os._exit(0)  # the executor is gone
-            if msg != b"fork" or len(fds) != 5:
+            if msg not in (b"fork", b"session") or len(fds) != 5:
                 for fd in fds:
                     os.close(fd)
                 continue
@@ -422,7 +434,7 @@ def serve(control, wake_r, config, bpf):
                     os.close(signal.set_wakeup_fd(-1))
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     os.close(wake_r)
-                    child(fds, config, bpf)
+                    child(fds, config, bpf, msg == b"session")
                 finally:
                     os._exit(126)
             # Registered before the loop reaps anything: its end cannot be missed.

@@ -237,3 +237,21 @@ func TestTransportRefusalsAreJSONRPCErrors(t *testing.T) {
 		t.Errorf("RunFunc called %d times for refused requests", got)
 	}
 }
+
+// A response or notification a client sends is accepted with 202 and no
+// body, whatever its result holds: JSON-RPC allows any value, and the
+// OpenAPI document's JSONRPCMessage says so too (api's tests).
+func TestResponsesAndNotificationsAreAcceptedWith202(t *testing.T) {
+	srv := serve(t, &fakeService{}, testOptions)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":[1,2,3]}`,
+		`{"jsonrpc":"2.0","id":"x","result":{}}`,
+		`{"jsonrpc":"2.0","id":2,"result":null}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	} {
+		status, got := postJSONRPC(t, srv.URL, nil, body)
+		if status != http.StatusAccepted || len(got) != 0 {
+			t.Errorf("POST %s = %d %q, want 202 with no body", body, status, got)
+		}
+	}
+}

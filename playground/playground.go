@@ -89,7 +89,7 @@ type example struct {
 	Input string `json:"input,omitempty"`
 }
 
-// menu is the examples menu: README's five examples (examples/*.py), then
+// menu is the examples menu: the five examples of docs/api.md (examples/*.py), then
 // one that takes input and one that writes an output file.
 var menu = []struct {
 	title, name string

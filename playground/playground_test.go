@@ -205,14 +205,14 @@ func TestPageNeedsNothingTheCSPForbids(t *testing.T) {
 	}
 }
 
-// The menu offers README's five examples, from examples/ itself, then one
+// The menu offers the five examples of docs/api.md, from examples/ itself, then one
 // that takes input and one that writes an output file.
 func TestExamplesMenuHoldsREADMEsExamplesThenTheExtensions(t *testing.T) {
 	var got []example
 	if err := json.Unmarshal(files[assetPrefix+"examples.json"].body, &got); err != nil {
 		t.Fatalf("examples.json: %v", err)
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,10 +221,10 @@ func TestExamplesMenuHoldsREADMEsExamplesThenTheExtensions(t *testing.T) {
 		documented = append(documented, m[1])
 	}
 	if len(documented) != 5 {
-		t.Fatalf("README's Examples table lists %q, want five scripts", documented)
+		t.Fatalf("docs/api.md's Examples table lists %q, want five scripts", documented)
 	}
 	if len(got) != len(documented)+2 {
-		t.Fatalf("menu has %d examples, want README's %d and 2 more", len(got), len(documented))
+		t.Fatalf("menu has %d examples, want docs/api.md's %d and 2 more", len(got), len(documented))
 	}
 	for i, name := range documented {
 		want, err := os.ReadFile(filepath.Join("..", "examples", name))

@@ -213,8 +213,10 @@ func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
 		if hasLoneSurrogate(f["path"]) {
 			return nil, invalidRequest(fmt.Sprintf("files[%d].path %s", i, loneSurrogateRule))
 		}
+		// Past here, every message names the file by its path as well.
+		of := "of " + executor.QuotePath(path)
 		if hasLoneSurrogate(f["content"]) {
-			return nil, invalidRequest(fmt.Sprintf("files[%d].content %s", i, loneSurrogateRule))
+			return nil, invalidRequest(fmt.Sprintf("files[%d].content %s %s", i, of, loneSurrogateRule))
 		}
 		files[i].Path = path
 		switch encoding {
@@ -225,11 +227,11 @@ func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
 			// one encoding. Line breaks are skipped, as base64 tools wrap.
 			decoded, err := base64.StdEncoding.Strict().DecodeString(content)
 			if err != nil {
-				return nil, invalidRequest(fmt.Sprintf("files[%d].content is not valid base64 (%v)", i, err))
+				return nil, invalidRequest(fmt.Sprintf("files[%d].content %s is not valid base64 (%v)", i, of, err))
 			}
 			files[i].Content = decoded
 		default:
-			return nil, invalidRequest(fmt.Sprintf(`files[%d].encoding must be "utf-8" (the default) or "base64"`, i))
+			return nil, invalidRequest(fmt.Sprintf(`files[%d].encoding %s must be "utf-8" (the default) or "base64"`, i, of))
 		}
 	}
 	return files, nil

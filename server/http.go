@@ -137,13 +137,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// serveOpenAPI answers GET /openapi.json with the OpenAPI document of the
-// API, embedded in the binary, so it describes the build that serves it.
+// serveOpenAPI answers GET /openapi.json with the OpenAPI document of what
+// Execute serves (ExecuteEvent's POST / is not in it), embedded in the
+// binary, so it describes the build that serves it.
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed("GET, HEAD")
 	}
-	writeJSON(w, http.StatusOK, json.RawMessage(api.OpenAPIJSON()))
+	writeJSON(w, http.StatusOK, json.RawMessage(api.FunctionOpenAPIJSON("Execute")))
 	return nil
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/pyexec/pyexec/executor"
 )
 
-// The fields of the service's log entries (README: "Reading outcomes in
+// The fields of the service's log entries (docs/operations.md: "Reading outcomes in
 // Cloud Logging"). Every entry is built in this file.
 const (
 	fieldFunction        = "function"

@@ -61,10 +61,22 @@ type Config struct {
 	// the service's own and is not checked. ConfigFromEnv sets it when
 	// K_SERVICE is set.
 	FrontEndHost bool
+	// ReadHeaderTimeout and ReadTimeout bound how long a client may take
+	// to send a request's headers, and the whole request with its body:
+	// a client that trickles them cannot hold a connection longer. Zero is
+	// the default (DefaultReadHeaderTimeout, DefaultReadTimeout).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 }
 
 // Defaults of what ConfigFromEnv reads.
 const (
+	// DefaultReadHeaderTimeout is how long a client may take to send a
+	// request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout is how long a client may take to send a whole
+	// request: a 10 MiB body at 200 KB/s.
+	DefaultReadTimeout = 60 * time.Second
 	// DefaultSelfTestWait is the SelfTestWait ConfigFromEnv sets.
 	DefaultSelfTestWait = 5 * time.Second
 	// DefaultMaxRequestBytes is the cap on a request when
@@ -87,6 +99,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		SelfTestWait:    DefaultSelfTestWait,
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		FrontEndHost:    getenv("K_SERVICE") != "",
+	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{
+		{"PYEXEC_READ_HEADER_TIMEOUT_SECONDS", &cfg.ReadHeaderTimeout},
+		{"PYEXEC_READ_TIMEOUT_SECONDS", &cfg.ReadTimeout},
+	} {
+		if raw := strings.TrimSpace(getenv(d.name)); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 1 || n > 3600 {
+				return Config{}, fmt.Errorf("%s must be a whole number of seconds, 1..3600, got %q", d.name, raw)
+			}
+			*d.to = time.Duration(n) * time.Second
+		}
 	}
 	for _, name := range strings.Split(getenv("PYEXEC_ALLOWED_HOSTS"), ",") {
 		if name = strings.TrimSpace(name); name != "" {
@@ -116,6 +143,36 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// HTTPServer is the server the function is served with on addr: handler,
+// with deadlines for reading each request (Config.ReadHeaderTimeout and
+// ReadTimeout) and for an idle kept-alive connection. Writing has no
+// deadline of its own: an answer waits for its execution, which its own
+// timeout bounds.
+func (c Config) HTTPServer(addr string, handler http.Handler) *http.Server {
+	header, read := c.ReadHeaderTimeout, c.ReadTimeout
+	if header == 0 {
+		header = DefaultReadHeaderTimeout
+	}
+	if read == 0 {
+		read = DefaultReadTimeout
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		ReadHeaderTimeout: header,
+		ReadTimeout:       read,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
+
+// An idle kept-alive connection is closed after idleTimeout; a request's
+// headers may hold at most maxHeaderBytes.
+const (
+	idleTimeout    = 2 * time.Minute
+	maxHeaderBytes = 64 << 10
+)
 
 // requestCap is the cap on a request in force.
 func (c Config) requestCap() int64 {

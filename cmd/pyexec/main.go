@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,14 +38,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pyexec: FUNCTION_TARGET=%q: the functions are Execute and ExecuteEvent\n", target)
 		os.Exit(2)
 	}
-	if err := pyexec.Prepare(); err != nil {
+	srv, err := pyexec.HTTPServer(":"+port, function)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "pyexec: %v\n", err)
 		os.Exit(2)
 	}
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	served := make(chan error, 1)
-	go func() { served <- http.ListenAndServe(":"+port, function) }()
+	go func() { served <- srv.ListenAndServe() }()
 
 	code := 0
 	select {

@@ -76,7 +76,7 @@ def main():
 		sec.assertAbsent(t, r)
 		allowed := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "LANG": true, "LC_CTYPE": true,
 			"OPENBLAS_NUM_THREADS": true, "OMP_NUM_THREADS": true, "MKL_NUM_THREADS": true, "NUMEXPR_NUM_THREADS": true,
-			"MPLBACKEND": true, "MPLCONFIGDIR": true}
+			"MPLBACKEND": true, "MPLCONFIGDIR": true, "JE_ARROW_MALLOC_CONF": true}
 		for name := range got.Environ {
 			if !allowed[name] {
 				t.Errorf("os.environ in the jail has %s, which is not one of the jail's variables", name)

@@ -11,7 +11,7 @@ import (
 )
 
 // How a script is run and how its return value and output come back
-// (README, "POST /execute").
+// (docs/api.md, "POST /execute").
 
 func TestScriptsRunAsSpecified(t *testing.T) {
 	ts := testsupport.StartService(t, map[string]string{"PYEXEC_QUEUE": "64"})

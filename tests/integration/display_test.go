@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -178,19 +177,9 @@ func TestExecuteEventPublishesTheDisplay(t *testing.T) {
 	if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("chart-1", testsupport.ScriptData(chartScript, "chart-1"))); status != 200 {
 		t.Fatalf("status = %d, want 200", status)
 	}
-	var found *api.Outcome
-	testsupport.PollUntil(t, 10*time.Second, "the outcome of chart-1 on the results topic", func() bool {
-		for _, m := range ps.Messages() {
-			var o api.Outcome
-			if json.Unmarshal(m.Data, &o) == nil && o.MessageID == "chart-1" {
-				found = &o
-				return true
-			}
-		}
-		return false
-	})
+	found := publishedOutcome(t, ps, "chart-1")
 	if found.Status != "ok" || len(found.Display) != 2 || found.Display[0] != (api.DisplayItem{Type: "text/plain", Data: "'drawn'"}) || found.Display[1].Type != "image/png" {
-		t.Fatalf("published outcome = %+v, want ok with the text and the image displayed", *found)
+		t.Fatalf("published outcome = %+v, want ok with the text and the image displayed", found)
 	}
 	if b := decodePNG(t, found.Display[1].Data).Bounds(); b.Dx() != 100 || b.Dy() != 50 {
 		t.Errorf("published image is %dx%d, want 100x50", b.Dx(), b.Dy())

@@ -21,7 +21,7 @@ import (
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
-// Every row of the error table in the README's API section, answered with
+// Every row of the error table in docs/api.md, answered with
 // its status, error_type and error text, over real HTTP with the real
 // sandbox.
 

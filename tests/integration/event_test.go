@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/pyexec/pyexec/api"
@@ -350,18 +351,7 @@ func TestExecuteEventTakesTheSameFieldsAndPublishesOutputFiles(t *testing.T) {
 	}
 	published := func(t *testing.T, messageID string) api.Outcome {
 		t.Helper()
-		var found *api.Outcome
-		testsupport.PollUntil(t, 10*time.Second, "the outcome of "+messageID+" on the results topic", func() bool {
-			for _, m := range ps.Messages() {
-				var o api.Outcome
-				if json.Unmarshal(m.Data, &o) == nil && o.MessageID == messageID {
-					found = &o
-					return true
-				}
-			}
-			return false
-		})
-		return *found
+		return publishedOutcome(t, ps, messageID)
 	}
 
 	t.Run("input, stdin and a file in; an output file out", func(t *testing.T) {
@@ -427,4 +417,22 @@ func TestExecuteEventTakesTheSameFieldsAndPublishesOutputFiles(t *testing.T) {
 			t.Errorf("published outcome = %+v, want an output_limit naming Pub/Sub's limit, with stdout and without result or files", o)
 		}
 	})
+}
+
+// publishedOutcome waits for the outcome of messageID on the results
+// topic of ps, and returns it.
+func publishedOutcome(t *testing.T, ps *pstest.Server, messageID string) api.Outcome {
+	t.Helper()
+	var found *api.Outcome
+	testsupport.PollUntil(t, 10*time.Second, "the outcome of "+messageID+" on the results topic", func() bool {
+		for _, m := range ps.Messages() {
+			var o api.Outcome
+			if json.Unmarshal(m.Data, &o) == nil && o.MessageID == messageID {
+				found = &o
+				return true
+			}
+		}
+		return false
+	})
+	return *found
 }

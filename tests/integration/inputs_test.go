@@ -18,7 +18,7 @@ import (
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
-// The request extensions (README, "Input, files and limits"): input, stdin,
+// The request extensions (docs/api.md, "Input, files and limits"): input, stdin,
 // files, output files and limits, each over real HTTP with the real
 // sandbox, in every mode, since each mode starts its jails differently and
 // sets their limits its own way.
@@ -301,13 +301,13 @@ func runRejectionChecks(t *testing.T, ts *testsupport.Service) {
 		{"a file that is not an object", map[string]any{"files": []any{"a.csv"}}, `files[0] must be an object`},
 		{"a file without a path", map[string]any{"files": []any{map[string]any{"content": "x"}}}, "files[0].path must be a string"},
 		{"a file without content", map[string]any{"files": []any{map[string]any{"path": "a"}}}, "files[0].content must be a string"},
-		{"an unknown encoding", map[string]any{"files": []any{map[string]any{"path": "a", "content": "x", "encoding": "hex"}}}, `files[0].encoding must be "utf-8" (the default) or "base64"`},
-		{"content that is not base64", map[string]any{"files": []any{map[string]any{"path": "a", "content": "not base64!", "encoding": "base64"}}}, "files[0].content is not valid base64"},
+		{"an unknown encoding", map[string]any{"files": []any{map[string]any{"path": "a", "content": "x", "encoding": "hex"}}}, `files[0].encoding of "a" must be "utf-8" (the default) or "base64"`},
+		{"content that is not base64", map[string]any{"files": []any{map[string]any{"path": "a", "content": "not base64!", "encoding": "base64"}}}, "files[0].content of \"a\" is not valid base64"},
 		{"a path that climbs out with ..", map[string]any{"files": []any{file("../escape.txt")}}, `files[0].path "../escape.txt" has a '..' component`},
 		{"a path that climbs out further in", map[string]any{"files": []any{file("ok.txt"), file("data/../../escape.txt")}}, `files[1].path "data/../../escape.txt" has a '..' component`},
 		{"an absolute path", map[string]any{"files": []any{file("/etc/passwd")}}, `files[0].path "/etc/passwd" is absolute`},
-		{"a path with a NUL", map[string]any{"files": []any{file("a\x00b")}}, "files[0].path contains a NUL byte"},
-		{"an empty path", map[string]any{"files": []any{file("")}}, "files[0].path is empty"},
+		{"a path with a NUL", map[string]any{"files": []any{file("a\x00b")}}, "files[0].path \"a\\x00b\" contains a NUL byte"},
+		{"an empty path", map[string]any{"files": []any{file("")}}, "files[0].path \"\" is empty"},
 		{"an empty path component", map[string]any{"files": []any{file("data//in.csv")}}, `files[0].path "data//in.csv" has an empty component`},
 		{"a path twice", map[string]any{"files": []any{file("in.csv"), file("in.csv")}}, `files[1].path "in.csv" is also files[0].path`},
 		{"a file where a directory must be", map[string]any{"files": []any{file("data"), file("data/in.csv")}}, `files[1].path "data/in.csv" lies inside files[0].path "data", which is a file`},

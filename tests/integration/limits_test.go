@@ -13,7 +13,7 @@ import (
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
-// Every limit of the README's "Configuration" holds, the script's output up
+// Every limit of docs/operations.md's "Configuration" holds, the script's output up
 // to it is kept, and the service answers the next request as if nothing had
 // happened.
 

@@ -222,6 +222,14 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 	return s, nil
 }
 
+// replace kills a server that cannot be written to or did not answer within
+// forkTimeout (stopped, hung), so the next fork or session starts a new one
+// (ensureServer) rather than waiting on this one again. It returns the request's error: sandbox_unavailable.
+func (s *forkServer) replace(step string, err error) error {
+	s.proc.kill()
+	return fmt.Errorf("%w: %s: %w: %s", ErrSandboxUnavailable, step, err, lastLines(s.log.String(), 3))
+}
+
 func (s *forkServer) stop() {
 	_ = s.ctl.Close() // the server exits on EOF
 	s.proc.kill()
@@ -276,17 +284,13 @@ func (f *forkSandbox) fork() (*jail, error) {
 	ch.closeChildEnds()
 	_ = theirs.Close()
 	if err != nil {
-		server.proc.kill() // a server that cannot be written to is replaced
-		return fail(fmt.Errorf("%w: asking the fork server for a process: %w", ErrSandboxUnavailable, err))
+		return fail(server.replace("asking the fork server for a process", err))
 	}
 
 	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
 	msg, pid, err := readStatus(status)
 	if err != nil {
-		// A server that does not answer (stopped, hung) is killed so the
-		// next fork starts a new one rather than waiting on it again.
-		server.proc.kill()
-		return fail(fmt.Errorf("%w: fork server: %w: %s", ErrSandboxUnavailable, err, lastLines(server.log.String(), 3)))
+		return fail(server.replace("fork server", err))
 	}
 	if msg != "ready" || pid <= 0 {
 		return fail(fmt.Errorf("fork server: setting up an execution: %s", truncate(msg, 500)))

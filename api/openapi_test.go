@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // loadDoc loads one form of the document with kin-openapi, which resolves
@@ -325,20 +326,11 @@ func stringEnum(t *testing.T, s *openapi3.Schema) []string {
 // moduleRoot is the directory of the go.mod this package belongs to.
 func moduleRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // errorTypeConstants finds, in every non-test Go file of the module under

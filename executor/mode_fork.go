@@ -42,7 +42,9 @@ const jailZygoteConfig = "/pyexec/zygote.json"
 // Timeouts of the fork server's own steps.
 const (
 	serverStartTimeout = 2 * time.Minute // the server's imports, on a loaded machine
-	forkTimeout        = 30 * time.Second
+	// forkTimeout bounds one fork: the server answers in milliseconds, so
+	// one that is silent this long is stopped or hung and is replaced.
+	forkTimeout = 5 * time.Second
 )
 
 // zygoteConfig is harness/zygote.py's configuration file.
@@ -177,7 +179,7 @@ func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	}
 	s, err := startForkServer(f.nsjail, f.spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrSandboxUnavailable, err)
 	}
 	f.server = s
 	return s, nil
@@ -218,6 +220,14 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 		return nil, fmt.Errorf("fork server did not start: %v: %s", err, lastLines(log.String(), 5))
 	}
 	return s, nil
+}
+
+// replace kills a server that cannot be written to or did not answer within
+// forkTimeout (stopped, hung), so the next fork or session starts a new one
+// (ensureServer) rather than waiting on this one again. It returns the request's error: sandbox_unavailable.
+func (s *forkServer) replace(step string, err error) error {
+	s.proc.kill()
+	return fmt.Errorf("%w: %s: %w: %s", ErrSandboxUnavailable, step, err, lastLines(s.log.String(), 3))
 }
 
 func (s *forkServer) stop() {
@@ -274,14 +284,13 @@ func (f *forkSandbox) fork() (*jail, error) {
 	ch.closeChildEnds()
 	_ = theirs.Close()
 	if err != nil {
-		server.proc.kill() // a server that cannot be written to is replaced
-		return fail(fmt.Errorf("asking the fork server for a process: %w", err))
+		return fail(server.replace("asking the fork server for a process", err))
 	}
 
 	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
 	msg, pid, err := readStatus(status)
 	if err != nil {
-		return fail(fmt.Errorf("fork server: %w: %s", err, lastLines(server.log.String(), 3)))
+		return fail(server.replace("fork server", err))
 	}
 	if msg != "ready" || pid <= 0 {
 		return fail(fmt.Errorf("fork server: setting up an execution: %s", truncate(msg, 500)))

@@ -8,19 +8,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pyexec/pyexec/internal/pyprobe"
 )
 
 // selfTestScript reports, from inside a jail, the facts the isolation
 // promises. The executor compares them with what they must be.
-const selfTestScript = `
+const selfTestScript = pyprobe.ProcStatus + `
 import ctypes, os, socket
 
 def main():
-    status = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            status[key] = value.strip()
+    status = proc_status()
     libc = ctypes.CDLL(None, use_errno=True)
     # A user namespace needs no privilege to create, so only the seccomp
     # filter can refuse it; mount needs privilege in some namespace.

@@ -89,13 +89,12 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 	// /dev/null; each cell brings its own.
 	rights := unix.UnixRights(int(ctlTheirs.Fd()), int(null.Fd()), int(null.Fd()), int(null.Fd()), int(statusTheirs.Fd()))
 	if _, _, err := server.ctl.WriteMsgUnix([]byte("session"), rights, nil); err != nil {
-		server.proc.kill() // a server that cannot be written to is replaced
-		return fail(fmt.Errorf("asking the fork server for a session: %w", err))
+		return fail(server.replace("asking the fork server for a session", err))
 	}
 	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
 	msg, pid, err := readStatus(status)
 	if err != nil {
-		return fail(fmt.Errorf("fork server: %w: %s", err, lastLines(server.log.String(), 3)))
+		return fail(server.replace("fork server", err))
 	}
 	if msg != "ready" || pid <= 0 {
 		return fail(fmt.Errorf("fork server: setting up a session: %s", truncate(msg, 500)))

@@ -226,7 +226,10 @@ func TestCPUTimeOfManyCellsDoesNotAddUpToAKill(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Mode = ModeFork
 	cfg.Concurrency = 1
-	cfg.Timeout = 2 * time.Second // a script's CPU rlimit: 9 seconds
+	// A script's CPU rlimit is then 13 seconds (cpuSeconds), which the
+	// cells below pass together; each has room to spend its second on a
+	// loaded machine.
+	cfg.Timeout = 4 * time.Second
 	e := startExecutor(t, cfg)
 	s, err := e.StartSession(0)
 	if err != nil {
@@ -234,7 +237,7 @@ func TestCPUTimeOfManyCellsDoesNotAddUpToAKill(t *testing.T) {
 	}
 	defer s.End()
 	burn := "import time\nstart = time.process_time()\nwhile time.process_time() - start < 1.0: pass\ncells = globals().get('cells', 0) + 1\ncells"
-	for i := 1; i <= 11; i++ {
+	for i := 1; i <= cpuSeconds(cfg.Timeout)+1; i++ {
 		res, err := s.Run(context.Background(), burn, 10*time.Second)
 		if err != nil || string(res.Value) != strconv.Itoa(i) {
 			t.Fatalf("cell %d, with %d CPU-seconds spent before it = %+v, %v; want it to run", i, i-1, res, err)

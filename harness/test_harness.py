@@ -480,6 +480,54 @@ class OutputsTest(unittest.TestCase):
         report = run_in(self.dir, source, outputs=(100, 1 << 20))
         self.assertEqual([f["path"] for f in report["files"]], ["outputs/" + "/".join(["d"] * 50) + "/f", "outputs/d/g"])
 
+    def run_from_noted(self, workdir, source):
+        """run(source) the way an execution runs: workdir noted before main()."""
+        saved = os.getcwd()
+        os.chdir(workdir)
+        self.addCleanup(setattr, harness, "WORKDIR", None)
+        try:
+            harness.note_workdir()
+            return run_quietly_with(source, outputs=(100, 1 << 20))
+        finally:
+            os.chdir(saved)
+
+    def test_outputs_come_from_the_noted_working_directory_wherever_main_went(self):
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    open('outputs/mine.txt', 'w').write('m')\n"
+            "    os.makedirs(%r)\n"
+            "    os.chdir(%r)\n"
+            "    open('outputs/elsewhere.txt', 'w').write('e')\n"
+            "    os.chdir('/')\n"
+            "    return 1\n"
+        ) % (os.path.join(elsewhere, "outputs"), elsewhere)
+        work = os.path.join(self.dir, "work")
+        os.mkdir(work)
+        report = self.run_from_noted(work, source)
+        self.assertEqual([f["path"] for f in report["files"]], ["outputs/mine.txt"], report)
+
+    def test_a_replaced_working_directory_is_refused_by_name(self):
+        work = os.path.join(self.dir, "work")
+        os.mkdir(work)
+        source = (
+            "import os\n"
+            "def main():\n"
+            "    os.makedirs('outputs')\n"
+            "    open('outputs/a.txt', 'w').write('a')\n"
+            "    os.rename(%r, %r)\n"
+            "    os.makedirs(%r)\n"
+            "    open(%r, 'w').write('planted')\n"
+            "    return 1\n"
+        ) % (work, work + ".old", os.path.join(work, "outputs"), os.path.join(work, "outputs", "planted.txt"))
+        report = self.run_from_noted(work, source)
+        self.assertEqual(
+            (report["error_type"], report["error"]),
+            ("invalid_result", "Output files cannot be collected: the working directory %s was replaced" % work),
+        )
+
     def test_caps_are_output_limits_naming_the_cap(self):
         many = "import os\ndef main():\n    os.makedirs('outputs')\n    for i in range(4):\n        open('outputs/%d' % i, 'w').write('x')\n    return 1\n"
         report = run_in(self.dir, many, outputs=(3, 1 << 20))

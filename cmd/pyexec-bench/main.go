@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,6 +48,7 @@ import (
 
 	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/load"
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // The original service's examples, and scripts that fail in each usual way.
@@ -261,15 +261,6 @@ func run(o options) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startService starts the binary in mode ("default" leaves PYEXEC_MODE
 // unset), with extraEnv added to its environment, and waits until it has
 // answered an execution and is healthy.
@@ -278,7 +269,7 @@ func startService(o options, mode string, extraEnv ...string) (*service, error) 
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // Profiling (-profile DIR, make profile): one service in the default mode,
@@ -46,7 +48,7 @@ func runProfile(o options) error {
 	if err := os.MkdirAll(o.profile, 0o755); err != nil {
 		return err
 	}
-	pprofPort, err := freePort()
+	pprofPort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}

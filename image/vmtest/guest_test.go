@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/image/vm"
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // Inputs from image/test.sh.
@@ -122,7 +122,10 @@ func boot(t *testing.T, name string, cfg vm.Config) *guest {
 	netdev := "user,id=net,restrict=on"
 	for _, s := range cfg.Services {
 		port := envPort(t, s.Env)
-		host := freePort(t)
+		host, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, port)
 		g.urls[s.Name] = fmt.Sprintf("http://127.0.0.1:%d", host)
 	}
@@ -173,16 +176,6 @@ func envPort(t *testing.T, env []string) int {
 		}
 	}
 	return port
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // powerOff asks the guest to power off and kills qemu if it has not within

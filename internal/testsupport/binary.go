@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // Binary is cmd/pyexec running as a child process, as Cloud Run runs it: a
@@ -44,7 +46,11 @@ func StartBinary(t testing.TB, env map[string]string) *Binary {
 	t.Helper()
 	RequireRuntime(t)
 	bin := serviceBinary(t)
-	port := freePort(t)
+	free, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(free)
 	cmd := exec.Command(bin)
 	// If the test binary dies (a -timeout panic skips cleanups), the
 	// service shuts down with it instead of living on with its jails.
@@ -188,17 +194,6 @@ func Main(m *testing.M) {
 		_ = os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 // childEnv is the test's environment without what would make the child

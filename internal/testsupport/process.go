@@ -46,17 +46,3 @@ func PollUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// ProcStatusPython is Python that defines proc_status(): the fields of the
-// calling process's /proc/self/status, e.g. proc_status()["CapEff"].
-// Scripts that ask the kernel what they run with start with it.
-const ProcStatusPython = `
-def proc_status():
-    status = {}
-    with open('/proc/self/status') as f:
-        for line in f:
-            key, _, value = line.partition(':')
-            status[key] = value.strip()
-    return status
-
-`

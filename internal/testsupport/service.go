@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/leakcheck"
+	"github.com/pyexec/pyexec/internal/testenv"
 	"github.com/pyexec/pyexec/server"
 )
 
@@ -254,18 +254,9 @@ func Clip(b []byte) string {
 // working directory is its package's.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's working directory")
-		}
-		dir = parent
-	}
+	return root
 }

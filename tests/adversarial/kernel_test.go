@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pyexec/pyexec/internal/pyprobe"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -181,7 +182,7 @@ def main():
 			Capset  attemptResult     `json:"chown"`
 			Suidbin []string          `json:"suid_binaries"`
 		}
-		runProbe(t, ts, testsupport.ProcStatusPython+`
+		runProbe(t, ts, pyprobe.ProcStatus+`
 import stat, subprocess
 def main():
     status = {k: v for k, v in proc_status().items() if k.startswith("Cap") or k in ("NoNewPrivs", "Seccomp", "Uid", "Gid")}

@@ -22,6 +22,8 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "also write the screenshots into testdata/screenshots/ (README shows them)")
@@ -280,7 +282,7 @@ func TestInputExampleSendsItsInput(t *testing.T) {
 	}
 	got := p.run()
 	body := p.lastExecuteBody()
-	if !jsonEqual(body["input"], input) || len(body) != 2 {
+	if !testenv.SameJSON(body["input"], []byte(input)) || len(body) != 2 {
 		t.Errorf("POST /execute sent %v with input %s, want the script and input %s", keys(body), body["input"], input)
 	}
 	t.Run("the answer", func(t *testing.T) {
@@ -288,16 +290,6 @@ func TestInputExampleSendsItsInput(t *testing.T) {
 			t.Errorf("shown result %q (error %q %q), want %q", got.Result, got.ErrorType, got.Error, want)
 		}
 	})
-}
-
-func jsonEqual(raw json.RawMessage, text string) bool {
-	var a, b any
-	return json.Unmarshal(raw, &a) == nil && json.Unmarshal([]byte(text), &b) == nil && slices.Equal(mustJSON(a), mustJSON(b))
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 // Uploaded files and stdin are sent as the request's files (base64, at the

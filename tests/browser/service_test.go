@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/executor"
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // binary is the pyexec binary TestMain builds, as a user's `go build` would.
@@ -96,7 +96,7 @@ func startService(env map[string]string) (*service, error) {
 			return nil, fmt.Errorf("runtime missing (%w): run `make runtime` or set PYEXEC_PYTHON and PYEXEC_NSJAIL", err)
 		}
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +119,6 @@ func startService(env map[string]string) (*service, error) {
 		return nil, fmt.Errorf("%w; its output:\n%s", err, svc.out.String())
 	}
 	return svc, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *service) waitHealthy(limit time.Duration) error {

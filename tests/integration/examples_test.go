@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pyexec/pyexec/internal/testenv"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -59,16 +60,10 @@ func TestOriginalExamplesAnswerAsDocumented(t *testing.T) {
 // differ, as they do to a client that reads floats).
 func jsonEqual(t *testing.T, got []byte, want string) bool {
 	t.Helper()
-	var a, b any
-	if err := json.Unmarshal(got, &a); err != nil {
-		return false
+	if !json.Valid([]byte(want)) {
+		t.Fatalf("bad want JSON %s", want)
 	}
-	if err := json.Unmarshal([]byte(want), &b); err != nil {
-		t.Fatalf("bad want JSON %s: %v", want, err)
-	}
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb) && sameNumbers(got, want)
+	return testenv.SameJSON(got, []byte(want)) && sameNumbers(got, want)
 }
 
 // sameNumbers checks that the number texts match exactly, in order.

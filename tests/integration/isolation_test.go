@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pyexec/pyexec/internal/pyprobe"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -214,7 +215,7 @@ def main():
 
 			t.Run("the script runs unprivileged", func(t *testing.T) {
 				t.Parallel()
-				script := testsupport.ProcStatusPython + `import os
+				script := pyprobe.ProcStatus + `import os
 
 def main():
     status = proc_status()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pyexec/pyexec/internal/pyprobe"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -66,7 +67,7 @@ func TestEveryModeKeepsTheContract(t *testing.T) {
 			})
 
 			t.Run("isolation", func(t *testing.T) {
-				script := testsupport.ProcStatusPython + `import os, socket
+				script := pyprobe.ProcStatus + `import os, socket
 
 def main():
     status = proc_status()

@@ -287,29 +287,39 @@ func (f *forkSandbox) fork() (*jail, error) {
 		return fail(server.replace("asking the fork server for a process", err))
 	}
 
-	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
-	msg, pid, err := readStatus(status)
+	if err := server.admit(p, cg, "execution"); err != nil {
+		return fail(err)
+	}
+	return j, nil
+}
+
+// admit waits for the process the server made (for an execution or a
+// session: what) to say it is ready, holds on to it by a pidfd, moves it
+// into cg and lets it go on. A server that does not answer is replaced.
+func (s *forkServer) admit(p *forkProc, cg *execCgroup, what string) error {
+	_ = p.status.SetReadDeadline(time.Now().Add(forkTimeout))
+	msg, pid, err := readStatus(p.status)
 	if err != nil {
-		return fail(server.replace("fork server", err))
+		return s.replace("fork server", err)
 	}
 	if msg != "ready" || pid <= 0 {
-		return fail(fmt.Errorf("fork server: setting up an execution: %s", truncate(msg, 500)))
+		return fmt.Errorf("fork server: setting up the %s: %s", what, truncate(msg, 500))
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return fail(fmt.Errorf("opening the execution's pidfd: %w", err))
+		return fmt.Errorf("opening the %s's pidfd: %w", what, err)
 	}
 	p.pidfd = pidfd
 	// The process is waiting for "go", so pid is still the process the
 	// kernel vouched for; the pidfd holds on to it from here.
 	if err := cg.attach(pid); err != nil {
-		return fail(err)
+		return err
 	}
-	if _, err := status.Write([]byte("go")); err != nil {
-		return fail(fmt.Errorf("starting the execution's process: %w", err))
+	if _, err := p.status.Write([]byte("go")); err != nil {
+		return fmt.Errorf("starting the %s's process: %w", what, err)
 	}
-	_ = status.SetReadDeadline(time.Time{})
-	return j, nil
+	_ = p.status.SetReadDeadline(time.Time{})
+	return nil
 }
 
 // readStatus reads one message from an execution's status socket, with the

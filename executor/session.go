@@ -91,26 +91,9 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 	if _, _, err := server.ctl.WriteMsgUnix([]byte("session"), rights, nil); err != nil {
 		return fail(server.replace("asking the fork server for a session", err))
 	}
-	_ = status.SetReadDeadline(time.Now().Add(forkTimeout))
-	msg, pid, err := readStatus(status)
-	if err != nil {
-		return fail(server.replace("fork server", err))
-	}
-	if msg != "ready" || pid <= 0 {
-		return fail(fmt.Errorf("fork server: setting up a session: %s", truncate(msg, 500)))
-	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return fail(fmt.Errorf("opening the session's pidfd: %w", err))
-	}
-	s.proc.pidfd = pidfd
-	if err := cg.attach(pid); err != nil {
+	if err := server.admit(s.proc, cg, "session"); err != nil {
 		return fail(err)
 	}
-	if _, err := status.Write([]byte("go")); err != nil {
-		return fail(fmt.Errorf("starting the session's process: %w", err))
-	}
-	_ = status.SetReadDeadline(time.Time{})
 	return s, nil
 }
 

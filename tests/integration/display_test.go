@@ -166,13 +166,7 @@ func TestMCPReturnsTheChartAsAnImage(t *testing.T) {
 
 // ExecuteEvent publishes the display with the outcome.
 func TestExecuteEventPublishesTheDisplay(t *testing.T) {
-	ps := testsupport.StartPubsub(t)
-	testsupport.CreateTopic(t, ps, "projects/proj/topics/results")
-	srv := startEventService(t, map[string]string{
-		"GOOGLE_CLOUD_PROJECT": "proj",
-		"PYEXEC_RESULT_TOPIC":  "results",
-		"PUBSUB_EMULATOR_HOST": ps.Addr,
-	})
+	srv, ps := startPublishingEventService(t)
 	send := testsupport.NewSender(t, srv.URL+"/")
 	if status := send.SendOnce(t, testsupport.BinaryMode, testsupport.PublishedEvent("chart-1", testsupport.ScriptData(chartScript, "chart-1"))); status != 200 {
 		t.Fatalf("status = %d, want 200", status)

@@ -333,13 +333,7 @@ func indexOf(ids []string, id string) int {
 // over Pub/Sub's 10 MB message limit as the output_limit it is, rather
 // than failing the publish at every redelivery.
 func TestExecuteEventTakesTheSameFieldsAndPublishesOutputFiles(t *testing.T) {
-	ps := testsupport.StartPubsub(t)
-	testsupport.CreateTopic(t, ps, "projects/proj/topics/results")
-	srv := startEventService(t, map[string]string{
-		"GOOGLE_CLOUD_PROJECT": "proj",
-		"PYEXEC_RESULT_TOPIC":  "results",
-		"PUBSUB_EMULATOR_HOST": ps.Addr,
-	})
+	srv, ps := startPublishingEventService(t)
 	send := testsupport.NewSender(t, srv.URL+"/")
 	data := func(t *testing.T, fields map[string]any) []byte {
 		t.Helper()
@@ -417,6 +411,20 @@ func TestExecuteEventTakesTheSameFieldsAndPublishesOutputFiles(t *testing.T) {
 			t.Errorf("published outcome = %+v, want an output_limit naming Pub/Sub's limit, with stdout and without result or files", o)
 		}
 	})
+}
+
+// startPublishingEventService starts ExecuteEvent publishing its
+// outcomes to the topic "results" of a Pub/Sub emulator, which it returns.
+func startPublishingEventService(t *testing.T) (eventService, *pstest.Server) {
+	t.Helper()
+	ps := testsupport.StartPubsub(t)
+	testsupport.CreateTopic(t, ps, "projects/proj/topics/results")
+	srv := startEventService(t, map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "proj",
+		"PYEXEC_RESULT_TOPIC":  "results",
+		"PUBSUB_EMULATOR_HOST": ps.Addr,
+	})
+	return srv, ps
 }
 
 // publishedOutcome waits for the outcome of messageID on the results

@@ -32,9 +32,10 @@ type report struct {
 
 // reportDisplay is a rich output as the harness reports it.
 type reportDisplay struct {
-	Type  string `json:"type"`
-	Data  string `json:"data"` // base64 for a PNG, else the text
-	Bytes int    `json:"bytes"`
+	Type    string `json:"type"`
+	Data    string `json:"data"` // base64 for a PNG, else the text
+	Bytes   int    `json:"bytes"`
+	decoded []byte // Data, decoded by parseReport
 }
 
 // reportFile is an output file as the harness reports it.
@@ -42,6 +43,7 @@ type reportFile struct {
 	Path    string `json:"path"`
 	Content string `json:"content"` // base64
 	Bytes   int    `json:"bytes"`
+	decoded []byte // Content, decoded by parseReport
 }
 
 // Caps on the harness's texts, whatever the harness claims.
@@ -105,16 +107,10 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 		}
 		res.Value = rep.Result
 		for _, f := range rep.Files {
-			// parseReport has checked the encoding.
-			content, _ := base64.StdEncoding.DecodeString(f.Content)
-			res.Files = append(res.Files, File{Path: f.Path, Content: content})
+			res.Files = append(res.Files, File{Path: f.Path, Content: f.decoded})
 		}
 		for _, d := range rep.Display {
-			data := []byte(d.Data)
-			if d.Type == DisplayPNG {
-				data, _ = base64.StdEncoding.DecodeString(d.Data) // checked by parseReport
-			}
-			res.Display = append(res.Display, Display{Type: d.Type, Data: data})
+			res.Display = append(res.Display, Display{Type: d.Type, Data: d.decoded})
 		}
 		return res, nil
 	}
@@ -201,6 +197,7 @@ func checkOutputFiles(files []reportFile, cfg Config) error {
 			return fmt.Errorf("output file %q over the cap", f.Path)
 		}
 		content, err := base64.StdEncoding.DecodeString(f.Content)
+		files[i].decoded = content
 		if err != nil || len(content) != f.Bytes {
 			return fmt.Errorf("output file %q does not hold the %d bytes it states", f.Path, f.Bytes)
 		}
@@ -225,6 +222,7 @@ func checkDisplay(items []reportDisplay, files []reportFile, cfg Config) error {
 	}
 	for i, d := range items {
 		n := len(d.Data)
+		items[i].decoded = []byte(d.Data)
 		switch d.Type {
 		case DisplayPNG:
 			if len(d.Data) > base64.StdEncoding.EncodedLen(cfg.MaxOutputFilesBytes) {
@@ -234,6 +232,7 @@ func checkDisplay(items []reportDisplay, files []reportFile, cfg Config) error {
 			if err != nil {
 				return fmt.Errorf("display item %d is not base64", i)
 			}
+			items[i].decoded = png
 			n = len(png)
 		case DisplayHTML, DisplayText:
 		default:

@@ -100,13 +100,14 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
 	}
-	exec, err := executor.New(execCfg)
-	if err != nil {
-		return nil, err
-	}
 	log, err := execlog.New(ctx, execlog.ConfigFromEnv(getenv))
 	if err != nil {
 		return nil, fmt.Errorf("setting up logging: %w", err)
+	}
+	execCfg.Notify = func(ev executor.Event) { log.Log(server.EventEntry(ev)) }
+	exec, err := executor.New(execCfg)
+	if err != nil {
+		return nil, errors.Join(err, log.Close())
 	}
 	// A results topic that cannot be used stops the service at start
 	// rather than failing every delivery.

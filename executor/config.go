@@ -51,6 +51,23 @@ type Config struct {
 	// CgroupRoot is where the cgroup hierarchies are mounted; tests point it
 	// elsewhere to exercise detection.
 	CgroupRoot string
+
+	// Notify, if set, is told of what the executor does on its own, outside
+	// any one execution: a server started or replaced, and why. It is called
+	// once per event and must not block.
+	Notify func(Event)
+}
+
+// Event is something the executor did on its own, for the service's log.
+type Event struct {
+	Warning bool // something failed; the executor carries on without it
+	Message string
+}
+
+func (c Config) notify(ev Event) {
+	if c.Notify != nil {
+		c.Notify(ev)
+	}
 }
 
 // The defaults, as docs/operations.md's "Configuration" section lists them.

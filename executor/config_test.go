@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestConfigFromEnvWithNothingSetIsTheSpecDefaults(t *testing.T) {
 		Mode:                ModeAuto,
 		CgroupRoot:          "/sys/fs/cgroup",
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("ConfigFromEnv(empty) = %+v, want %+v", cfg, want)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -81,7 +82,7 @@ func TestConfigFromEnvReadsEveryVariable(t *testing.T) {
 		Mode:                ModeCold,
 		CgroupRoot:          "/sys/fs/cgroup",
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", cfg, want)
 	}
 }

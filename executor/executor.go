@@ -166,10 +166,11 @@ func (e *Executor) start(ctx context.Context) error {
 func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox, error) {
 	switch mode {
 	case ModeFork:
-		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg)
+		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg, plainServer)
 		if err != nil {
 			return nil, err
 		}
+		f.charts = newChartServer(e.cfg.NsjailPath, spec, groups, e.cfg, e.selfTest)
 		return f, nil
 	case ModePool:
 		return newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
@@ -247,7 +248,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareO
 	defer stop()
 
 	start := time.Now()
-	run, err := box.run(ctx, execution{id: req.ID, job: job, slot: slot, limits: lim})
+	run, err := box.run(ctx, execution{id: req.ID, job: job, slot: slot, limits: lim, draws: drawsCharts(req.Script)})
 	if run.Cleanup != nil {
 		// The execution's process may still be ending (its report is
 		// complete and it has been killed), and its cgroup outlives it; both

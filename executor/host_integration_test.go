@@ -121,7 +121,7 @@ func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := forkServerSpec(base, cfg)
+	server, err := forkServerSpec(base, cfg, plainServer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type execution struct {
 	job    []byte // what the harness reads on fd 3 (job.go)
 	slot   int    // which concurrency slot it holds; picks its outside uid
 	limits limits
+	draws  bool // the script is likely to draw charts (drawsCharts)
 }
 
 // jailRun is what one jail produced, before it is judged. Every byte in it

@@ -308,7 +308,7 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pool jail: %v", err)
 	}
-	server, err := forkServerSpec(base, cfg)
+	server, err := forkServerSpec(base, cfg, plainServer)
 	if errors.Is(err, errNoFilter) {
 		t.Skip("no seccomp filter table for this architecture; fork mode is not offered here")
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strconv"
@@ -52,7 +53,21 @@ type zygoteConfig struct {
 	TmpBytes int64            `json:"tmp_bytes"`
 	Rlimits  map[string]int64 `json:"rlimits"` // -1 is unlimited
 	Seccomp  string           `json:"seccomp"` // hex of the struct sock_filter records
+	// Charts makes a chart server: matplotlib.pyplot imported and one chart
+	// drawn before the server is ready (chartserver.go).
+	Charts bool `json:"charts,omitempty"`
 }
+
+// forkFlavor is what a fork server holds beyond numpy and pandas.
+type forkFlavor struct {
+	name   string // names its executions' cgroups
+	charts bool
+}
+
+var (
+	plainServer = forkFlavor{name: "fork"}
+	chartServer = forkFlavor{name: "chart", charts: true}
+)
 
 // forkSandbox runs every execution in a process forked from the server.
 type forkSandbox struct {
@@ -66,6 +81,9 @@ type forkSandbox struct {
 	closed bool
 
 	pool *warmPool
+	// charts is the chart server that scripts that draw run in once it is
+	// ready (chartserver.go); nil in a chart server itself.
+	charts *lazyChartServer
 	// cgroups are the executions' cgroups, each reused once the processes
 	// of its execution are gone.
 	cgroups *cgroupPool
@@ -78,17 +96,17 @@ type forkServer struct {
 	log  *capture // the server's stdout, stderr and nsjail's log
 }
 
-func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*forkSandbox, error) {
+func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, flavor forkFlavor) (*forkSandbox, error) {
 	if groups.kind == limitRlimit {
 		// Without a cgroup, per-execution memory and process limits would
 		// rest on rlimits that executions of one uid share.
 		return nil, errors.New("fork mode needs a cgroup hierarchy for per-execution limits")
 	}
-	serverSpec, err := forkServerSpec(spec, cfg)
+	serverSpec, err := forkServerSpec(spec, cfg, flavor)
 	if err != nil {
 		return nil, err
 	}
-	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, "fork", 8*cfg.Concurrency)}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, flavor.name, 8*cfg.Concurrency)}
 	if _, err := f.ensureServer(); err != nil {
 		return nil, err
 	}
@@ -99,7 +117,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) (*
 // forkServerSpec derives the server jail's spec from the executor's: the
 // server and its configuration, with everything the executions' processes
 // need to set their own limits and filter up.
-func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
+func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, error) {
 	filter, err := seccompFilter()
 	if err != nil {
 		return jailSpec{}, err
@@ -115,6 +133,7 @@ func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
 			"as":     -1, // the cgroup limits memory; see jailConfig
 		},
 		Seccomp: hex.EncodeToString(filter),
+		Charts:  flavor.charts,
 	}
 	zcJSON, err := json.Marshal(zc)
 	if err != nil {
@@ -131,6 +150,11 @@ func forkServerSpec(spec jailSpec, cfg Config) (jailSpec, error) {
 }
 
 func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
+	if x.draws && f.charts != nil {
+		if charts := f.charts.ready(); charts != nil {
+			return charts.run(ctx, x)
+		}
+	}
 	j, err := f.pool.take(ctx)
 	if err != nil {
 		return jailRun{}, err
@@ -143,6 +167,11 @@ func (f *forkSandbox) warmCgroups() map[string]bool {
 	for name := range f.cgroups.idleNames() {
 		names[name] = true
 	}
+	if f.charts != nil {
+		if charts := f.charts.running(); charts != nil {
+			maps.Copy(names, charts.warmCgroups())
+		}
+	}
 	return names
 }
 
@@ -151,7 +180,11 @@ func (f *forkSandbox) isolation() Isolation {
 }
 
 func (f *forkSandbox) close() error {
-	err := f.pool.close()
+	var err error
+	if f.charts != nil {
+		err = f.charts.close()
+	}
+	err = errors.Join(err, f.pool.close())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true

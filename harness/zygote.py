@@ -316,6 +316,45 @@ def warm_up():
     linecache.cache.pop(harness.SCRIPT_FILENAME, None)
 
 
+def warm_up_charts():
+    """Imports matplotlib.pyplot and draws one chart, for a chart server.
+
+    A script's first chart costs most of its time in importing pyplot and in
+    what the first drawing sets up (the font list, the first font's glyphs,
+    Agg's renderer); a server that has done both forks processes that draw at
+    once. The font list is the read-only one built at install, linked into
+    this jail's own cache directory as the harness links it for a script.
+    Every font file it opened is closed again (its cache cleared): a forked
+    process must not share an open file's offset with its siblings. Like
+    warm_up, it runs fixed code of the server's, and leaves no figure open.
+    """
+    import io
+
+    import harness
+
+    harness.MatplotlibHooks.link_fonts()
+    import matplotlib.font_manager
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": range(1000), "y": [i * i for i in range(1000)]})
+    axes = frame.plot(x="x", y="y", title="warm-up")
+    axes.figure.savefig(io.BytesIO(), format="png")
+    plt.close("all")
+    matplotlib.font_manager._get_font.cache_clear()
+    gc.collect()
+    left_open = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed already
+        if target.startswith("/") and not target.startswith("/dev/"):
+            left_open.append(target)
+    if left_open:
+        sys.exit("the chart warm-up left files open: %s" % ", ".join(sorted(left_open)))
+
+
 def release_file_pages():
     """Unmaps the file pages the server mapped while importing.
 
@@ -364,6 +403,8 @@ def main():
             pass
     sys.path.remove(HARNESS_DIR)
     warm_up()
+    if config.get("charts"):
+        warm_up_charts()
     global numpy_state
     numpy_state = numpy_state_address()
     # Objects that exist now are never collected again, so forked processes

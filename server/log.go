@@ -213,3 +213,13 @@ func capText(s string) (string, bool) {
 	}
 	return s[:cut], true
 }
+
+// EventEntry logs what the executor did on its own: a server started or
+// replaced.
+func EventEntry(ev executor.Event) execlog.Entry {
+	severity := execlog.Info
+	if ev.Warning {
+		severity = execlog.Warning
+	}
+	return execlog.Entry{Severity: severity, Message: ev.Message, Fields: map[string]any{"sandbox_event": true}}
+}

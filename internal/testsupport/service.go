@@ -71,14 +71,15 @@ func newService(t testing.TB, env map[string]string) *Service {
 	if err != nil {
 		t.Fatalf("executor.ConfigFromEnv: %v", err)
 	}
-	exec, err := executor.New(cfg)
-	if err != nil {
-		t.Fatalf("executor.New: %v", err)
-	}
 	logs := &Buffer{}
 	log, err := execlog.New(context.Background(), execlog.Config{Mode: execlog.ModeStdout, Out: logs})
 	if err != nil {
 		t.Fatalf("execlog.New: %v", err)
+	}
+	cfg.Notify = func(ev executor.Event) { log.Log(server.EventEntry(ev)) }
+	exec, err := executor.New(cfg)
+	if err != nil {
+		t.Fatalf("executor.New: %v", err)
 	}
 	serverCfg, err := server.ConfigFromEnv(getenv)
 	if err != nil {

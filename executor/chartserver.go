@@ -109,13 +109,15 @@ func (c *lazyChartServer) close() error {
 	return box.close()
 }
 
-// newChartServer returns the chart server that f, a plain fork sandbox,
-// hands scripts that draw to. prove is the executor's self-test.
-func newChartServer(nsjail string, spec jailSpec, groups cgroups, cfg Config, prove func(context.Context, sandbox) error) *lazyChartServer {
+// newChartServer returns the chart server that a plain fork sandbox hands
+// scripts that draw to. prove is the executor's self-test, which a new
+// chart server passes before it serves;
+// proveReplacement is what its replacement servers pass before they serve.
+func newChartServer(nsjail string, spec jailSpec, groups cgroups, cfg Config, prove, proveReplacement func(context.Context, sandbox) error) *lazyChartServer {
 	return &lazyChartServer{
 		notify: cfg.notify,
 		start: func() (*forkSandbox, error) {
-			box, err := newForkSandbox(nsjail, spec, groups, cfg, chartServer)
+			box, err := newForkSandbox(nsjail, spec, groups, cfg, chartServer, proveReplacement)
 			if err != nil {
 				return nil, err
 			}

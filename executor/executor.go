@@ -84,11 +84,18 @@ func New(cfg Config) (*Executor, error) {
 	return e, nil
 }
 
-// Health reports readiness, mode, isolation and versions.
+// Health reports readiness, mode, isolation and versions. It is not ready
+// while the self-test has not passed, and while the sandbox cannot start
+// jails: a fork server being replaced, starts failing again and again.
 func (e *Executor) Health() Health {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h := e.health
+	if h.Ready && e.box != nil {
+		if trouble := e.box.trouble(); trouble != "" {
+			h.Ready, h.Reason = false, trouble
+		}
+	}
 	h.Isolation.Namespaces = append([]string(nil), h.Isolation.Namespaces...)
 	h.TeardownFailures = e.teardownFailures
 	return h
@@ -166,11 +173,11 @@ func (e *Executor) start(ctx context.Context) error {
 func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox, error) {
 	switch mode {
 	case ModeFork:
-		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg, plainServer)
+		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg, plainServer, e.proveReplacement)
 		if err != nil {
 			return nil, err
 		}
-		f.charts = newChartServer(e.cfg.NsjailPath, spec, groups, e.cfg, e.selfTest)
+		f.charts = newChartServer(e.cfg.NsjailPath, spec, groups, e.cfg, e.selfTest, e.proveReplacement)
 		return f, nil
 	case ModePool:
 		return newPoolSandbox(e.cfg.NsjailPath, spec, groups, e.cfg), nil
@@ -221,9 +228,26 @@ func (e *Executor) Run(ctx context.Context, req Request) (Result, error) {
 	return e.runIn(ctx, box, req, req.extended())
 }
 
-// runIn runs req in box. prepareOutputs gives the script an empty outputs/
-// to write to. req has been validated, or is the executor's own.
+// runIn runs req in box once it has a slot. prepareOutputs gives the script
+// an empty outputs/ to write to. req has been validated, or is the
+// executor's own.
 func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareOutputs bool) (Result, error) {
+	return e.runAs(ctx, box, req, prepareOutputs, e.admit)
+}
+
+// proveReplacement runs the self-test through a replacement server's
+// sandbox without waiting for a slot: the executions that hold the slots may
+// be the ones waiting for that server. Slot 0 picks no uid in fork mode,
+// whose processes all run as the server's.
+func (e *Executor) proveReplacement(ctx context.Context, box sandbox) error {
+	unadmitted := func(context.Context) (int, func(), error) { return 0, func() {}, nil }
+	return e.selfTestWith(ctx, func(ctx context.Context, req Request) (Result, error) {
+		return e.runAs(ctx, box, req, false, unadmitted)
+	})
+}
+
+// runAs runs req in box in the slot admit gives it.
+func (e *Executor) runAs(ctx context.Context, box sandbox, req Request, prepareOutputs bool, admit func(context.Context) (int, func(), error)) (Result, error) {
 	lim := limitsOf(e.cfg, req)
 	var rlimitAS int64
 	if box.isolation().Limits == string(limitRlimit) {
@@ -235,7 +259,7 @@ func (e *Executor) runIn(ctx context.Context, box sandbox, req Request, prepareO
 	if err != nil {
 		return Result{}, err
 	}
-	slot, release, err := e.admit(ctx)
+	slot, release, err := admit(ctx)
 	if err != nil {
 		return Result{}, err
 	}

@@ -70,6 +70,9 @@ type sandbox interface {
 	warmCgroups() map[string]bool
 	// isolation is what /healthz reports of this mode's jails.
 	isolation() Isolation
+	// trouble says why no jail can be started now (a server being
+	// replaced, starts failing again and again), or "" when they can.
+	trouble() string
 	// close stops whatever the mode keeps running between executions and
 	// discards every jail not yet used.
 	close() error
@@ -318,6 +321,11 @@ func (j *jail) fit(lim limits) error {
 	return j.cg.tightenMemoryLimit(lim.memoryBytes)
 }
 
+// jailOOMScoreAdj makes every process of a jail the kernel's first choice
+// when memory runs short, before the service: an execution that fills the
+// instance's memory is killed, never the service that answers for it.
+const jailOOMScoreAdj = "1000"
+
 // nsjailProc is one nsjail process, which runs one interpreter.
 type nsjailProc struct {
 	cmd     *exec.Cmd
@@ -362,6 +370,9 @@ func startNsjail(nsjail string, spec jailSpec, ch *channels) (*nsjailProc, error
 		return nil, fmt.Errorf("starting nsjail: %w", err)
 	}
 	ch.closeChildEnds()
+	// Written as soon as nsjail has started, before it has read its
+	// configuration and cloned the jail's first process, which inherits it.
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte(jailOOMScoreAdj), 0)
 	p := &nsjailProc{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()

@@ -33,5 +33,8 @@ func (c *coldSandbox) isolation() Isolation {
 	return jailIsolation(c.jails.groups.kind, c.jails.spec.IDs.describe(ModeCold))
 }
 
+// trouble is "": a failed start fails only its own execution.
+func (c *coldSandbox) trouble() string { return "" }
+
 // close has nothing to stop.
 func (c *coldSandbox) close() error { return nil }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,9 +44,14 @@ const jailZygoteConfig = "/pyexec/zygote.json"
 // Timeouts of the fork server's own steps.
 const (
 	serverStartTimeout = 2 * time.Minute // the server's imports, on a loaded machine
-	// forkTimeout bounds one fork: the server answers in milliseconds, so
-	// one that is silent this long is stopped or hung and is replaced.
+	// forkTimeout bounds one fork, and one answer to the watchdog: the
+	// server answers in milliseconds, so one that is silent this long is
+	// stopped or hung, and is killed and replaced.
 	forkTimeout = 5 * time.Second
+	// watchInterval is how often the watchdog asks an idle server whether it
+	// still answers, so that a hung server is replaced before a request
+	// needs it, and /healthz does not vouch for it long.
+	watchInterval = 2 * time.Second
 )
 
 // zygoteConfig is harness/zygote.py's configuration file.
@@ -79,6 +85,12 @@ type forkSandbox struct {
 	mu     sync.Mutex
 	server *forkServer
 	closed bool
+	// prove runs the self-test through a replacement server before it
+	// serves; the first server is proven by the executor's Start.
+	prove func(context.Context, sandbox) error
+	// replacing is set while a replacement server starts and is proven:
+	// /healthz answers 503 meanwhile.
+	replacing atomic.Bool
 
 	pool *warmPool
 	// charts is the chart server that scripts that draw run in once it is
@@ -91,12 +103,19 @@ type forkSandbox struct {
 
 // forkServer is one running server jail.
 type forkServer struct {
-	proc *nsjailProc
-	ctl  *net.UnixConn
-	log  *capture // the server's stdout, stderr and nsjail's log
+	proc   *nsjailProc
+	ctl    *net.UnixConn
+	log    *capture // the server's stdout, stderr and nsjail's log
+	notify func(Event)
+	// replaced is set by the first replace: one event, however many
+	// requests found the server silent.
+	replaced atomic.Bool
+	stopped  chan struct{} // closed by stop: the watchdog's end
+	stopOnce sync.Once
 }
 
-func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, flavor forkFlavor) (*forkSandbox, error) {
+// prove is the self-test a replacement server passes before it serves.
+func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, flavor forkFlavor, prove func(context.Context, sandbox) error) (*forkSandbox, error) {
 	if groups.kind == limitRlimit {
 		// Without a cgroup, per-execution memory and process limits would
 		// rest on rlimits that executions of one uid share.
@@ -106,7 +125,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, fl
 	if err != nil {
 		return nil, err
 	}
-	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, cgroups: newCgroupPool(groups, flavor.name, 8*cfg.Concurrency)}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, prove: prove, cgroups: newCgroupPool(groups, flavor.name, 8*cfg.Concurrency)}
 	if _, err := f.ensureServer(); err != nil {
 		return nil, err
 	}
@@ -155,11 +174,19 @@ func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 			return charts.run(ctx, x)
 		}
 	}
-	j, err := f.pool.take(ctx)
+	j, err := f.pool.take(ctx, x.limits.timeout+sandboxWaitMargin)
 	if err != nil {
 		return jailRun{}, err
 	}
 	return j.finish(ctx, x, f.cfg)
+}
+
+// trouble says why no sandbox can be started now, or "".
+func (f *forkSandbox) trouble() string {
+	if f.replacing.Load() {
+		return "the fork server is being replaced"
+	}
+	return f.pool.trouble()
 }
 
 func (f *forkSandbox) warmCgroups() map[string]bool {
@@ -196,7 +223,8 @@ func (f *forkSandbox) close() error {
 }
 
 // ensureServer returns the running server, starting one if there is none or
-// the last one died.
+// the last one died or was killed. A replacement serves only once it has
+// passed the self-test.
 func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -206,19 +234,101 @@ func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	if f.server != nil && f.server.proc.alive() {
 		return f.server, nil
 	}
-	if f.server != nil {
-		f.server.stop()
+	replacement := f.server != nil
+	if replacement {
+		f.replacing.Store(true)
+		defer f.replacing.Store(false)
+		old := f.server
 		f.server = nil
+		old.stop()
+		if !old.replaced.Load() {
+			f.cfg.notify(Event{Warning: true, Message: "fork server exited; starting a new one: " + lastLines(old.log.String(), 3)})
+		}
 	}
-	s, err := startForkServer(f.nsjail, f.spec)
+	s, err := startForkServer(f.nsjail, f.spec, f.cfg.notify)
 	if err != nil {
+		f.cfg.notify(Event{Warning: true, Message: "fork server did not start: " + err.Error()})
 		return nil, fmt.Errorf("%w: %w", ErrSandboxUnavailable, err)
 	}
+	if replacement {
+		ctx, cancel := context.WithTimeout(context.Background(), serverStartTimeout)
+		defer cancel()
+		if err := f.prove(ctx, oneServer{f, s}); err != nil {
+			s.stop()
+			f.cfg.notify(Event{Warning: true, Message: "the new fork server failed its self-test: " + err.Error()})
+			return nil, fmt.Errorf("%w: the new fork server failed its self-test: %w", ErrSandboxUnavailable, err)
+		}
+		f.cfg.notify(Event{Message: "fork server replaced; the new one passed its self-test"})
+	}
 	f.server = s
+	go f.watch(s)
 	return s, nil
 }
 
-func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
+// watch asks s, every watchInterval, whether it still answers. One that
+// does not within forkTimeout is killed and replaced at once, not when the
+// next request needs it.
+func (f *forkSandbox) watch(s *forkServer) {
+	tick := time.NewTicker(watchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopped:
+			return
+		case <-tick.C:
+		}
+		if err := s.ping(); err != nil {
+			select {
+			case <-s.stopped:
+				return // stopped meanwhile: not a fault
+			default:
+			}
+			_ = s.replace("answering the watchdog", err)
+			_, _ = f.ensureServer()
+			return
+		}
+	}
+}
+
+// ping asks the server whether it still answers.
+func (s *forkServer) ping() error {
+	if _, err := s.ctl.Write([]byte("ping")); err != nil {
+		return err
+	}
+	_ = s.ctl.SetReadDeadline(time.Now().Add(forkTimeout))
+	defer s.ctl.SetReadDeadline(time.Time{}) //nolint:errcheck // a closed socket fails the next read anyway
+	buf := make([]byte, 16)
+	n, err := s.ctl.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != "pong" {
+		return fmt.Errorf("answered %q, not pong", buf[:n])
+	}
+	return nil
+}
+
+// oneServer runs executions in processes forked from one server that does
+// not serve yet: a replacement's self-test.
+type oneServer struct {
+	f      *forkSandbox
+	server *forkServer
+}
+
+func (o oneServer) run(ctx context.Context, x execution) (jailRun, error) {
+	j, err := o.f.forkFrom(o.server)
+	if err != nil {
+		return jailRun{}, err
+	}
+	return j.finish(ctx, x, o.f.cfg)
+}
+
+func (o oneServer) warmCgroups() map[string]bool { return nil }
+func (o oneServer) isolation() Isolation         { return o.f.isolation() }
+func (o oneServer) trouble() string              { return "" }
+func (o oneServer) close() error                 { return nil }
+
+func startForkServer(nsjail string, spec jailSpec, notify func(Event)) (*forkServer, error) {
 	ours, theirs, err := seqpacketPair()
 	if err != nil {
 		return nil, err
@@ -243,7 +353,7 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 		ctl.Close()
 		return nil, err
 	}
-	s := &forkServer{proc: proc, ctl: ctl, log: log}
+	s := &forkServer{proc: proc, ctl: ctl, log: log, notify: notify, stopped: make(chan struct{})}
 	_ = ctl.SetReadDeadline(time.Now().Add(serverStartTimeout))
 	buf := make([]byte, 16)
 	n, err := ctl.Read(buf)
@@ -260,10 +370,14 @@ func startForkServer(nsjail string, spec jailSpec) (*forkServer, error) {
 // (ensureServer) rather than waiting on this one again. It returns the request's error: sandbox_unavailable.
 func (s *forkServer) replace(step string, err error) error {
 	s.proc.kill()
+	if s.replaced.CompareAndSwap(false, true) {
+		s.notify(Event{Warning: true, Message: fmt.Sprintf("fork server killed, to be replaced: %s: %v", step, err)})
+	}
 	return fmt.Errorf("%w: %s: %w: %s", ErrSandboxUnavailable, step, err, lastLines(s.log.String(), 3))
 }
 
 func (s *forkServer) stop() {
+	s.stopOnce.Do(func() { close(s.stopped) })
 	_ = s.ctl.Close() // the server exits on EOF
 	s.proc.kill()
 	_ = s.proc.wait()
@@ -277,6 +391,11 @@ func (f *forkSandbox) fork() (*jail, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.forkFrom(server)
+}
+
+// forkFrom asks server for one sandboxed process (fork).
+func (f *forkSandbox) forkFrom(server *forkServer) (*jail, error) {
 	j := &jail{born: time.Now()}
 	fail := func(err error) (*jail, error) {
 		_ = j.discard()

@@ -2,9 +2,11 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pyexec/pyexec/harness"
@@ -25,6 +27,12 @@ import (
 type poolSandbox struct {
 	pool  *warmPool
 	jails jailStarter
+	// firstImports is how long the first jail's imports took (0 before
+	// any finished): what the machine needs, which bounds the later ones.
+	firstImports atomic.Int64
+	// closing ends the waits for jails' imports when the pool closes.
+	closing     context.Context
+	stopImports context.CancelFunc
 }
 
 // preloaded is pool mode's change to the jail spec: the harness imports
@@ -34,6 +42,7 @@ func preloaded(s *jailSpec) { s.Preload, s.MaxIdle = true, maxIdle }
 
 func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *poolSandbox {
 	p := &poolSandbox{jails: jailStarter{nsjail: nsjail, spec: spec, adapt: preloaded, groups: groups, cfg: cfg}}
+	p.closing, p.stopImports = context.WithCancel(context.Background())
 	// A jail alive, waiting or running, holds its outside uid.
 	uids := newUIDPool(spec.IDs.pool())
 	var seq sync.Mutex
@@ -50,6 +59,15 @@ func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *p
 			return nil, err
 		}
 		j.done = func() { uids.give(uid) }
+		began := time.Now()
+		if err := awaitPreload(p.closing, j, p.importBound()); err != nil {
+			if p.closing.Err() != nil {
+				return nil, errors.Join(err, j.discard())
+			}
+			cfg.notify(Event{Warning: true, Message: fmt.Sprintf("pool jail %s killed, to be replaced: %v", id, err)})
+			return nil, errors.Join(err, j.discard())
+		}
+		p.firstImports.CompareAndSwap(0, int64(time.Since(began)))
 		return j, nil
 	}
 	p.pool = newWarmPool(cfg.Concurrency, start)
@@ -57,25 +75,36 @@ func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *p
 }
 
 func (p *poolSandbox) run(ctx context.Context, x execution) (jailRun, error) {
-	j, err := p.pool.take(ctx)
+	j, err := p.pool.take(ctx, x.limits.timeout+sandboxWaitMargin)
 	if err != nil {
 		return jailRun{}, err
-	}
-	if err := awaitPreload(ctx, j); err != nil {
-		return jailRun{Cleanup: j.teardown}, err
 	}
 	return j.finish(ctx, x, p.jails.cfg)
 }
 
-// preloadTimeout bounds the wait for a jail's imports, on a loaded machine.
-const preloadTimeout = 2 * time.Minute
+// preloadTimeout bounds a jail's imports: they take well under a second,
+// and a few seconds on a loaded machine, so a jail silent this long is hung
+// or stopped, and is killed and replaced. On a machine where the first
+// jail's imports took longer than a quarter of it (an emulated one), the
+// bound is four times theirs; the first jail has serverStartTimeout.
+const preloadTimeout = 15 * time.Second
+
+// importBound is how long the next jail's imports may take.
+func (p *poolSandbox) importBound() time.Duration {
+	first := time.Duration(p.firstImports.Load())
+	if first == 0 {
+		return serverStartTimeout
+	}
+	return max(preloadTimeout, 4*first)
+}
 
 // awaitPreload waits until the jail's harness has imported numpy and pandas
 // (harness.py's PRELOADED on the report channel, which it consumes), so
-// that what the jail holds is settled before its limits are fitted.
-func awaitPreload(ctx context.Context, j *jail) error {
+// that what the jail holds is settled before its limits are fitted, and
+// only jails that answer are handed to executions.
+func awaitPreload(ctx context.Context, j *jail, bound time.Duration) error {
 	r := j.ch.reportR
-	_ = r.SetReadDeadline(time.Now().Add(preloadTimeout))
+	_ = r.SetReadDeadline(time.Now().Add(bound))
 	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Now()) })
 	defer stop()
 	var b [1]byte
@@ -83,7 +112,7 @@ func awaitPreload(ctx context.Context, j *jail) error {
 	_ = r.SetReadDeadline(time.Time{})
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("waiting for a started sandbox: %w", context.Cause(ctx))
+		return fmt.Errorf("the pool closed while the jail's interpreter imported: %w", ErrBusy)
 	case err != nil:
 		return fmt.Errorf("the jail's interpreter did not finish its imports: %w", err)
 	case b[0] != harness.Preloaded:
@@ -98,4 +127,9 @@ func (p *poolSandbox) isolation() Isolation {
 	return jailIsolation(p.jails.groups.kind, p.jails.spec.IDs.describe(ModePool))
 }
 
-func (p *poolSandbox) close() error { return p.pool.close() }
+func (p *poolSandbox) trouble() string { return p.pool.trouble() }
+
+func (p *poolSandbox) close() error {
+	p.stopImports()
+	return p.pool.close()
+}

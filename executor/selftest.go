@@ -84,7 +84,14 @@ const selfTestMemoryLimit = 48 << 20
 // selfTest runs the isolation check and the memory-limit probe through the
 // same path as every execution.
 func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
-	res, err := e.runIn(ctx, box, Request{ID: "self-test", Script: selfTestScript, Timeout: selfTestTimeout}, false)
+	return e.selfTestWith(ctx, func(ctx context.Context, req Request) (Result, error) {
+		return e.runIn(ctx, box, req, false)
+	})
+}
+
+// selfTestWith is the self-test, each of its scripts run by run.
+func (e *Executor) selfTestWith(ctx context.Context, run func(context.Context, Request) (Result, error)) error {
+	res, err := run(ctx, Request{ID: "self-test", Script: selfTestScript, Timeout: selfTestTimeout})
 	if err != nil {
 		return fmt.Errorf("self-test script failed: %w", err)
 	}
@@ -108,7 +115,7 @@ func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
 	allocate := probeLimit + (e.cfg.MemoryBytes-probeLimit)/2
 	script := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", allocate)
 	req := Request{ID: "self-test-memory", Script: script, Timeout: selfTestTimeout, MemoryBytes: probeLimit}
-	_, err = e.runIn(ctx, box, req, false)
+	_, err = run(ctx, req)
 	if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probeLimit})) {
 		return fmt.Errorf("self-test: allocating %d MiB under a %d MiB memory limit gave %v, want a memory_limit failure stating that limit",
 			allocate>>20, probeLimit>>20, err)

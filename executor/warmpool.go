@@ -82,11 +82,23 @@ func (p *warmPool) forget(j *jail) {
 	p.mu.Unlock()
 }
 
-// take returns a started jail that is still waiting for its script. It
-// fails rather than waits when starting jails keeps failing.
-func (p *warmPool) take(ctx context.Context) (*jail, error) {
+// sandboxWaitMargin is how much longer than its own timeout an execution
+// may wait for a started jail before it answers sandbox_unavailable.
+const sandboxWaitMargin = 5 * time.Second
+
+// failuresBeforeTrouble is how many starts in a row must fail before the
+// pool says it cannot start jails: executions fail at once rather than
+// wait, and /healthz answers 503.
+const failuresBeforeTrouble = 3
+
+// take returns a started jail that is still waiting for its script,
+// waiting at most bound for one. It fails rather than waits when starting
+// jails keeps failing.
+func (p *warmPool) take(ctx context.Context, bound time.Duration) (*jail, error) {
 	check := time.NewTicker(250 * time.Millisecond)
 	defer check.Stop()
+	expired := time.NewTimer(bound)
+	defer expired.Stop()
 	for {
 		select {
 		case j := <-p.ready:
@@ -98,17 +110,30 @@ func (p *warmPool) take(ctx context.Context) (*jail, error) {
 			return j, nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for a started sandbox: %w", ctx.Err())
+		case <-expired.C:
+			return nil, fmt.Errorf("%w: no sandbox was started within %s", ErrSandboxUnavailable, bound)
 		case <-p.stop:
 			return nil, ErrBusy
 		case <-check.C:
 			p.mu.Lock()
 			failures, err := p.failures, p.lastErr
 			p.mu.Unlock()
-			if failures >= 3 {
-				return nil, fmt.Errorf("starting sandboxes: %w", err)
+			if failures >= failuresBeforeTrouble {
+				return nil, fmt.Errorf("%w: starting sandboxes failed %d times in a row: %w", ErrSandboxUnavailable, failures, err)
 			}
 		}
 	}
+}
+
+// trouble says, once starts have failed failuresBeforeTrouble times in a
+// row, that the pool cannot start jails, and why; "" otherwise.
+func (p *warmPool) trouble() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failures < failuresBeforeTrouble {
+		return ""
+	}
+	return fmt.Sprintf("starting sandboxes failed %d times in a row: %v", p.failures, p.lastErr)
 }
 
 // close stops the fillers and discards every jail not taken.

@@ -14,6 +14,8 @@ Protocol (the Go side is executor/mode_fork.go):
           script (read end), stdout, stderr, report (write ends), and a
           status socket (SOCK_SEQPACKET) of that execution. b"session" asks
           for a session's: session.py's loop, its socket as the script.
+        b"ping" (no descriptors) is the executor's watchdog asking whether
+        the server still answers; it answers b"pong" on the control socket.
         End of file on the control socket means the executor is gone: the
         server exits, and its jail with it.
 
@@ -51,6 +53,7 @@ import struct
 import sys
 
 CONTROL_FD = 3
+OOM_SCORE_ADJ = 1000  # the most: killed first
 CONFIG_FILE = "/pyexec/zygote.json"
 HARNESS_DIR = "/pyexec"
 
@@ -391,6 +394,10 @@ def main():
     with open(CONFIG_FILE) as f:
         config = json.load(f)
     config["uid"], config["gid"] = os.getuid(), os.getgid()
+    # When memory runs short, the kernel kills the likeliest processes
+    # first: the server and every process it forks (which inherit this) go
+    # before the service. Raising one's own score needs no privilege.
+    write_file("/proc/self/oom_score_adj", "%d\n" % OOM_SCORE_ADJ)
     bpf = bytes.fromhex(config["seccomp"])
     sys.path.insert(0, HARNESS_DIR)
     import harness  # noqa: F401 - imported once here, shared by every fork
@@ -458,6 +465,9 @@ def serve(control, wake_r, config, bpf):
             msg, fds, _, _ = socket.recv_fds(control, 16, 5)
             if not msg:
                 os._exit(0)  # the executor is gone
+            if msg == b"ping":
+                control.send(b"pong")  # the executor's watchdog: still answering
+                continue
             if msg not in (b"fork", b"session") or len(fds) != 5:
                 for fd in fds:
                     os.close(fd)

@@ -45,6 +45,17 @@ type Config struct {
 	// Services are started in order, each in pid and mount namespaces of its
 	// own over the same root file system.
 	Services []Service `json:"services"`
+	// Install are files of the shared directory copied into the container's
+	// root file system (its writable layer) before any service starts: a
+	// test binary that runs in the guest as a service does.
+	Install []File `json:"install,omitempty"`
+}
+
+// File is one file to install: From, a name in the shared directory, to To,
+// an absolute path in the container's root, executable.
+type File struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // IDMap maps Count ids from Inside (in the namespace) to Outside (in the

@@ -113,6 +113,9 @@ func boot() error {
 	if err := mountContainerRoot(cfg); err != nil {
 		return err
 	}
+	if err := install(cfg.Install, share); err != nil {
+		return err
+	}
 	// The same switch as switch_root, without exec: afterwards this
 	// process's root is the container's root, and not a chroot, so the
 	// namespaces nsjail creates are allowed. The shared directory stays
@@ -273,6 +276,24 @@ func mountContainerRoot(cfg vm.Config) error {
 	} {
 		if err := mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// install copies files of the shared directory into the container's root.
+func install(files []vm.File, share *os.Root) error {
+	for _, f := range files {
+		data, err := share.ReadFile(f.From)
+		if err != nil {
+			return fmt.Errorf("installing %s: %w", f.From, err)
+		}
+		to := filepath.Join("/newroot", filepath.Clean("/"+f.To))
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(to, data, 0o755); err != nil {
+			return fmt.Errorf("installing %s as %s: %w", f.From, f.To, err)
 		}
 	}
 	return nil

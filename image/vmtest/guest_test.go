@@ -100,8 +100,9 @@ func (img image) service(name string, port int, env ...string) vm.Service {
 // boot starts a guest running cfg's services and stops it when the test
 // ends. Each service's PORT is forwarded from a free loopback port of the
 // host; nothing else of the guest is reachable, and the guest reaches
-// nothing.
-func boot(t *testing.T, name string, cfg vm.Config) *guest {
+// nothing. files (a name in the shared directory to a host path) are
+// copied into the shared directory first, for cfg.Install.
+func boot(t *testing.T, name string, cfg vm.Config, files ...map[string]string) *guest {
 	t.Helper()
 	dir := filepath.Join(workDir, name)
 	if err := os.RemoveAll(dir); err != nil {
@@ -118,6 +119,17 @@ func boot(t *testing.T, name string, cfg vm.Config) *guest {
 	}
 	if err := os.WriteFile(filepath.Join(g.share, vm.ConfigFile), data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for _, set := range files {
+		for name, from := range set {
+			data, err := os.ReadFile(from)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(g.share, name), data, 0o755)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	netdev := "user,id=net,restrict=on"
 	for _, s := range cfg.Services {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/image/vm"
+	"github.com/pyexec/pyexec/internal/testenv"
 )
 
 // timeoutSeconds is the services' wall-time limit: the default, because
@@ -374,4 +377,43 @@ func checkDrain(t *testing.T, g *guest, service string) {
 		t.Errorf("after SIGTERM the service exited %+v, want code 0 within the 10 s grace period", e)
 	}
 	t.Logf("exited %d ms after SIGTERM", e.AfterStopMS)
+}
+
+// TestFaults runs the fault suite (tests/faults) in a cgroup-v2 guest, as a
+// container of the image would run it: the suite's test binary, installed in
+// the container's root, starts the image's own service binary for each
+// fault, in cgroups it makes under its container's, and breaks its sandbox.
+// Everything in an emulated guest takes several times longer, so the
+// suite's bounds are scaled (PYEXEC_FAULTS_TIME_SCALE); the service's own
+// are not.
+func TestFaults(t *testing.T) {
+	img := loadImage(t)
+	bin := filepath.Join(t.TempDir(), "faults.test")
+	build := exec.Command("go", "test", "-c", "-tags", "integration", "-o", bin, "./tests/faults")
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the fault suite: %v\n%s", err, out)
+	}
+	const installed = "/opt/pyexec-faults/faults.test"
+	suite := vm.Service{
+		Name: "faults",
+		Argv: []string{installed, "-test.v", "-test.count=1", "-test.timeout=80m"},
+		Env:  append(append([]string{}, img.Env...), "PYEXEC_SERVICE_BINARY="+img.Entrypoint[0], "PYEXEC_FAULTS_TIME_SCALE=4"),
+		Dir:  "/",
+	}
+	g := boot(t, "faults", vm.Config{
+		Install:  []vm.File{{From: "faults.test", To: installed}},
+		Services: []vm.Service{suite},
+	}, map[string]string{"faults.test": bin})
+	exit := g.exit("faults", 85*time.Minute)
+	log := vm.LogFile(g.share, "faults")
+	t.Logf("the fault suite in the guest (last lines of %s):\n%s", log, tail(log, 60))
+	if exit.Code != 0 || exit.Signal != "" || exit.Error != "" {
+		t.Fatalf("the fault suite failed in the guest: exit %+v", exit)
+	}
 }

@@ -83,3 +83,19 @@ func Describe(pids []int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Children lists the PIDs of pid's live children.
+func Children(pid int) []int {
+	var found []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(child); ok && ppid == pid {
+			found = append(found, child)
+		}
+	}
+	return found
+}

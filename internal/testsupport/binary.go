@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,16 @@ type Binary struct {
 // t unless the service then exits cleanly within 30 s.
 func StartBinary(t testing.TB, env map[string]string) *Binary {
 	t.Helper()
+	return StartBinaryInCgroups(t, env, nil)
+}
+
+// StartBinaryInCgroups is StartBinary with the service placed, before it
+// runs, in the cgroups whose cgroup.procs files are given (one per
+// hierarchy under cgroup v1): the test binary starts, enters them and
+// executes the service (Main does), so that every process the service ever
+// starts is in them from its first instruction.
+func StartBinaryInCgroups(t testing.TB, env map[string]string, procsFiles []string) *Binary {
+	t.Helper()
 	RequireRuntime(t)
 	bin := serviceBinary(t)
 	free, err := testenv.FreePort()
@@ -52,6 +63,19 @@ func StartBinary(t testing.TB, env map[string]string) *Binary {
 	}
 	port := strconv.Itoa(free)
 	cmd := exec.Command(bin)
+	if len(procsFiles) > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(self)
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[enterCgroupsVar] = strings.Join(procsFiles, "\n")
+		env[execServiceVar] = bin
+	}
 	// If the test binary dies (a -timeout panic skips cleanups), the
 	// service shuts down with it instead of living on with its jails.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -161,9 +185,14 @@ var (
 	buildErr  error
 )
 
-// serviceBinary builds cmd/pyexec once per test binary.
+// serviceBinary builds cmd/pyexec once per test binary, unless
+// PYEXEC_SERVICE_BINARY names one built already (where there is no Go
+// toolchain: the image's own binary, in a virtual machine).
 func serviceBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("PYEXEC_SERVICE_BINARY"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
@@ -186,14 +215,47 @@ func serviceBinary(t testing.TB) string {
 	return builtBin
 }
 
+// The variables by which StartBinaryInCgroups has a test binary enter
+// cgroups and execute the service.
+const (
+	enterCgroupsVar = "PYEXEC_TEST_ENTER_CGROUPS"
+	execServiceVar  = "PYEXEC_TEST_EXEC_SERVICE"
+)
+
 // Main runs a package's tests, then removes the binary StartBinary built.
-// Packages that use StartBinary call it from TestMain.
+// Packages that use StartBinary call it from TestMain. Started by
+// StartBinaryInCgroups, it instead enters the cgroups and becomes the
+// service.
 func Main(m *testing.M) {
+	if bin := os.Getenv(execServiceVar); bin != "" {
+		enterAndExec(bin, strings.Split(os.Getenv(enterCgroupsVar), "\n"))
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
+}
+
+// enterAndExec writes this process's pid to each cgroup.procs file and
+// executes bin in its place, without the two variables that led here.
+func enterAndExec(bin string, procsFiles []string) {
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	for _, f := range procsFiles {
+		if err := os.WriteFile(f, pid, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "entering the cgroup of %s: %v\n", f, err)
+			os.Exit(2)
+		}
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != enterCgroupsVar && k != execServiceVar {
+			env = append(env, kv)
+		}
+	}
+	err := syscall.Exec(bin, []string{bin}, env)
+	fmt.Fprintf(os.Stderr, "executing %s: %v\n", bin, err)
+	os.Exit(2)
 }
 
 // childEnv is the test's environment without what would make the child

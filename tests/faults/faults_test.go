@@ -78,7 +78,9 @@ type answer struct {
 	err        error // transport
 }
 
-func (a answer) ok() bool { return a.err == nil && a.status == http.StatusOK && string(a.result) == "42" }
+func (a answer) ok() bool {
+	return a.err == nil && a.status == http.StatusOK && string(a.result) == "42"
+}
 
 func execute(ctx context.Context, url, script string) answer {
 	a := answer{start: time.Now()}

@@ -231,7 +231,8 @@ func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	if f.closed {
 		return nil, ErrBusy
 	}
-	if f.server != nil && f.server.proc.alive() {
+	// A server killed to be replaced may not have been reaped yet.
+	if f.server != nil && f.server.proc.alive() && !f.server.replaced.Load() {
 		return f.server, nil
 	}
 	replacement := f.server != nil

@@ -5,14 +5,17 @@
 // FUNCTION_TARGET picks the one served.
 //
 // Both are answered by one server (package server), built once per process
-// from the environment. This file is the wiring: nothing else reads the
-// environment.
+// from the environment by NewService, the one place that wires the service
+// together; the tests build theirs with it too. The environment is read
+// there, and by cmd/pyexec for the Functions Framework's own PORT and
+// FUNCTION_TARGET.
 package pyexec
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -51,7 +54,7 @@ func Execute(w http.ResponseWriter, r *http.Request) {
 		server.WriteMisconfigured(w)
 		return
 	}
-	s.server.Execute(w, r)
+	s.Server.Execute(w, r)
 }
 
 // ExecuteEvent is the ExecuteEvent function: one Pub/Sub message per
@@ -64,34 +67,42 @@ func ExecuteEvent(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	s.server.ExecuteEvent(w, r)
+	s.Server.ExecuteEvent(w, r)
 }
 
-// service is the process's server and the logger it writes to, which
-// Shutdown flushes.
-type service struct {
-	server *server.Server
-	log    *execlog.Logger
-	cfg    server.Config
+// Service is one service: the server, the executor it runs scripts with,
+// the logger both write to, and the transport's configuration.
+type Service struct {
+	Server   *server.Server
+	Executor *executor.Executor
+	Log      *execlog.Logger
+	Config   server.Config
 }
 
 var (
 	serviceOnce sync.Once
-	shared      *service
+	shared      *Service
 	sharedErr   error
 )
 
 // defaultService returns the process's service, built from the environment
-// on first use.
-func defaultService() (*service, error) {
-	serviceOnce.Do(func() { shared, sharedErr = newService(context.Background(), os.Getenv) })
+// on first use, with its sandbox self-test started in the background: until
+// it passes, executions answer sandbox_unavailable.
+func defaultService() (*Service, error) {
+	serviceOnce.Do(func() {
+		ctx := context.Background()
+		shared, sharedErr = NewService(ctx, os.Getenv, nil)
+		if sharedErr == nil {
+			go func() { _ = shared.Server.Start(ctx) }() // Start logs how it went
+		}
+	})
 	return shared, sharedErr
 }
 
-// newService builds the service from the configuration getenv reads, and
-// starts its sandbox self-test in the background: until it passes,
-// executions answer sandbox_unavailable.
-func newService(ctx context.Context, getenv func(string) string) (*service, error) {
+// NewService builds a service from the configuration getenv reads. Its log
+// goes where PYEXEC_LOG says or, when logTo is not nil, to logTo as JSON
+// lines. The sandbox is set up and proven by Server.Start.
+func NewService(ctx context.Context, getenv func(string) string, logTo io.Writer) (*Service, error) {
 	execCfg, err := executor.ConfigFromEnv(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
@@ -100,7 +111,11 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
 	}
-	log, err := execlog.New(ctx, execlog.ConfigFromEnv(getenv))
+	logCfg := execlog.ConfigFromEnv(getenv)
+	if logTo != nil {
+		logCfg = execlog.Config{Mode: execlog.ModeStdout, Out: logTo}
+	}
+	log, err := execlog.New(ctx, logCfg)
 	if err != nil {
 		return nil, fmt.Errorf("setting up logging: %w", err)
 	}
@@ -119,9 +134,7 @@ func newService(ctx context.Context, getenv func(string) string) (*service, erro
 		}
 		results = topic
 	}
-	srv := server.New(cfg, exec, log, results)
-	go func() { _ = srv.Start(ctx) }() // Start logs how it went
-	return &service{server: srv, log: log, cfg: cfg}, nil
+	return &Service{Server: server.New(cfg, exec, log, results), Executor: exec, Log: log, Config: cfg}, nil
 }
 
 // HTTPServer returns the server cmd/pyexec serves handler with on addr:
@@ -132,7 +145,7 @@ func HTTPServer(addr string, handler http.Handler) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.HTTPServer(addr, handler), nil
+	return s.Config.HTTPServer(addr, handler), nil
 }
 
 // Prepare builds the service and starts its sandbox self-test, so that the
@@ -151,5 +164,5 @@ func Shutdown(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(s.server.Shutdown(ctx), s.log.Close())
+	return errors.Join(s.Server.Shutdown(ctx), s.Log.Close())
 }

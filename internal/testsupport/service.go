@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec"
 	"github.com/pyexec/pyexec/api"
-	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/testenv"
@@ -66,26 +66,12 @@ func StartUnavailableService(t testing.TB, env map[string]string) *Service {
 
 func newService(t testing.TB, env map[string]string) *Service {
 	t.Helper()
-	getenv := envWith(env)
-	cfg, err := executor.ConfigFromEnv(getenv)
-	if err != nil {
-		t.Fatalf("executor.ConfigFromEnv: %v", err)
-	}
 	logs := &Buffer{}
-	log, err := execlog.New(context.Background(), execlog.Config{Mode: execlog.ModeStdout, Out: logs})
+	svc, err := pyexec.NewService(context.Background(), envWith(env), logs)
 	if err != nil {
-		t.Fatalf("execlog.New: %v", err)
+		t.Fatalf("pyexec.NewService: %v", err)
 	}
-	cfg.Notify = func(ev executor.Event) { log.Log(server.EventEntry(ev)) }
-	exec, err := executor.New(cfg)
-	if err != nil {
-		t.Fatalf("executor.New: %v", err)
-	}
-	serverCfg, err := server.ConfigFromEnv(getenv)
-	if err != nil {
-		t.Fatalf("server.ConfigFromEnv: %v", err)
-	}
-	srv := server.New(serverCfg, exec, log, nil)
+	srv, exec, log := svc.Server, svc.Executor, svc.Log
 	hs := httptest.NewServer(http.HandlerFunc(srv.Execute))
 	t.Cleanup(func() {
 		hs.Close()

@@ -39,6 +39,9 @@ type jailRun struct {
 	Ended     bool
 	ExitCode  int
 	Signal    syscall.Signal
+	// SandboxLost tells that the sandbox around the process ended during
+	// the execution (procExit.lost).
+	SandboxLost bool
 	NsjailLog string
 	// report is Report parsed, once it is final (checkReport), and
 	// reportErr why it is not a report; reportValid tells that it is a
@@ -190,6 +193,9 @@ type procExit struct {
 	ended  bool
 	code   int
 	signal syscall.Signal
+	// lost tells that what ran the process (the fork server) ended before
+	// it said how the process ended: the sandbox failed, not the script.
+	lost bool
 }
 
 // jail is a started sandbox waiting for its script: the process, its
@@ -535,7 +541,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 			ex = proc.exitStatus()
 			mu.Lock()
 		}
-		run.Ended, run.ExitCode, run.Signal = ex.ended, ex.code, ex.signal
+		run.Ended, run.ExitCode, run.Signal, run.SandboxLost = ex.ended, ex.code, ex.signal, ex.lost
 		if !ex.ended {
 			run.NsjailLog = string(stderrTail)
 		}

@@ -586,7 +586,9 @@ func (p *forkProc) exitStatus() procExit {
 		}()
 		msg, _, err := readStatus(p.status)
 		if err != nil {
-			p.ex = procExit{} // judged as an interpreter that never ran
+			// Only the server writes here: it ended (killed, or failed)
+			// before it could.
+			p.ex = procExit{lost: true}
 			return
 		}
 		kind, num, _ := strings.Cut(msg, " ")

@@ -85,6 +85,8 @@ func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 		return fail(TypeMemoryLimit, memoryLimitMessage(lim))
 	case run.ReportOverflow:
 		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxResultBytes))
+	case run.SandboxLost:
+		return res, fmt.Errorf("%w: the fork server ended during the execution", ErrSandboxUnavailable)
 	case !run.Ended:
 		return res, fmt.Errorf("nsjail did not run the interpreter: %s", lastLines(run.NsjailLog, 5))
 	case run.Signal == syscall.SIGXCPU:

@@ -66,12 +66,36 @@ func (p *warmPool) fill() {
 		p.waiting[j] = true
 		p.mu.Unlock()
 		backoff = 50 * time.Millisecond
+		if !p.handOver(j) {
+			return
+		}
+	}
+}
+
+// deadCheckInterval is how often a jail waiting to be taken is checked: one
+// that died meanwhile (killed from outside, or with its server) is replaced
+// rather than kept until an execution takes it.
+const deadCheckInterval = time.Second
+
+// handOver waits until an execution takes j, or j dies (it is discarded),
+// and says whether the filler goes on: false once the pool stops.
+func (p *warmPool) handOver(j *jail) bool {
+	check := time.NewTicker(deadCheckInterval)
+	defer check.Stop()
+	for {
 		select {
 		case p.ready <- j:
+			return true
 		case <-p.stop:
 			p.forget(j)
 			_ = j.discard()
-			return
+			return false
+		case <-check.C:
+			if !j.proc.alive() {
+				p.forget(j)
+				_ = j.discard()
+				return true
+			}
 		}
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // serviceCgroup is a cgroup of the test's own that one service runs in from
@@ -84,6 +86,29 @@ func delegateV2(t *testing.T) {
 	})
 }
 
+// filled says whether the cgroup's memory reached its limit: under cgroup
+// v1 its highest usage (its failcnt counts only charges that failed after
+// reclaim), under v2 its "max" event count.
+func (cg *serviceCgroup) filled(t *testing.T) bool {
+	t.Helper()
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(cg.dirs[0], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	if len(cg.dirs) > 1 {
+		return read("memory.max_usage_in_bytes") == read("memory.limit_in_bytes")
+	}
+	for _, line := range strings.Split(read("memory.events"), "\n") {
+		if n, ok := strings.CutPrefix(line, "max "); ok {
+			return n != "0"
+		}
+	}
+	return false
+}
+
 // procsFiles are what the service writes its pid to before it runs.
 func (cg *serviceCgroup) procsFiles() []string {
 	var files []string
@@ -113,7 +138,13 @@ func (cg *serviceCgroup) processes() []int {
 	return pids
 }
 
-// children lists the cgroups below the service's, deepest first.
+// sharedParents are the cgroups the service makes below its own that
+// outlive it, empty: its jails' parent, where the cgroups of every instance
+// on a host are made, and under cgroup v2 the leaf it moves itself into.
+var sharedParents = []string{"pyexec", "pyexec-service"}
+
+// children lists the cgroups below the service's, deepest first, but for
+// the empty shared parents.
 func (cg *serviceCgroup) children() []string {
 	var found []string
 	for _, dir := range cg.dirs {
@@ -124,6 +155,10 @@ func (cg *serviceCgroup) children() []string {
 			return nil
 		})
 	}
+	found = slices.DeleteFunc(found, func(path string) bool {
+		shared := slices.Contains(sharedParents, filepath.Base(path)) && slices.Contains(cg.dirs, filepath.Dir(path))
+		return shared && !slices.ContainsFunc(found, func(other string) bool { return strings.HasPrefix(other, path+"/") })
+	})
 	// Deeper paths are longer: removable in this order.
 	for i, j := 0, len(found)-1; i < j; i, j = i+1, j-1 {
 		found[i], found[j] = found[j], found[i]
@@ -134,8 +169,13 @@ func (cg *serviceCgroup) children() []string {
 // remove fails t if a process or a cgroup of the service is left, then
 // removes whatever is.
 func (cg *serviceCgroup) remove(t *testing.T) {
+	// A process killed a moment ago may still be returning its memory.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cg.processes()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if procs := cg.processes(); len(procs) > 0 {
-		t.Errorf("processes left in the service's cgroup after it exited: %v", procs)
+		t.Errorf("processes left in the service's cgroup after it exited: %s", describe(procs))
 		for _, pid := range procs {
 			if p, err := os.FindProcess(pid); err == nil {
 				_ = p.Kill()
@@ -145,7 +185,29 @@ func (cg *serviceCgroup) remove(t *testing.T) {
 	if left := cg.children(); len(left) > 0 {
 		t.Errorf("cgroups left below the service's after it exited: %v", left)
 	}
-	for _, dir := range append(cg.children(), cg.dirs...) {
+	for _, dir := range cg.children() {
 		_ = os.Remove(dir)
 	}
+	for _, dir := range cg.dirs {
+		for _, shared := range sharedParents {
+			_ = os.Remove(filepath.Join(dir, shared))
+		}
+		_ = os.Remove(dir)
+	}
+}
+
+// describe names processes, with their state, for a failure message.
+func describe(pids []int) string {
+	var parts []string
+	for _, pid := range slices.Compact(slices.Sorted(slices.Values(pids))) {
+		status, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+		state := ""
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "State:") || strings.HasPrefix(line, "PPid:") || strings.HasPrefix(line, "Name:") {
+				state += " " + strings.Join(strings.Fields(line), " ")
+			}
+		}
+		parts = append(parts, strconv.Itoa(pid)+state)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -482,11 +482,29 @@ var faults = []fault{
 			}
 			bomb := "import time\ndef main():\n    block = bytearray(b'x') * (300 << 20)\n    time.sleep(2)\n    return len(block)\n"
 			var wg sync.WaitGroup
-			for i := 0; i < 2; i++ {
+			answers := make([]answer, 2)
+			for i := range answers {
 				wg.Add(1)
-				go func() { defer wg.Done(); execute(context.Background(), s.URL, bomb) }()
+				go func() { defer wg.Done(); answers[i] = execute(context.Background(), s.URL, bomb) }()
 			}
 			wg.Wait()
+			if !s.cg.filled(t) {
+				t.Fatalf("the executions (%+v) did not fill the service's cgroup", answers)
+			}
+			killed := 0
+			for _, a := range answers {
+				switch {
+				case a.err != nil:
+					t.Errorf("an execution the kernel may have killed answered nothing: %v", a.err)
+				case a.errorType == "exited" || a.errorType == "sandbox_unavailable":
+					killed++
+				case !(a.status == http.StatusOK && string(a.result) == strconv.Itoa(300<<20)):
+					t.Errorf("an execution answered %d %s %s, want its result, or that it was killed", a.status, a.errorType, a.result)
+				}
+			}
+			if killed == 0 {
+				t.Error("both executions succeeded: the kernel killed neither, though their cgroup filled")
+			}
 			return nil
 		},
 	},

@@ -36,13 +36,13 @@ type jailRun struct {
 	MemoryLimitHit bool
 	// Ended tells that the interpreter ran and ended; false when nsjail
 	// failed before starting it. ExitCode or Signal says how it ended.
-	Ended     bool
-	ExitCode  int
-	Signal    syscall.Signal
+	Ended    bool
+	ExitCode int
+	Signal   syscall.Signal
 	// SandboxLost tells that the sandbox around the process ended during
 	// the execution (procExit.lost).
 	SandboxLost bool
-	NsjailLog string
+	NsjailLog   string
 	// report is Report parsed, once it is final (checkReport), and
 	// reportErr why it is not a report; reportValid tells that it is a
 	// valid report, whole: the execution is judged by it, not by how its

@@ -1,6 +1,7 @@
 // Package api is pyexec's wire contract: the JSON bodies of POST /execute
 // (and of ExecuteEvent's message data, which carries the same request), the
-// answers, and the OpenAPI document that describes them.
+// answers, the error types of failed answers with their HTTP statuses, and
+// the OpenAPI document that describes them.
 //
 // The server decodes requests with its own strict decoder (it must tell an
 // absent field from a zero one and keep numbers exact); these types are what

@@ -3,22 +3,16 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/testenv"
 )
 
@@ -120,36 +114,6 @@ func TestEachFunctionsDocumentHoldsOnlyItsOperations(t *testing.T) {
 	}
 }
 
-// TestErrorTypeEnumMatchesTheCode: every error_type the Go code can emit is in
-// the document's enum, and every enum value is one the code defines, so the
-// two cannot drift apart.
-func TestErrorTypeEnumMatchesTheCode(t *testing.T) {
-	inCode := errorTypeConstants(t, moduleRoot(t))
-	doc := loadDoc(t, openAPIYAML)
-	inDoc := stringEnum(t, doc.Components.Schemas["ErrorType"].Value)
-
-	for v, where := range inCode {
-		if !slices.Contains(inDoc, v) {
-			t.Errorf("error_type %q (%s) is missing from components.schemas.ErrorType.enum", v, where)
-		}
-	}
-	for _, v := range inDoc {
-		if _, ok := inCode[v]; !ok {
-			t.Errorf("components.schemas.ErrorType.enum has %q, which no ErrorType constant in the code defines", v)
-		}
-	}
-	// The sanity check of the walk itself: it must have seen the executor's
-	// and the transport's constants, or the comparison above proves nothing.
-	for _, v := range []executor.ErrorType{executor.TypeInvalidRequest, executor.TypeInternal} {
-		if _, ok := inCode[string(v)]; !ok {
-			t.Errorf("the walk of the module did not find the constant %q", v)
-		}
-	}
-	if _, ok := inCode["not_found"]; !ok {
-		t.Error("the walk of the module did not find the transport's not_found")
-	}
-}
-
 // TestEveryErrorTypeHasItsStatus: the answers narrow error_type per status;
 // each narrowing is a subset of ErrorType, and together they cover all of it,
 // so every error type is documented under the status it comes with.
@@ -190,73 +154,6 @@ func TestEveryErrorTypeHasItsStatus(t *testing.T) {
 	for _, v := range all {
 		if !covered[v] {
 			t.Errorf("error_type %q is not listed under any response status", v)
-		}
-	}
-}
-
-// TestSchemasMatchTheGoTypes: the schemas of the wire types have exactly the
-// Go structs' JSON field names, required exactly when the field is not
-// omitempty, and nested types point to the schema of their Go type.
-func TestSchemasMatchTheGoTypes(t *testing.T) {
-	schemaOf := map[reflect.Type]string{
-		reflect.TypeFor[Request]():            "Request",
-		reflect.TypeFor[File]():               "File",
-		reflect.TypeFor[Limits]():             "Limits",
-		reflect.TypeFor[Success]():            "Success",
-		reflect.TypeFor[OutputFile]():         "OutputFile",
-		reflect.TypeFor[Failure]():            "Failure",
-		reflect.TypeFor[executor.Isolation](): "Isolation",
-		reflect.TypeFor[executor.Versions]():  "Versions",
-	}
-	doc := loadDoc(t, openAPIYAML)
-	for typ, name := range schemaOf {
-		ref := doc.Components.Schemas[name]
-		if ref == nil {
-			t.Errorf("components.schemas has no %s (Go type %v)", name, typ)
-			continue
-		}
-		schema := ref.Value
-		fields := map[string]bool{} // JSON name -> required
-		for f := range typ.Fields() {
-			jsonName, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if jsonName == "-" || !f.IsExported() {
-				continue
-			}
-			if jsonName == "" {
-				jsonName = f.Name
-			}
-			required := !slices.Contains(strings.Split(opts, ","), "omitempty")
-			fields[jsonName] = required
-
-			prop := schema.Properties[jsonName]
-			if prop == nil {
-				t.Errorf("%s: schema has no property %q (Go field %v.%s)", name, jsonName, typ, f.Name)
-				continue
-			}
-			if required != slices.Contains(schema.Required, jsonName) {
-				t.Errorf("%s.%s: required in the schema = %v, want %v (omitempty in Go = %v)",
-					name, jsonName, !required, required, !required)
-			}
-			// A field of another wire type must point to that type's schema.
-			elem, target := f.Type, prop
-			for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Slice {
-				if elem.Kind() == reflect.Slice && elem.Elem().Kind() != reflect.Uint8 {
-					if target.Value.Items == nil {
-						t.Errorf("%s.%s: a Go slice, but the schema has no items", name, jsonName)
-						break
-					}
-					target = target.Value.Items
-				}
-				elem = elem.Elem()
-			}
-			if want, ok := schemaOf[elem]; ok && target.Ref != "#/components/schemas/"+want {
-				t.Errorf("%s.%s: schema refers to %q, want #/components/schemas/%s", name, jsonName, target.Ref, want)
-			}
-		}
-		for prop := range schema.Properties {
-			if _, ok := fields[prop]; !ok {
-				t.Errorf("%s: schema property %q is not a JSON field of %v", name, prop, typ)
-			}
 		}
 	}
 }
@@ -331,92 +228,6 @@ func moduleRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
-}
-
-// errorTypeConstants finds, in every non-test Go file of the module under
-// root, the string constants declared with a type named ErrorType (of the
-// declaring package or another: executor.ErrorType), written either as
-// `X ErrorType = "v"` or as `X = ErrorType("v")`. It maps each value to where
-// it is declared. It parses rather than imports, so a constant in any
-// package, the transport's included wherever it lives, is found.
-func errorTypeConstants(t *testing.T, root string) map[string]string {
-	t.Helper()
-	isErrorType := func(e ast.Expr) bool {
-		switch e := e.(type) {
-		case *ast.Ident:
-			return e.Name == "ErrorType"
-		case *ast.SelectorExpr:
-			return e.Sel.Name == "ErrorType"
-		}
-		return false
-	}
-	stringLit := func(e ast.Expr) (string, bool) {
-		lit, ok := e.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return "", false
-		}
-		s, err := strconv.Unquote(lit.Value)
-		return s, err == nil
-	}
-
-	found := map[string]string{}
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path == root {
-				return nil
-			}
-			// Hidden directories, test data, build output and nested modules
-			// are not this module's code.
-			if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor" || name == "bin" {
-				return filepath.SkipDir
-			}
-			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			return nil
-		}
-		file, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		for _, decl := range file.Decls {
-			gen, ok := decl.(*ast.GenDecl)
-			if !ok || gen.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gen.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, value := range vs.Values {
-					s, ok := "", false
-					switch {
-					case vs.Type != nil && isErrorType(vs.Type):
-						s, ok = stringLit(value)
-					default:
-						if call, isCall := value.(*ast.CallExpr); isCall && isErrorType(call.Fun) && len(call.Args) == 1 {
-							s, ok = stringLit(call.Args[0])
-						}
-					}
-					if ok {
-						rel, _ := filepath.Rel(root, path)
-						found[s] = rel + ": " + vs.Names[i].Name
-					}
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walking the module: %v", err)
-	}
-	return found
 }
 
 // A JSON-RPC response a client sends to /mcp may carry any result, as the

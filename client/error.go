@@ -5,54 +5,32 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // The error types pyexec answers with, as in the error_type field of a
-// failure. Error.Type holds one of them, or "" when the answer was not one of
-// pyexec's (a proxy's error page, say).
+// failure: package api's, whose documentation says when each is answered
+// and with which status. Error.Type holds one of them, or "" when the
+// answer was not one of pyexec's (a proxy's error page, say). Execute
+// retries busy and sandbox_unavailable.
 const (
-	// ErrorTypeInvalidRequest: the request was malformed or broke a rule (400,
-	// or 413 for a body over the size limit).
-	ErrorTypeInvalidRequest = "invalid_request"
-	// ErrorTypeNoMain: the script binds no main at the top level (400).
-	ErrorTypeNoMain = "no_main"
-	// ErrorTypeSyntaxError: the script does not parse (400).
-	ErrorTypeSyntaxError = "syntax_error"
-	// ErrorTypeException: the module body or main raised (400); Traceback
-	// holds the script's frames.
-	ErrorTypeException = "exception"
-	// ErrorTypeInvalidResult: main's return value is not strict JSON (400).
-	ErrorTypeInvalidResult = "invalid_result"
-	// ErrorTypeTimeout: the wall-clock limit was reached (400).
-	ErrorTypeTimeout = "timeout"
-	// ErrorTypeMemoryLimit: the memory limit was reached (400).
-	ErrorTypeMemoryLimit = "memory_limit"
-	// ErrorTypeOutputLimit: stdout, the result or the output files went over
-	// their cap (400).
-	ErrorTypeOutputLimit = "output_limit"
-	// ErrorTypeExited: the script exited or was killed by a signal before
-	// main returned (400).
-	ErrorTypeExited = "exited"
-	// ErrorTypeBusy: every execution slot and queue place was taken (503).
-	// Execute retries it.
-	ErrorTypeBusy = "busy"
-	// ErrorTypeSandboxUnavailable: the sandbox's self-test has not passed, so
-	// the service runs nothing (503). Execute retries it.
-	ErrorTypeSandboxUnavailable = "sandbox_unavailable"
-	// ErrorTypeInternal: a fault of the service (500); details are in its log
-	// under the execution ID.
-	ErrorTypeInternal = "internal"
-	// ErrorTypeNotFound: the URL's path is not one pyexec serves (404); the
-	// client's base URL is probably wrong.
-	ErrorTypeNotFound = "not_found"
-	// ErrorTypeMethodNotAllowed: the path does not take the method (405).
-	ErrorTypeMethodNotAllowed = "method_not_allowed"
-	// ErrorTypeForbidden: the service refused the request for where it came
-	// from (403): a Host that is not one of its names (PYEXEC_ALLOWED_HOSTS
-	// lists the ones beyond loopback), or an Origin of another site.
-	ErrorTypeForbidden = "forbidden"
-	// ErrorTypeUnsupportedMediaType: the body was not application/json (415).
-	ErrorTypeUnsupportedMediaType = "unsupported_media_type"
+	ErrorTypeInvalidRequest       = string(api.ErrorTypeInvalidRequest)
+	ErrorTypeNoMain               = string(api.ErrorTypeNoMain)
+	ErrorTypeSyntaxError          = string(api.ErrorTypeSyntaxError)
+	ErrorTypeException            = string(api.ErrorTypeException)
+	ErrorTypeInvalidResult        = string(api.ErrorTypeInvalidResult)
+	ErrorTypeTimeout              = string(api.ErrorTypeTimeout)
+	ErrorTypeMemoryLimit          = string(api.ErrorTypeMemoryLimit)
+	ErrorTypeOutputLimit          = string(api.ErrorTypeOutputLimit)
+	ErrorTypeExited               = string(api.ErrorTypeExited)
+	ErrorTypeBusy                 = string(api.ErrorTypeBusy)
+	ErrorTypeSandboxUnavailable   = string(api.ErrorTypeSandboxUnavailable)
+	ErrorTypeInternal             = string(api.ErrorTypeInternal)
+	ErrorTypeNotFound             = string(api.ErrorTypeNotFound)
+	ErrorTypeMethodNotAllowed     = string(api.ErrorTypeMethodNotAllowed)
+	ErrorTypeForbidden            = string(api.ErrorTypeForbidden)
+	ErrorTypeUnsupportedMediaType = string(api.ErrorTypeUnsupportedMediaType)
 )
 
 // Error is a failure answered by the service, or an answer the client could
@@ -100,13 +78,10 @@ func (e *Error) Error() string {
 // of it (Cloud Run's front end, a load balancer) answered 429 or 503 without
 // a pyexec body.
 func (e *Error) retryable() bool {
-	switch e.Type {
-	case ErrorTypeBusy, ErrorTypeSandboxUnavailable:
-		return true
-	case "":
+	if e.Type == "" {
 		return e.StatusCode == 429 || e.StatusCode == 503
 	}
-	return false
+	return api.ErrorType(e.Type).Retryable()
 }
 
 // snippet is the start of an unreadable body, on one line and printable,

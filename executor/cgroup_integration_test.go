@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // Fork mode hands a finished execution's cgroup to a later one: the later
@@ -30,7 +32,7 @@ func TestForkModeReusesCgroupsAsNew(t *testing.T) {
 	for i := 0; i < rounds; i++ {
 		settle()
 		_, err := e.Run(context.Background(), Request{Script: allocate(150), MemoryBytes: 48 << 20})
-		if TypeOf(err) != TypeMemoryLimit {
+		if TypeOf(err) != api.ErrorTypeMemoryLimit {
 			t.Fatalf("round %d: 150 MiB under a request's 48 MiB limit gave %v, want memory_limit", i, err)
 		}
 		settle()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/size"
 )
 
@@ -229,13 +230,13 @@ func TestRequestsAreValidatedBeforeAnythingRuns(t *testing.T) {
 				}
 				return
 			}
-			if TypeOf(err) != TypeInvalidRequest || !strings.Contains(err.Error(), tt.wantErr) {
+			if TypeOf(err) != api.ErrorTypeInvalidRequest || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("validateScript(%s) = %v, want invalid_request %q", tt.name, err, tt.wantErr)
 			}
 		})
 	}
 	// Before Start, nothing runs: a valid script is refused, not run.
-	if _, err := e.Run(t.Context(), Request{Script: "def main():\n    return 1\n"}); TypeOf(err) != TypeSandboxUnavailable {
+	if _, err := e.Run(t.Context(), Request{Script: "def main():\n    return 1\n"}); TypeOf(err) != api.ErrorTypeSandboxUnavailable {
 		t.Errorf("Run before Start = %v, want sandbox_unavailable", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // The tests of this build tag start real jails: they need root, nsjail and
@@ -86,7 +88,7 @@ func TestShutdownKillsWhatOutlivesItsContext(t *testing.T) {
 			if left := e.Leftovers(); len(left) > 0 {
 				t.Errorf("Leftovers() after Shutdown = %v, want none", left)
 			}
-			if _, err := e.Run(context.Background(), Request{Script: "def main():\n    return 1\n"}); !errors.Is(err, ErrBusy) && TypeOf(err) != TypeSandboxUnavailable {
+			if _, err := e.Run(context.Background(), Request{Script: "def main():\n    return 1\n"}); !errors.Is(err, ErrBusy) && TypeOf(err) != api.ErrorTypeSandboxUnavailable {
 				t.Errorf("Run after Shutdown = %v, want it refused", err)
 			}
 		})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // FuzzJudgeReport feeds arbitrary reports, as a hostile script could write
@@ -62,11 +64,11 @@ func FuzzJudgeReport(f *testing.F) {
 			return
 		}
 		typ := TypeOf(err)
-		if typ == TypeTimeout && run.Signal == syscall.SIGXCPU {
+		if typ == api.ErrorTypeTimeout && run.Signal == syscall.SIGXCPU {
 			return // the CPU rlimit's signal: the executor's own decision
 		}
 		switch typ {
-		case TypeBusy, TypeInternal, TypeSandboxUnavailable, TypeTimeout:
+		case api.ErrorTypeBusy, api.ErrorTypeInternal, api.ErrorTypeSandboxUnavailable, api.ErrorTypeTimeout:
 			t.Fatalf("judge(%q) of an ended jail = %v: a report must never decide %s", data, err, typ)
 		}
 		var e *Error

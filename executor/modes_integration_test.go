@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // The isolation every mode promises, proved with real sandboxes: each mode
@@ -309,12 +311,12 @@ func TestARequestsTighterLimitsHoldInEveryMode(t *testing.T) {
 			}
 			large := "def main():\n    return len(bytearray(48 << 20))\n"
 			_, err := e.Run(ctx, Request{Script: large, MemoryBytes: 32 << 20})
-			if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (32 MB)") {
+			if TypeOf(err) != api.ErrorTypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (32 MB)") {
 				t.Errorf("%s mode: 48 MiB under a 32 MiB limit = %v, want memory_limit (32 MB)", mode, err)
 			}
 			start := time.Now()
 			_, err = e.Run(ctx, Request{Script: "import time\ndef main():\n    time.sleep(30)\n", Timeout: 500 * time.Millisecond})
-			if TypeOf(err) != TypeTimeout || !strings.Contains(err.Error(), "Execution timed out after 0.5 seconds") || time.Since(start) > 10*time.Second {
+			if TypeOf(err) != api.ErrorTypeTimeout || !strings.Contains(err.Error(), "Execution timed out after 0.5 seconds") || time.Since(start) > 10*time.Second {
 				t.Errorf("%s mode: a 0.5 s limit = %v after %v, want a timeout stating 0.5 seconds, promptly", mode, err, time.Since(start))
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/size"
 )
 
@@ -60,7 +61,7 @@ func (l Limits) MemoryRule() string {
 }
 
 // invalid is an invalid_request with msg.
-func invalid(msg string) error { return &Error{Type: TypeInvalidRequest, Message: msg} }
+func invalid(msg string) error { return &Error{Type: api.ErrorTypeInvalidRequest, Message: msg} }
 
 // validate applies every rule of a request.
 func (e *Executor) validate(req Request) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // requestExecutor is an executor with the default configuration that has
@@ -96,7 +98,7 @@ func TestRequestsKeepEveryRuleOrSayWhichTheyBreak(t *testing.T) {
 				return
 			}
 			var got *Error
-			if !errors.As(err, &got) || got.Type != TypeInvalidRequest || !strings.Contains(got.Message, tt.wantErr) {
+			if !errors.As(err, &got) || got.Type != api.ErrorTypeInvalidRequest || !strings.Contains(got.Message, tt.wantErr) {
 				t.Errorf("Run(%s) = %v, want invalid_request containing %q", tt.name, err, tt.wantErr)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/size"
 )
 
@@ -21,7 +22,7 @@ import (
 type report struct {
 	OK        bool            `json:"ok"`
 	Result    json.RawMessage `json:"result"`
-	ErrorType ErrorType       `json:"error_type"`
+	ErrorType api.ErrorType   `json:"error_type"`
 	Error     string          `json:"error"`
 	Traceback string          `json:"traceback"`
 	// Files are the output files of a success.
@@ -54,10 +55,10 @@ const (
 
 // harnessTypes are the failures the harness may report. Anything else the
 // report claims (busy, internal…) is refused: only the executor decides those.
-var harnessTypes = map[ErrorType]bool{
-	TypeInvalidRequest: true, // main's signature does not fit the request's input
-	TypeNoMain:         true, TypeSyntaxError: true, TypeException: true, TypeInvalidResult: true,
-	TypeMemoryLimit: true, TypeOutputLimit: true, TypeExited: true,
+var harnessTypes = map[api.ErrorType]bool{
+	api.ErrorTypeInvalidRequest: true, // main's signature does not fit the request's input
+	api.ErrorTypeNoMain:         true, api.ErrorTypeSyntaxError: true, api.ErrorTypeException: true, api.ErrorTypeInvalidResult: true,
+	api.ErrorTypeMemoryLimit: true, api.ErrorTypeOutputLimit: true, api.ErrorTypeExited: true,
 }
 
 // errReportInvalid marks a report that is present but not a valid one.
@@ -67,14 +68,14 @@ var errReportInvalid = errors.New("invalid report")
 // lim is the limits the execution ran under, which its messages state.
 func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 	res := Result{Stdout: cleanStdout(run.Stdout)}
-	fail := func(t ErrorType, msg string) (Result, error) {
+	fail := func(t api.ErrorType, msg string) (Result, error) {
 		return res, &Error{Type: t, Message: msg}
 	}
 	switch {
 	case run.TimedOut:
-		return fail(TypeTimeout, timeoutMessage(lim))
+		return fail(api.ErrorTypeTimeout, timeoutMessage(lim))
 	case run.StdoutOverflow:
-		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
+		return fail(api.ErrorTypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
 	}
 	run.checkReport(cfg)
 	if run.reportErr == nil {
@@ -82,30 +83,30 @@ func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 	}
 	switch {
 	case run.MemoryLimitHit:
-		return fail(TypeMemoryLimit, memoryLimitMessage(lim))
+		return fail(api.ErrorTypeMemoryLimit, memoryLimitMessage(lim))
 	case run.ReportOverflow:
-		return fail(TypeOutputLimit, outputLimitMessage(cfg.MaxResultBytes))
+		return fail(api.ErrorTypeOutputLimit, outputLimitMessage(cfg.MaxResultBytes))
 	case run.SandboxLost:
 		return res, fmt.Errorf("%w: the fork server ended during the execution", ErrSandboxUnavailable)
 	case !run.Ended:
 		return res, fmt.Errorf("nsjail did not run the interpreter: %s", lastLines(run.NsjailLog, 5))
 	case run.Signal == syscall.SIGXCPU:
-		return fail(TypeTimeout, timeoutMessage(lim))
+		return fail(api.ErrorTypeTimeout, timeoutMessage(lim))
 	case run.Signal != 0:
-		return fail(TypeExited, fmt.Sprintf("Script was killed by signal %s", signalName(run.Signal)))
+		return fail(api.ErrorTypeExited, fmt.Sprintf("Script was killed by signal %s", signalName(run.Signal)))
 	case len(run.Report) > 0:
 		// The script wrote to the report channel itself, or cut the
 		// harness's report short.
-		return fail(TypeExited, "Script exited without a valid result: it interfered with the result channel")
+		return fail(api.ErrorTypeExited, "Script exited without a valid result: it interfered with the result channel")
 	default:
-		return fail(TypeExited, fmt.Sprintf("Script exited with code %d before main() returned", run.ExitCode))
+		return fail(api.ErrorTypeExited, fmt.Sprintf("Script exited with code %d before main() returned", run.ExitCode))
 	}
 }
 
 func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error) {
 	if rep.OK {
 		if len(rep.Result) > cfg.MaxResultBytes {
-			return res, &Error{Type: TypeOutputLimit, Message: outputLimitMessage(cfg.MaxResultBytes)}
+			return res, &Error{Type: api.ErrorTypeOutputLimit, Message: outputLimitMessage(cfg.MaxResultBytes)}
 		}
 		res.Value = rep.Result
 		for _, f := range rep.Files {
@@ -118,11 +119,11 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 	}
 	e := &Error{Type: rep.ErrorType, Message: truncate(rep.Error, maxErrorText)}
 	switch rep.ErrorType {
-	case TypeNoMain:
+	case api.ErrorTypeNoMain:
 		e.Message = "Script must contain a 'def main()' function"
-	case TypeMemoryLimit:
+	case api.ErrorTypeMemoryLimit:
 		e.Message = memoryLimitMessage(lim)
-	case TypeOutputLimit:
+	case api.ErrorTypeOutputLimit:
 		// The harness reports only the output files over a cap; which cap
 		// is its word, but the message is the executor's.
 		e.Message = outputFilesBytesMessage(cfg.MaxOutputFilesBytes)
@@ -131,7 +132,7 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 				e.Message = named
 			}
 		}
-	case TypeException:
+	case api.ErrorTypeException:
 		e.Traceback = truncate(rep.Traceback, maxTracebackText)
 	}
 	return res, e

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // judgeConfig is the configuration judge reads: limits for the messages.
@@ -90,8 +92,8 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 	tests := []struct {
 		name       string
 		run        jailRun
-		wantType   ErrorType // "" for success
-		wantErr    string    // the message's start
+		wantType   api.ErrorType // "" for success
+		wantErr    string        // the message's start
 		wantResult string
 		tighter    *limits // the request's limits; nil: the service's
 	}{
@@ -103,89 +105,89 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 		{
 			name:     "a timeout wins over a report",
 			run:      jailRun{Report: ok, Ended: true, TimedOut: true},
-			wantType: TypeTimeout, wantErr: "Execution timed out after 30 seconds",
+			wantType: api.ErrorTypeTimeout, wantErr: "Execution timed out after 30 seconds",
 		},
 		{
 			name:     "a timeout states a request's tighter limit",
 			run:      jailRun{Ended: true, TimedOut: true},
 			tighter:  &limits{timeout: 2500 * time.Millisecond, memoryBytes: 512 << 20},
-			wantType: TypeTimeout, wantErr: "Execution timed out after 2.5 seconds",
+			wantType: api.ErrorTypeTimeout, wantErr: "Execution timed out after 2.5 seconds",
 		},
 		{
 			name:     "the memory limit states a request's tighter limit",
 			run:      jailRun{MemoryLimitHit: true, Ended: true, Signal: syscall.SIGKILL},
 			tighter:  &limits{timeout: 30 * time.Second, memoryBytes: 64 << 20},
-			wantType: TypeMemoryLimit, wantErr: "Memory limit exceeded (64 MB)",
+			wantType: api.ErrorTypeMemoryLimit, wantErr: "Memory limit exceeded (64 MB)",
 		},
 		{
 			name:     "too many output files get the executor's message",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"output_limit","error":"Output limit exceeded (more than 100 output files)"}`), Ended: true},
-			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (more than 100 output files)",
+			wantType: api.ErrorTypeOutputLimit, wantErr: "Output limit exceeded (more than 100 output files)",
 		},
 		{
 			name:     "any other output_limit report is the output files' size cap",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"output_limit","error":"forged"}`), Ended: true},
-			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (output files over 8 KB)",
+			wantType: api.ErrorTypeOutputLimit, wantErr: "Output limit exceeded (output files over 8 KB)",
 		},
 		{
 			name:     "main's signature not fitting the input is an invalid request",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"invalid_request","error":"main() cannot take the request's 'input' as its one argument"}`), Ended: true},
-			wantType: TypeInvalidRequest, wantErr: "main() cannot take the request's 'input'",
+			wantType: api.ErrorTypeInvalidRequest, wantErr: "main() cannot take the request's 'input'",
 		},
 		{
 			name:     "a stdout overflow wins over a report",
 			run:      jailRun{Report: ok, Ended: true, StdoutOverflow: true},
-			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (1 MB)",
+			wantType: api.ErrorTypeOutputLimit, wantErr: "Output limit exceeded (1 MB)",
 		},
 		{
 			name:     "a result over the cap",
 			run:      jailRun{Report: []byte(`{"ok":true,"result":"` + strings.Repeat("x", 64<<10) + `"}`), Ended: true},
-			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (64 KB)",
+			wantType: api.ErrorTypeOutputLimit, wantErr: "Output limit exceeded (64 KB)",
 		},
 		{
 			name:     "a report cut off at its cap",
 			run:      jailRun{Report: []byte(`{"ok":true,"result":"xxxx`), ReportOverflow: true, Ended: true, Signal: syscall.SIGKILL},
-			wantType: TypeOutputLimit, wantErr: "Output limit exceeded (64 KB)",
+			wantType: api.ErrorTypeOutputLimit, wantErr: "Output limit exceeded (64 KB)",
 		},
 		{
 			name:     "no report and the memory limit reached",
 			run:      jailRun{MemoryLimitHit: true, Ended: true, Signal: syscall.SIGKILL},
-			wantType: TypeMemoryLimit, wantErr: "Memory limit exceeded (512 MB)",
+			wantType: api.ErrorTypeMemoryLimit, wantErr: "Memory limit exceeded (512 MB)",
 		},
 		{
 			name:     "a memory_limit report gets the configured message",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"memory_limit","error":"anything"}`), Ended: true},
-			wantType: TypeMemoryLimit, wantErr: "Memory limit exceeded (512 MB)",
+			wantType: api.ErrorTypeMemoryLimit, wantErr: "Memory limit exceeded (512 MB)",
 		},
 		{
 			name:     "a no_main report gets the fixed message",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"no_main","error":"forged text"}`), Ended: true},
-			wantType: TypeNoMain, wantErr: "Script must contain a 'def main()' function",
+			wantType: api.ErrorTypeNoMain, wantErr: "Script must contain a 'def main()' function",
 		},
 		{
 			name:     "a segfault",
 			run:      jailRun{Ended: true, Signal: syscall.SIGSEGV},
-			wantType: TypeExited, wantErr: "Script was killed by signal SIGSEGV",
+			wantType: api.ErrorTypeExited, wantErr: "Script was killed by signal SIGSEGV",
 		},
 		{
 			name:     "the CPU limit is a timeout",
 			run:      jailRun{Ended: true, Signal: syscall.SIGXCPU},
-			wantType: TypeTimeout, wantErr: "Execution timed out after 30 seconds",
+			wantType: api.ErrorTypeTimeout, wantErr: "Execution timed out after 30 seconds",
 		},
 		{
 			name:     "an exit before a report",
 			run:      jailRun{Ended: true, ExitCode: 3},
-			wantType: TypeExited, wantErr: "Script exited with code 3 before main() returned",
+			wantType: api.ErrorTypeExited, wantErr: "Script exited with code 3 before main() returned",
 		},
 		{
 			name:     "a forged busy report is the script's failure, not the service's",
 			run:      jailRun{Report: []byte(`{"ok":false,"error_type":"busy","error":"Service busy"}`), Ended: true},
-			wantType: TypeExited, wantErr: "Script exited without a valid result",
+			wantType: api.ErrorTypeExited, wantErr: "Script exited without a valid result",
 		},
 		{
 			name:     "two reports are no report",
 			run:      jailRun{Report: append(append([]byte{}, ok...), ok...), Ended: true},
-			wantType: TypeExited, wantErr: "Script exited without a valid result",
+			wantType: api.ErrorTypeExited, wantErr: "Script exited without a valid result",
 		},
 	}
 	for _, tt := range tests {
@@ -213,7 +215,7 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 	t.Run("nsjail failing before the interpreter is an internal error", func(t *testing.T) {
 		_, err := judge(jailRun{NsjailLog: "[E] could not mount /proc"}, cfg, serviceLimits(cfg))
 		var e *Error
-		if err == nil || errors.As(err, &e) || TypeOf(err) != TypeInternal {
+		if err == nil || errors.As(err, &e) || TypeOf(err) != api.ErrorTypeInternal {
 			t.Errorf("judge(nsjail failed) = %v, want an internal error the client does not see", err)
 		}
 	})
@@ -248,7 +250,7 @@ func TestJudgeCapsTheHarnessTexts(t *testing.T) {
 	report := `{"ok":false,"error_type":"exception","error":"` + strings.Repeat("é", 10000) + `","traceback":"` + strings.Repeat("t", 200<<10) + `"}`
 	_, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
 	var e *Error
-	if !errors.As(err, &e) || e.Type != TypeException {
+	if !errors.As(err, &e) || e.Type != api.ErrorTypeException {
 		t.Fatalf("judge(a long exception) = %v, want an exception", err)
 	}
 	if len(e.Message) > maxErrorText || !utf8.ValidString(e.Message) {
@@ -343,12 +345,12 @@ func TestTruncateCutsAtACharacter(t *testing.T) {
 func TestTypeOfNamesEveryFailure(t *testing.T) {
 	for _, tt := range []struct {
 		err  error
-		want ErrorType
+		want api.ErrorType
 	}{
-		{&Error{Type: TypeNoMain}, TypeNoMain},
-		{ErrBusy, TypeBusy},
-		{ErrSandboxUnavailable, TypeSandboxUnavailable},
-		{errors.New("disk full"), TypeInternal},
+		{&Error{Type: api.ErrorTypeNoMain}, api.ErrorTypeNoMain},
+		{ErrBusy, api.ErrorTypeBusy},
+		{ErrSandboxUnavailable, api.ErrorTypeSandboxUnavailable},
+		{errors.New("disk full"), api.ErrorTypeInternal},
 	} {
 		if got := TypeOf(tt.err); got != tt.want {
 			t.Errorf("TypeOf(%v) = %s, want %s", tt.err, got, tt.want)

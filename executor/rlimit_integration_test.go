@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // Where no cgroup hierarchy is usable, limits fall back to rlimits, the
@@ -25,9 +27,9 @@ func TestWithoutCgroupsLimitsFallBackToRlimits(t *testing.T) {
 	tests := []struct {
 		name     string
 		script   string
-		wantType ErrorType
+		wantType api.ErrorType
 	}{
-		{"an allocation past the limit is a memory_limit", "def main():\n    b = bytearray(4 << 30)\n    return len(b)\n", TypeMemoryLimit},
+		{"an allocation past the limit is a memory_limit", "def main():\n    b = bytearray(4 << 30)\n    return len(b)\n", api.ErrorTypeMemoryLimit},
 		{"a fork bomb stops at the process limit", `
 import os
 def main():
@@ -63,7 +65,7 @@ def main():
 			t.Fatalf("Run(300 MiB under the service's 512 MiB) = %s, %v; want success", res.Value, err)
 		}
 		_, err := e.Run(context.Background(), Request{Script: script, MemoryBytes: 256 << 20})
-		if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (256 MB)") {
+		if TypeOf(err) != api.ErrorTypeMemoryLimit || !strings.Contains(err.Error(), "Memory limit exceeded (256 MB)") {
 			t.Errorf("Run(300 MiB under a 256 MiB request limit) = %v, want memory_limit (256 MB)", err)
 		}
 	})

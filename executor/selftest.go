@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/pyprobe"
 )
 
@@ -116,7 +117,7 @@ func (e *Executor) selfTestWith(ctx context.Context, run func(context.Context, R
 	script := fmt.Sprintf("def main():\n    block = bytearray(%d)\n    return len(block)\n", allocate)
 	req := Request{ID: "self-test-memory", Script: script, Timeout: selfTestTimeout, MemoryBytes: probeLimit}
 	_, err = run(ctx, req)
-	if TypeOf(err) != TypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probeLimit})) {
+	if TypeOf(err) != api.ErrorTypeMemoryLimit || !strings.Contains(err.Error(), memoryLimitMessage(limits{memoryBytes: probeLimit})) {
 		return fmt.Errorf("self-test: allocating %d MiB under a %d MiB memory limit gave %v, want a memory_limit failure stating that limit",
 			allocate>>20, probeLimit>>20, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // A session's process is forked from the fork server like an execution's,
@@ -278,11 +280,11 @@ func (s *Session) Run(ctx context.Context, code string, timeout time.Duration) (
 		var cause *Error
 		switch {
 		case run.TimedOut:
-			cause = &Error{Type: TypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}
+			cause = &Error{Type: api.ErrorTypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}
 		case run.MemoryLimitHit:
-			cause = &Error{Type: TypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}
+			cause = &Error{Type: api.ErrorTypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}
 		default:
-			cause = &Error{Type: TypeExited, Message: "The session's process ended during the cell"}
+			cause = &Error{Type: api.ErrorTypeExited, Message: "The session's process ended during the cell"}
 		}
 		s.ended = cause
 		_ = s.proc.end()
@@ -292,7 +294,7 @@ func (s *Session) Run(ctx context.Context, code string, timeout time.Duration) (
 	if err != nil {
 		s.ended = err
 		_ = s.proc.end()
-		return res, &Error{Type: TypeExited, Message: "The cell interfered with its result channel; the session has ended"}
+		return res, &Error{Type: api.ErrorTypeExited, Message: "The cell interfered with its result channel; the session has ended"}
 	}
 	var marked struct {
 		Text bool `json:"result_text"`

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // A session's process in a real fork-mode jail: cells share one namespace,
@@ -76,7 +78,7 @@ func TestSessionCellsShareStateInARealJail(t *testing.T) {
 		t.Fatalf("a DataFrame as the last expression = %+v, want its text form", rep)
 	}
 	_, rep = runTestCell(t, f, s, "1 / 0", 20*time.Second)
-	if rep.OK || rep.ErrorType != TypeException || !strings.Contains(rep.Traceback, "ZeroDivisionError") {
+	if rep.OK || rep.ErrorType != api.ErrorTypeException || !strings.Contains(rep.Traceback, "ZeroDivisionError") {
 		t.Fatalf("a raising cell = %+v, want an exception with its traceback", rep)
 	}
 	_, rep = runTestCell(t, f, s, "len(df)", 20*time.Second)
@@ -145,7 +147,7 @@ func TestASessionThroughTheExecutorsAPI(t *testing.T) {
 	}
 	_, err = s.Run(ctx, "import time\ntime.sleep(30)", 300*time.Millisecond)
 	var ee *Error
-	if !errors.As(err, &ee) || ee.Type != TypeTimeout || !strings.Contains(ee.Message, "the session has ended") {
+	if !errors.As(err, &ee) || ee.Type != api.ErrorTypeTimeout || !strings.Contains(ee.Message, "the session has ended") {
 		t.Fatalf("a cell past its timeout = %v, want a timeout that ends the session", err)
 	}
 	if _, err := s.Run(ctx, "x", 0); !errors.Is(err, errSessionEnded) || !strings.Contains(err.Error(), "timed out") {

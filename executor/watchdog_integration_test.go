@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/api"
 )
 
 // A stopped fork server (the interpreter that forks executions, inside its
@@ -43,7 +45,7 @@ func TestAStoppedForkServerIsReplaced(t *testing.T) {
 		switch {
 		case err == nil && string(res.Value) == "7":
 			served = serverPid(box) != nsjailPid
-		case err != nil && TypeOf(err) == TypeSandboxUnavailable:
+		case err != nil && TypeOf(err) == api.ErrorTypeSandboxUnavailable:
 		default:
 			t.Fatalf("Run %d during the fault = %+v, %v; want 7 or sandbox_unavailable", i, string(res.Value), err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/internal/size"
 )
 
@@ -23,7 +24,7 @@ func postOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, http.StatusMethodNotAllowed, codeInvalidRequest, nullID, "Method not allowed: the MCP endpoint takes POST", "method_not_allowed")
+			writeError(w, http.StatusMethodNotAllowed, codeInvalidRequest, nullID, "Method not allowed: the MCP endpoint takes POST", api.ErrorTypeMethodNotAllowed)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -42,27 +43,27 @@ func readMessage(max int64, next http.Handler) http.Handler {
 	tooLarge := fmt.Sprintf("Request body too large (max %s)", size.Text(max, ""))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, "invalid_request")
+			writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, api.ErrorTypeInvalidRequest)
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, "invalid_request")
+				writeError(w, http.StatusRequestEntityTooLarge, codeInvalidRequest, nullID, tooLarge, api.ErrorTypeInvalidRequest)
 				return
 			}
 			// The client went away or sent a broken chunked body; nobody
 			// is left to read a detailed answer.
-			writeError(w, http.StatusBadRequest, codeInvalidRequest, nullID, "Request body could not be read", "invalid_request")
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, nullID, "Request body could not be read", api.ErrorTypeInvalidRequest)
 			return
 		}
 		if !json.Valid(body) {
-			writeError(w, http.StatusBadRequest, codeParseError, nullID, "Parse error: the body is not JSON", "invalid_request")
+			writeError(w, http.StatusBadRequest, codeParseError, nullID, "Parse error: the body is not JSON", api.ErrorTypeInvalidRequest)
 			return
 		}
 		if why := invalidMessage(body); why != "" {
-			writeError(w, http.StatusBadRequest, codeInvalidRequest, messageID(body), why, "invalid_request")
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, messageID(body), why, api.ErrorTypeInvalidRequest)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -189,7 +190,7 @@ func (p *plainErrors) finish() {
 		return
 	}
 	p.Header().Del("X-Content-Type-Options")
-	writeError(p.ResponseWriter, p.status, codeInvalidRequest, p.id, strings.TrimSpace(p.message.String()), "invalid_request")
+	writeError(p.ResponseWriter, p.status, codeInvalidRequest, p.id, strings.TrimSpace(p.message.String()), api.ErrorTypeInvalidRequest)
 }
 
 // requestContextKey is the context key under which withRequestContext keeps
@@ -248,20 +249,20 @@ const (
 // refuses before the endpoint reads it (a cross-origin request, a foreign
 // Host, a body that is not JSON) with a JSON-RPC error: status is the HTTP
 // status, errorType the service's error_type, which the error's data holds.
-func WriteRefusal(w http.ResponseWriter, status int, message, errorType string) {
+func WriteRefusal(w http.ResponseWriter, status int, message string, errorType api.ErrorType) {
 	writeError(w, status, codeInvalidRequest, nullID, message, errorType)
 }
 
 // writeError writes a JSON-RPC error with the given HTTP status, answering
 // the message id (null when none could be read). MCP clients read the
 // JSON-RPC error of a non-2xx answer and show its message.
-func writeError(w http.ResponseWriter, status, code int, id json.RawMessage, message, errorType string) {
+func writeError(w http.ResponseWriter, status, code int, id json.RawMessage, message string, errorType api.ErrorType) {
 	var body errorAnswer
 	body.JSONRPC = "2.0"
 	body.ID = id
 	body.Error.Code = code
 	body.Error.Message = message
-	body.Error.Data.ErrorType = errorType
+	body.Error.Data.ErrorType = string(errorType)
 	data, err := json.Marshal(body)
 	if err != nil {
 		// Only an id that is not JSON could fail, and ids are checked.

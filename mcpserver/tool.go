@@ -93,7 +93,7 @@ func toolResult(a Answer) (*mcp.CallToolResult, error) {
 		return nil, protocolError(CodeInternal, a.Failure.Error, a.ExecutionID, a.Failure.ErrorType)
 	default:
 		// An answer that is neither: the service broke its own contract.
-		return nil, protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", a.ExecutionID), a.ExecutionID, "internal")
+		return nil, protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", a.ExecutionID), a.ExecutionID, string(api.ErrorTypeInternal))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
 )
 
@@ -137,7 +138,7 @@ func TestEveryFieldOfTheWrongShapeIsAClearInvalidRequest(t *testing.T) {
 			for _, p := range []payload{requestBody, messageData} {
 				req, err := testDecoder.decode([]byte(body), p)
 				var e *executor.Error
-				if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || !strings.HasPrefix(e.Message, tt.want) {
+				if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || !strings.HasPrefix(e.Message, tt.want) {
 					t.Errorf("decode(%s) = %v, want invalid_request starting %q", tt.fields, err, tt.want)
 				}
 				if req.script != "" || req.files != nil || req.input != nil {
@@ -177,7 +178,7 @@ func TestMessageDataOverTheRequestCapIsRefused(t *testing.T) {
 	data := []byte(`{"script": "` + strings.Repeat("x", 1<<10) + `"}`)
 	_, err := d.decodeMessage(data)
 	var e *executor.Error
-	if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message != "message data is larger than the service's limit of 1KB" {
+	if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || e.Message != "message data is larger than the service's limit of 1KB" {
 		t.Errorf("decodeMessage(%d bytes) = %v, want invalid_request naming the 1KB limit", len(data), err)
 	}
 }
@@ -215,7 +216,7 @@ func TestInputsJustWithinTheRulesAreTakenAsSent(t *testing.T) {
 func TestAScriptWithALoneSurrogateIsRefused(t *testing.T) {
 	_, err := testDecoder.decode([]byte(`{"script": "def main():\n    return '\ud800'\n"}`), requestBody)
 	var e *executor.Error
-	if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || !strings.HasPrefix(e.Message, "'script' holds a lone UTF-16 surrogate escape") {
+	if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || !strings.HasPrefix(e.Message, "'script' holds a lone UTF-16 surrogate escape") {
 		t.Errorf("decode = %v, want invalid_request naming 'script' and the lone surrogate", err)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 
 	"github.com/pyexec/pyexec/api"
@@ -16,22 +17,39 @@ import (
 // headers and the log severity, for Execute and ExecuteEvent alike. The
 // client sees the message, the log sees the cause.
 
-// Error types of the transport itself, beside the executor's.
-const (
-	typeNotFound         executor.ErrorType = "not_found"
-	typeMethodNotAllowed executor.ErrorType = "method_not_allowed"
-	// typeForbidden: a request from a web page of another site, or naming a
-	// Host that is not the service's (guard.go).
-	typeForbidden executor.ErrorType = "forbidden"
-	// typeUnsupportedMediaType: a body of another type than the path takes.
-	typeUnsupportedMediaType executor.ErrorType = "unsupported_media_type"
-)
+// HTTPError is an error that says how it is answered. Handlers return it
+// for what the HTTP layer refuses itself (a path, a method, a body type),
+// or wrap another error in it to change that error's answer.
+type HTTPError struct {
+	// Code is the HTTP status; 0 means the status of the error type.
+	Code int
+	// Type is the error_type answered; "" means Err's own, as the
+	// executor's errors are answered.
+	Type api.ErrorType
+	// Msg is the message answered, safe for the client to see. It goes
+	// with Type.
+	Msg string
+	// Err is the cause, if any: what errors.Is and errors.As find, and
+	// what the answer is made of when Type is "".
+	Err error
+	// Header holds headers of the answer, e.g. Allow.
+	Header http.Header
+}
+
+func (e *HTTPError) Error() string {
+	if e.Type == "" && e.Err != nil {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %s", e.Type, e.Msg)
+}
+
+func (e *HTTPError) Unwrap() error { return e.Err }
 
 var (
 	// errNotFound is a path Execute does not serve.
-	errNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: use POST /execute or GET /healthz"}
+	errNotFound = &HTTPError{Type: api.ErrorTypeNotFound, Msg: "Not found: use POST /execute or GET /healthz"}
 	// errEventNotFound is a path ExecuteEvent does not serve.
-	errEventNotFound = &executor.Error{Type: typeNotFound, Message: "Not found: deliver messages with POST / or use GET /healthz"}
+	errEventNotFound = &HTTPError{Type: api.ErrorTypeNotFound, Msg: "Not found: deliver messages with POST / or use GET /healthz"}
 	// errPanic stands for a handler that panicked: an internal error, whose
 	// details (the panic and its stack) are only in the log.
 	errPanic = errors.New("panic answering request")
@@ -41,51 +59,36 @@ var (
 // executor's own invalid_request, like a blank script: its message is
 // answered as it is.
 func invalidRequest(message string) error {
-	return &executor.Error{Type: executor.TypeInvalidRequest, Message: message}
+	return &executor.Error{Type: api.ErrorTypeInvalidRequest, Message: message}
 }
 
 // forbidden is a request the guard refuses for where it comes from or
 // whom it names.
 func forbidden(message string) error {
-	return &executor.Error{Type: typeForbidden, Message: message}
+	return &HTTPError{Type: api.ErrorTypeForbidden, Msg: message}
 }
 
 // unsupportedMediaType is a request body of a type the path does not take.
 func unsupportedMediaType(message string) error {
-	return &executor.Error{Type: typeUnsupportedMediaType, Message: message}
+	return &HTTPError{Type: api.ErrorTypeUnsupportedMediaType, Msg: message}
 }
 
-// tooLarge is a request body over the service's cap: the one invalid
-// request answered 413 rather than 400.
-type tooLarge struct{ err *executor.Error }
-
-func (e *tooLarge) Error() string { return e.err.Error() }
-func (e *tooLarge) Unwrap() error { return e.err }
-
-// bodyTooLarge is the error of a body over limit bytes; its message states
-// the limit.
+// bodyTooLarge is the error of a body over limit bytes, an invalid request
+// answered 413 rather than 400; its message states the limit.
 func bodyTooLarge(limit int64) error {
-	return &tooLarge{err: &executor.Error{
-		Type:    executor.TypeInvalidRequest,
-		Message: fmt.Sprintf("Request body too large (max %s)", size.Text(limit, "")),
-	}}
+	return &HTTPError{
+		Code: http.StatusRequestEntityTooLarge,
+		Err:  invalidRequest(fmt.Sprintf("Request body too large (max %s)", size.Text(limit, ""))),
+	}
 }
-
-// notAllowed is a method a path does not take.
-type notAllowed struct {
-	err   *executor.Error
-	allow string // the methods it takes, for the Allow header
-}
-
-func (e *notAllowed) Error() string { return e.err.Error() }
-func (e *notAllowed) Unwrap() error { return e.err }
 
 // methodNotAllowed is the error of a request whose method the path does not
-// take; allow lists the ones it does.
+// take; allow lists the ones it does, for the Allow header.
 func methodNotAllowed(allow string) error {
-	return &notAllowed{
-		err:   &executor.Error{Type: typeMethodNotAllowed, Message: "Method not allowed: use " + allow},
-		allow: allow,
+	return &HTTPError{
+		Type:   api.ErrorTypeMethodNotAllowed,
+		Msg:    "Method not allowed: use " + allow,
+		Header: http.Header{"Allow": {allow}},
 	}
 }
 
@@ -95,8 +98,8 @@ type failure struct {
 	// body is the answer's body; its Stdout is the caller's to fill with
 	// what the script printed before it failed.
 	body       api.Failure
-	retryAfter string // seconds, on 503s
-	allow      string // the methods the path takes, on 405s
+	retryAfter string      // seconds, on 503s
+	header     http.Header // an HTTPError's headers
 	severity   execlog.Severity
 	// redeliver: a fault of the service, after which the script may well
 	// run. ExecuteEvent answers it so that Pub/Sub delivers the message
@@ -109,28 +112,33 @@ type failure struct {
 // into the message of an internal error, so that the client can quote it
 // and the log entry can be found.
 func mapError(err error, executionID string) failure {
-	t := executor.TypeOf(err)
-	f := failure{status: statusOf(t), body: api.Failure{ErrorType: string(t)}}
-	var e *executor.Error
-	switch {
-	case errors.As(err, &e):
-		f.body.Error, f.body.Traceback = e.Message, e.Traceback
-	case t == executor.TypeBusy:
-		f.retryAfter = "1"
-		f.body.Error = "Service busy, retry later"
-	case t == executor.TypeSandboxUnavailable:
-		f.retryAfter = "10"
-		f.body.Error = "Sandbox unavailable"
-	default:
-		f.body.Error = internalMessage(executionID)
+	var f failure
+	var he *HTTPError
+	if errors.As(err, &he) && he.Type != "" {
+		f.body = api.Failure{Error: he.Msg, ErrorType: string(he.Type)}
+		f.status = he.Type.Status()
+	} else {
+		t := executor.TypeOf(err)
+		f.status, f.body.ErrorType = t.Status(), string(t)
+		var e *executor.Error
+		switch {
+		case errors.As(err, &e):
+			f.body.Error, f.body.Traceback = e.Message, e.Traceback
+		case t == api.ErrorTypeBusy:
+			f.retryAfter = "1"
+			f.body.Error = "Service busy, retry later"
+		case t == api.ErrorTypeSandboxUnavailable:
+			f.retryAfter = "10"
+			f.body.Error = "Sandbox unavailable"
+		default:
+			f.body.Error = internalMessage(executionID)
+		}
 	}
-	var big *tooLarge
-	if errors.As(err, &big) {
-		f.status = http.StatusRequestEntityTooLarge
-	}
-	var na *notAllowed
-	if errors.As(err, &na) {
-		f.allow = na.allow
+	if he != nil {
+		if he.Code != 0 {
+			f.status = he.Code
+		}
+		f.header = he.Header
 	}
 	f.redeliver = f.status >= http.StatusInternalServerError
 	// WARNING for failures of the request or the script, ERROR for faults
@@ -140,26 +148,6 @@ func mapError(err error, executionID string) failure {
 		f.severity = execlog.Error
 	}
 	return f
-}
-
-// statusOf maps an error type to its HTTP status.
-func statusOf(t executor.ErrorType) int {
-	switch t {
-	case typeNotFound:
-		return http.StatusNotFound
-	case typeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case typeForbidden:
-		return http.StatusForbidden
-	case typeUnsupportedMediaType:
-		return http.StatusUnsupportedMediaType
-	case executor.TypeBusy, executor.TypeSandboxUnavailable:
-		return http.StatusServiceUnavailable
-	case executor.TypeInternal:
-		return http.StatusInternalServerError
-	default:
-		return http.StatusBadRequest
-	}
 }
 
 func internalMessage(executionID string) string {
@@ -179,9 +167,7 @@ func writeFailure(w http.ResponseWriter, f failure) {
 // redeliver. (Pub/Sub keeps its own retry schedule, so they carry no
 // Retry-After.)
 func writeStatus(w http.ResponseWriter, f failure, body any) {
-	if f.allow != "" {
-		w.Header().Set("Allow", f.allow)
-	}
+	maps.Copy(w.Header(), f.header)
 	if body == nil {
 		w.WriteHeader(f.status)
 		return
@@ -195,5 +181,5 @@ func writeStatus(w http.ResponseWriter, f failure, body any) {
 // refuses to start with such a configuration, so only a service started
 // some other way answers this.
 func WriteMisconfigured(w http.ResponseWriter) {
-	writeJSON(w, http.StatusInternalServerError, api.Failure{Error: "Internal error", ErrorType: string(executor.TypeInternal)})
+	writeJSON(w, http.StatusInternalServerError, api.Failure{Error: "Internal error", ErrorType: string(api.ErrorTypeInternal)})
 }

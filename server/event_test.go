@@ -102,7 +102,7 @@ func TestOutcomesAreAcknowledgedOrRetriedAsTheREADMESays(t *testing.T) {
 		{
 			name: "a script that raised is acknowledged with a WARNING",
 			exec: answering(executor.Result{Stdout: "before"},
-				&executor.Error{Type: executor.TypeException, Message: "ZeroDivisionError: division by zero", Traceback: "Traceback..."}),
+				&executor.Error{Type: api.ErrorTypeException, Message: "ZeroDivisionError: division by zero", Traceback: "Traceback..."}),
 			wantStatus:   200,
 			wantSeverity: "WARNING",
 			wantOutcome:  "error",
@@ -111,7 +111,7 @@ func TestOutcomesAreAcknowledgedOrRetriedAsTheREADMESays(t *testing.T) {
 		},
 		{
 			name:         "a blank script is acknowledged with a WARNING",
-			exec:         answering(executor.Result{}, &executor.Error{Type: executor.TypeInvalidRequest, Message: "Script must be a non-empty string"}),
+			exec:         answering(executor.Result{}, &executor.Error{Type: api.ErrorTypeInvalidRequest, Message: "Script must be a non-empty string"}),
 			wantStatus:   200,
 			wantSeverity: "WARNING",
 			wantOutcome:  "error",
@@ -120,7 +120,7 @@ func TestOutcomesAreAcknowledgedOrRetriedAsTheREADMESays(t *testing.T) {
 		},
 		{
 			name:         "a timeout is acknowledged with a WARNING",
-			exec:         answering(executor.Result{}, &executor.Error{Type: executor.TypeTimeout, Message: "Execution timed out after 30 seconds"}),
+			exec:         answering(executor.Result{}, &executor.Error{Type: api.ErrorTypeTimeout, Message: "Execution timed out after 30 seconds"}),
 			wantStatus:   200,
 			wantSeverity: "WARNING",
 			wantOutcome:  "error",
@@ -328,7 +328,7 @@ func TestOutcomesArePublishedToTheResultsTopic(t *testing.T) {
 		{
 			name: "a script error publishes error, error_type and traceback",
 			exec: answering(executor.Result{Stdout: "x"},
-				&executor.Error{Type: executor.TypeException, Message: "ValueError: bad", Traceback: "Traceback (most recent call last):\n..."}),
+				&executor.Error{Type: api.ErrorTypeException, Message: "ValueError: bad", Traceback: "Traceback (most recent call last):\n..."}),
 			data:       ts.ScriptData(okScript, ""),
 			wantStatus: "error",
 			want: map[string]any{"error": "ValueError: bad", "error_type": "exception", "stdout": "x",

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
 )
 
@@ -96,7 +97,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		_, err = exec.Run(context.Background(), req.executorRequest("fuzz"))
 		var e *executor.Error
-		if !errors.Is(err, executor.ErrSandboxUnavailable) && (!errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message == "") {
+		if !errors.Is(err, executor.ErrSandboxUnavailable) && (!errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || e.Message == "") {
 			t.Fatalf("the executor's rules answered decodeMessage(%q) with %v, want invalid_request or sandbox_unavailable", data, err)
 		}
 	})
@@ -108,7 +109,7 @@ func check(t *testing.T, what string, data []byte, req request, err error, caps 
 	t.Helper()
 	if err != nil {
 		var e *executor.Error
-		if !errors.As(err, &e) || e.Type != executor.TypeInvalidRequest || e.Message == "" {
+		if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || e.Message == "" {
 			t.Fatalf("%s(%q) error %v, want an invalid_request with a message", what, data, err)
 		}
 		if req.script != "" {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/execlog"
-	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/mcpserver"
 	"github.com/pyexec/pyexec/playground"
 )
@@ -41,7 +40,7 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == mcpPath {
 				// An MCP client reads a JSON-RPC error.
 				f := mapError(err, id)
-				mcpserver.WriteRefusal(w, f.status, f.body.Error, f.body.ErrorType)
+				mcpserver.WriteRefusal(w, f.status, f.body.Error, api.ErrorType(f.body.ErrorType))
 				return nil
 			}
 			return err
@@ -151,7 +150,7 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
 // unencodable is the body writeJSON answers when a body cannot be encoded:
 // an internal error, in the shape of every failure.
 var unencodable = func() []byte {
-	body, err := json.Marshal(api.Failure{Error: "Internal error", ErrorType: string(executor.TypeInternal)})
+	body, err := json.Marshal(api.Failure{Error: "Internal error", ErrorType: string(api.ErrorTypeInternal)})
 	if err != nil {
 		panic(err) // strings only: cannot fail
 	}

@@ -116,7 +116,7 @@ func executionEntry(via entryPoint, x execution, o outcome, elapsed time.Duratio
 	fields[fieldStatus] = api.OutcomeError
 	fields[fieldErrorType] = t
 	entry.Severity, entry.Message = o.failure.severity, "execution failed: "+t
-	if t == string(executor.TypeInternal) {
+	if t == string(api.ErrorTypeInternal) {
 		fields[fieldCause] = o.err.Error() // the caller saw only the execution ID
 	}
 	switch {

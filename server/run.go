@@ -147,7 +147,7 @@ func tooLargeOutcome(p api.Outcome) api.Outcome {
 		Status:      api.OutcomeError,
 		Stdout:      stdout,
 		Error:       outcomeTooLargeMessage,
-		ErrorType:   string(executor.TypeOutputLimit),
+		ErrorType:   string(api.ErrorTypeOutputLimit),
 		DurationMS:  p.DurationMS,
 	}
 }

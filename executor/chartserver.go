@@ -20,6 +20,11 @@ import (
 // imports matplotlib like any other module: the chart server changes how
 // fast a chart is drawn, never where or how isolated.
 
+// chartIdle is how long the chart server runs without a script that draws
+// before it is stopped, returning its memory: the service at rest holds
+// only the plain server.
+const chartIdle = 5 * time.Minute
+
 // chartRetry is how long after a chart server failed to start (or its
 // self-test failed) scripts that draw keep the plain server before another
 // start is tried.
@@ -38,28 +43,75 @@ type lazyChartServer struct {
 	// self-test every sandbox passes before it serves.
 	start  func() (*forkSandbox, error)
 	notify func(Event)
+	// idleAfter is how long the server runs without a chart (chartIdle).
+	idleAfter time.Duration
 
 	mu       sync.Mutex
 	box      *forkSandbox
-	starting sync.WaitGroup // a start under way
+	inUse    int            // executions running in box
+	lastUsed time.Time      // when the last of them ended
+	starting sync.WaitGroup // a start, or the idle watch, under way
 	busy     bool           // a start is under way
 	closed   bool
+	closing  chan struct{} // closed by close: the idle watch ends
 	retryAt  time.Time
 }
 
-// ready returns the chart server if it serves, and otherwise starts it in
-// the background (unless a start is under way or failed recently) and
+// acquire returns the chart server if it serves, with the function to call
+// once the execution given to it has ended; otherwise it starts the server
+// in the background (unless a start is under way or failed recently) and
 // returns nil: the script runs in the plain server meanwhile.
-func (c *lazyChartServer) ready() *forkSandbox {
+func (c *lazyChartServer) acquire() (*forkSandbox, func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.box != nil || c.closed || c.busy || time.Now().Before(c.retryAt) {
-		return c.box
+	if c.box != nil {
+		c.inUse++
+		return c.box, c.release
+	}
+	if c.closed || c.busy || time.Now().Before(c.retryAt) {
+		return nil, nil
 	}
 	c.busy = true
 	c.starting.Add(1)
 	go c.launch()
-	return nil
+	return nil, nil
+}
+
+func (c *lazyChartServer) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inUse--
+	c.lastUsed = time.Now()
+}
+
+// retireWhenIdle stops box once no script has drawn in it for chartIdle;
+// the next one starts a new server.
+func (c *lazyChartServer) retireWhenIdle(box *forkSandbox) {
+	defer c.starting.Done()
+	tick := time.NewTicker(c.idleAfter / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.closing:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		if c.box != box {
+			c.mu.Unlock()
+			return // closed
+		}
+		idle := c.inUse == 0 && time.Since(c.lastUsed) > c.idleAfter
+		if idle {
+			c.box = nil
+		}
+		c.mu.Unlock()
+		if idle {
+			_ = box.close()
+			c.notify(Event{Message: fmt.Sprintf("chart server stopped after %s without a chart", c.idleAfter)})
+			return
+		}
+	}
 }
 
 // running returns the chart server if it has started.
@@ -77,7 +129,9 @@ func (c *lazyChartServer) launch() {
 	c.busy = false
 	closed := c.closed
 	if err == nil && !closed {
-		c.box = box
+		c.box, c.lastUsed = box, time.Now()
+		c.starting.Add(1)
+		go c.retireWhenIdle(box)
 	}
 	if err != nil {
 		c.retryAt = time.Now().Add(chartRetry)
@@ -96,17 +150,20 @@ func (c *lazyChartServer) launch() {
 // close stops the chart server, waiting for a start under way to end first.
 func (c *lazyChartServer) close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.closing)
+	}
 	c.closed = true
-	c.mu.Unlock()
-	c.starting.Wait()
-	c.mu.Lock()
 	box := c.box
 	c.box = nil
 	c.mu.Unlock()
-	if box == nil {
-		return nil
+	var err error
+	if box != nil {
+		err = box.close()
 	}
-	return box.close()
+	// A start under way closes what it started (launch).
+	c.starting.Wait()
+	return err
 }
 
 // newChartServer returns the chart server that a plain fork sandbox hands
@@ -115,7 +172,9 @@ func (c *lazyChartServer) close() error {
 // proveReplacement is what its replacement servers pass before they serve.
 func newChartServer(nsjail string, spec jailSpec, groups cgroups, cfg Config, prove, proveReplacement func(context.Context, sandbox) error) *lazyChartServer {
 	return &lazyChartServer{
-		notify: cfg.notify,
+		notify:    cfg.notify,
+		idleAfter: chartIdle,
+		closing:   make(chan struct{}),
 		start: func() (*forkSandbox, error) {
 			box, err := newForkSandbox(nsjail, spec, groups, cfg, chartServer, proveReplacement)
 			if err != nil {

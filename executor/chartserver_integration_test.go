@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,6 +41,7 @@ func TestScriptsThatDrawRunInTheChartServerOnceItIsReady(t *testing.T) {
 	cfg.Notify = func(ev Event) { mu.Lock(); events = append(events, ev); mu.Unlock() }
 	e := startExecutor(t, cfg)
 	box := e.box.(*forkSandbox)
+	box.charts.idleAfter = 3 * time.Second
 	if box.charts.running() != nil {
 		t.Fatal("the chart server runs before any script drew")
 	}
@@ -88,9 +90,44 @@ func TestScriptsThatDrawRunInTheChartServerOnceItIsReady(t *testing.T) {
 		t.Fatalf("a script that does not draw sees matplotlib modules %s (%v), want none", res.Value, err)
 	}
 
+	// Unused, it stops, leaving no process; the next chart starts it again.
+	charts := box.charts.running()
+	chartServerPid := serverPid(charts)
+	deadline = time.Now().Add(time.Minute)
+	for box.charts.running() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the chart server did not stop once unused")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := syscall.Kill(chartServerPid, 0); err == nil {
+		t.Errorf("the stopped chart server's nsjail (pid %d) still runs", chartServerPid)
+	}
+	draw()
+	deadline = time.Now().Add(2 * time.Minute)
+	for box.charts.running() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the chart server did not start again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) != 1 || events[0].Warning || !strings.Contains(events[0].Message, "chart server started") {
-		t.Errorf("events = %+v, want one saying the chart server started", events)
+	var said []string
+	for _, ev := range events {
+		if ev.Warning {
+			t.Errorf("warning event: %s", ev.Message)
+		}
+		said = append(said, ev.Message)
+	}
+	want := []string{"chart server started", "chart server stopped", "chart server started"}
+	if len(said) != len(want) {
+		t.Fatalf("events %q, want %d: %q", said, len(want), want)
+	}
+	for i := range want {
+		if !strings.Contains(said[i], want[i]) {
+			t.Errorf("event %d = %q, want it to say %q", i, said[i], want[i])
+		}
 	}
 }

@@ -170,7 +170,8 @@ func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, err
 
 func (f *forkSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 	if x.draws && f.charts != nil {
-		if charts := f.charts.ready(); charts != nil {
+		if charts, release := f.charts.acquire(); charts != nil {
+			defer release()
 			return charts.run(ctx, x)
 		}
 	}

@@ -134,7 +134,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/pyexec", "the pyexec binary to start (built from ./cmd/pyexec)")
 	flag.StringVar(&o.url, "url", "", "measure this running service instead of starting services (loopback only)")
 	flag.IntVar(&o.pid, "pid", 0, "with -url: the service's pid, to measure the CPU of its process tree")
-	flag.StringVar(&names, "workloads", "trivial,pandas,numpy,mix", "the workloads to run")
+	flag.StringVar(&names, "workloads", "trivial,pandas,numpy,chart,mix", "the workloads to run")
 	flag.StringVar(&o.profile, "profile", "", "profile the default mode under one workload at saturation with perf and Go's profiler, writing to this directory (the binary must be built with -tags pprof)")
 	flag.StringVar(&modes, "modes", "cold,default", "PYEXEC_MODE values to start and compare; default means unset")
 	flag.DurationVar(&o.duration, "duration", 6*time.Second, "time spent on each workload and concurrency")
@@ -193,6 +193,9 @@ type service struct {
 	pidOf  int   // the service process, when this tool started it or -pid named it
 	rss    int64 // idle, bytes, summed over the process tree
 	pss    int64
+	// chartRSS and chartPSS are the idle footprint once charts have been
+	// drawn: in fork mode, with the chart server running.
+	chartRSS, chartPSS int64
 	// startup is the time from starting the process to the first answered
 	// execution (0 when this tool did not start it).
 	startup time.Duration
@@ -231,8 +234,15 @@ func run(o options) error {
 	var results []measurement
 	for _, s := range services {
 		// A few requests warm the service up before anything is measured,
-		// then the idle footprint is taken once it has settled.
+		// then the idle footprint is taken once it has settled. Charts come
+		// last: the first starts fork mode's chart server, whose footprint
+		// is taken apart.
+		var charts *workload
 		for _, w := range o.workloads {
+			if w.name == "chart" {
+				charts = &w
+				continue
+			}
 			for i := 0; i < 3; i++ {
 				_, _ = do(s.base, w.calls[i%len(w.calls)])
 			}
@@ -240,6 +250,18 @@ func run(o options) error {
 		time.Sleep(2 * time.Second)
 		if s.pidOf != 0 {
 			s.rss, s.pss = treeMemory(s)
+		}
+		if charts != nil {
+			// The chart server starts in the background in a second or two;
+			// charts drawn meanwhile run in the plain server.
+			for i := 0; i < 3; i++ {
+				_, _ = do(s.base, charts.calls[0])
+				time.Sleep(time.Second)
+			}
+			time.Sleep(2 * time.Second)
+			if s.pidOf != 0 {
+				s.chartRSS, s.chartPSS = treeMemory(s)
+			}
 		}
 		for _, w := range o.workloads {
 			for _, clients := range []int{1, o.saturation} {
@@ -585,6 +607,9 @@ func report(services []*service, results []measurement, o options) int {
 	for _, s := range services {
 		if s.pidOf != 0 {
 			fmt.Printf("idle memory of %q (mode %s), whole process tree: RSS %d MiB, PSS %d MiB\n", s.mode, s.active, s.rss>>20, s.pss>>20)
+			if s.chartRSS != 0 {
+				fmt.Printf("  once charts have been drawn (fork mode: the chart server running): RSS %d MiB, PSS %d MiB\n", s.chartRSS>>20, s.chartPSS>>20)
+			}
 		}
 	}
 	for _, s := range services {

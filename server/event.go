@@ -208,7 +208,7 @@ func (s *Server) deliver(ctx context.Context, d delivery) error {
 		return fmt.Errorf("execution %s of message %s: %w", x.id, x.messageID, o.err)
 	}
 	if s.results != nil {
-		published := o.published(x)
+		published := o.published
 		err := s.results.Publish(ctx, published)
 		if errors.Is(err, ErrOutcomeTooLarge) {
 			// It would fail the same way at every redelivery: the outcome

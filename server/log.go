@@ -85,7 +85,7 @@ func executionEntry(via entryPoint, x execution, o outcome, elapsed time.Duratio
 	entry := execlog.Entry{Severity: execlog.Info, Message: "execution ok", Trace: x.trace, SpanID: x.span, Fields: fields}
 	if via.fromPubSub {
 		// Nobody reads an answer: the entry is the outcome, as published.
-		published := o.published(x)
+		published := o.published
 		fields[fieldMessageID] = published.MessageID
 		fields[fieldCallerID] = published.ID
 		fields[fieldDurationMS] = published.DurationMS

@@ -44,6 +44,9 @@ type outcome struct {
 	result  executor.Result
 	err     error   // nil: success
 	failure failure // err, mapped; zero on success
+	// published is the outcome as a Pub/Sub execution's log entry holds it
+	// and the results topic gets it; built once, by run, for those only.
+	published api.Outcome
 }
 
 // run is the one way every entry point runs a request: it waits for the
@@ -57,6 +60,9 @@ func (s *Server) run(ctx context.Context, via entryPoint, x execution) outcome {
 	}
 	if o.err != nil {
 		o.failure = mapError(o.err, x.id)
+	}
+	if via.fromPubSub {
+		o.published = o.outcomeOf(x)
 	}
 	s.log.Log(executionEntry(via, x, o, time.Since(x.arrived), ctx.Err() != nil))
 	return o
@@ -111,8 +117,8 @@ func (o outcome) answered() failure {
 	return f
 }
 
-// published is the outcome as ExecuteEvent publishes it.
-func (o outcome) published(x execution) api.Outcome {
+// outcomeOf is the outcome as ExecuteEvent publishes it.
+func (o outcome) outcomeOf(x execution) api.Outcome {
 	p := api.Outcome{
 		ExecutionID: x.id,
 		MessageID:   x.messageID,

@@ -74,7 +74,7 @@ func transportErrorMessage(t *testing.T, data []byte) string {
 
 func TestStructuredContentCarriesTheResultsExactBytes(t *testing.T) {
 	const big = "1267650600228229401496703205377" // 2**100 + 1
-	f := answering(Answer{ExecutionID: "exec-6", Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`{"big":` + big + `}`)}})
+	f := answering(Answer{ExecutionID: "exec-6", Success: &api.Success{Result: json.RawMessage(`{"big":` + big + `}`)}})
 	srv := serve(t, f, testOptions)
 
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -107,7 +107,7 @@ func TestStructuredContentCarriesTheResultsExactBytes(t *testing.T) {
 func TestBodyOverTheCapIsRefusedWith413(t *testing.T) {
 	opts := testOptions
 	opts.MaxRequestBytes = 64 << 10
-	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	f := answering(Answer{Success: &api.Success{Result: json.RawMessage(`1`)}})
 	srv := serve(t, f, opts)
 	// A tools/call whose body is n bytes long.
 	callOf := func(n int) string {
@@ -187,7 +187,7 @@ func TestOnlyPostIsServed(t *testing.T) {
 // error in a JSON body, answering the message's id when it could be read,
 // with the status the refusal calls for and the service's error_type.
 func TestTransportRefusalsAreJSONRPCErrors(t *testing.T) {
-	f := answering(Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`1`)}})
+	f := answering(Answer{Success: &api.Success{Result: json.RawMessage(`1`)}})
 	srv := serve(t, f, testOptions)
 	for _, tc := range []struct {
 		name   string

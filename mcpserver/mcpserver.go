@@ -59,13 +59,14 @@ type Call struct {
 	Header http.Header
 }
 
-// Answer is what running one request gave, as the HTTP API would answer it.
+// Answer is what running one request gave: a success or a failure, each
+// as the HTTP API's body. A failure's error type says what it means to
+// the agent (api.ErrorType).
 type Answer struct {
 	// ExecutionID names the execution, as the X-Execution-Id header does.
 	ExecutionID string
-	// Status is the HTTP status POST /execute would answer.
-	Status int
-	// Success is the body of a 200 answer; Failure that of any other.
+	// Success is set when the script ran and main returned; Failure
+	// otherwise.
 	Success *api.Success
 	Failure *api.Failure
 }

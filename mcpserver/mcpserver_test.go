@@ -197,7 +197,7 @@ func TestCallThatSucceedsGivesStructuredContentAndTheSameJSONAsText(t *testing.T
 			`{"result":[1,"two",null],"stdout":"x"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := answering(Answer{ExecutionID: "exec-1", Status: http.StatusOK, Success: tc.success})
+			f := answering(Answer{ExecutionID: "exec-1", Success: tc.success})
 			cs := connect(t, serve(t, f, testOptions).URL)
 			script := pandasExample(t)
 
@@ -234,18 +234,17 @@ func TestCallThatSucceedsGivesStructuredContentAndTheSameJSONAsText(t *testing.T
 func TestScriptFailureIsAToolErrorWithItsTraceback(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		status  int
 		failure api.Failure
 	}{
-		{"exception", http.StatusBadRequest, api.Failure{
+		{"exception", api.Failure{
 			Error: "ZeroDivisionError: division by zero", ErrorType: "exception", Stdout: "before",
 			Traceback: "Traceback (most recent call last):\n  File \"<script>\", line 5, in main\nZeroDivisionError: division by zero",
 		}},
-		{"timeout", http.StatusBadRequest, api.Failure{Error: "Execution timed out after 30 seconds", ErrorType: "timeout", Stdout: "tick"}},
-		{"invalid request", http.StatusBadRequest, api.Failure{Error: "Script must be a non-empty string", ErrorType: "invalid_request"}},
+		{"timeout", api.Failure{Error: "Execution timed out after 30 seconds", ErrorType: "timeout", Stdout: "tick"}},
+		{"invalid request", api.Failure{Error: "Script must be a non-empty string", ErrorType: "invalid_request"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := answering(Answer{ExecutionID: "exec-2", Status: tc.status, Failure: &tc.failure})
+			f := answering(Answer{ExecutionID: "exec-2", Failure: &tc.failure})
 			cs := connect(t, serve(t, f, testOptions).URL)
 
 			res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "run_python", Arguments: map[string]any{"script": "def main(): return 1/0"}})
@@ -275,17 +274,16 @@ func TestScriptFailureIsAToolErrorWithItsTraceback(t *testing.T) {
 func TestNoScriptRanIsAProtocolError(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		status    int
 		failure   api.Failure
 		code      int64
 		wantRetry bool
 	}{
-		{"busy", http.StatusServiceUnavailable, api.Failure{Error: "Service busy, retry later", ErrorType: "busy"}, CodeUnavailable, true},
-		{"sandbox unavailable", http.StatusServiceUnavailable, api.Failure{Error: "Sandbox unavailable", ErrorType: "sandbox_unavailable"}, CodeUnavailable, true},
-		{"internal", http.StatusInternalServerError, api.Failure{Error: "Internal error (execution exec-3)", ErrorType: "internal"}, CodeInternal, false},
+		{"busy", api.Failure{Error: "Service busy, retry later", ErrorType: "busy"}, CodeUnavailable, true},
+		{"sandbox unavailable", api.Failure{Error: "Sandbox unavailable", ErrorType: "sandbox_unavailable"}, CodeUnavailable, true},
+		{"internal", api.Failure{Error: "Internal error (execution exec-3)", ErrorType: "internal"}, CodeInternal, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := answering(Answer{ExecutionID: "exec-3", Status: tc.status, Failure: &tc.failure})
+			f := answering(Answer{ExecutionID: "exec-3", Failure: &tc.failure})
 			cs := connect(t, serve(t, f, testOptions).URL)
 
 			res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "run_python", Arguments: map[string]any{"script": "def main(): return 1"}})
@@ -311,7 +309,7 @@ func TestNoScriptRanIsAProtocolError(t *testing.T) {
 }
 
 func TestAnAnswerThatIsNeitherSuccessNorFailureIsInternal(t *testing.T) {
-	cs := connect(t, serve(t, answering(Answer{ExecutionID: "exec-4", Status: http.StatusOK}), testOptions).URL)
+	cs := connect(t, serve(t, answering(Answer{ExecutionID: "exec-4"}), testOptions).URL)
 	_, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "run_python", Arguments: map[string]any{"script": "x"}})
 	var rpcErr *jsonrpc.Error
 	if !errors.As(err, &rpcErr) || rpcErr.Code != CodeInternal || rpcErr.Message != "Internal error (execution exec-4)" {
@@ -323,7 +321,7 @@ func TestNumbersInInputAndResultStayExact(t *testing.T) {
 	// 2**100 and 0.1's exact binary value: neither survives a float64.
 	const input = `{"big":1267650600228229401496703205376,"tenth":0.1000000000000000055511151231257827021181583404541015625,"list":[-9007199254740993]}`
 	const result = `{"big":1267650600228229401496703205377}`
-	f := answering(Answer{ExecutionID: "exec-5", Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(result), Stdout: ""}})
+	f := answering(Answer{ExecutionID: "exec-5", Success: &api.Success{Result: json.RawMessage(result), Stdout: ""}})
 	cs := connect(t, serve(t, f, testOptions).URL)
 
 	args := json.RawMessage(`{"script":"def main(x):\n    return {'big': x['big'] + 1}","input":` + input + `}`)
@@ -350,7 +348,7 @@ func TestCallsAtOnceEachGetTheirOwnAnswer(t *testing.T) {
 		var req api.Request
 		json.Unmarshal(call.Arguments, &req)
 		time.Sleep(20 * time.Millisecond) // let the calls overlap
-		return Answer{Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(`null`), Stdout: req.Script}}
+		return Answer{Success: &api.Success{Result: json.RawMessage(`null`), Stdout: req.Script}}
 	}}
 	srv := serve(t, f, testOptions)
 
@@ -411,7 +409,7 @@ func TestAClientThatGoesAwayCancelsTheRun(t *testing.T) {
 					close(cancelled)
 				case <-time.After(10 * time.Second):
 				}
-				return Answer{Status: http.StatusBadRequest, Failure: &api.Failure{Error: "cancelled", ErrorType: "timeout"}}
+				return Answer{Failure: &api.Failure{Error: "cancelled", ErrorType: "timeout"}}
 			}}
 			srv := serve(t, f, testOptions)
 
@@ -431,7 +429,7 @@ func TestAClientThatGoesAwayCancelsTheRun(t *testing.T) {
 }
 
 func TestAbsentArgumentsReachTheServiceAsAnEmptyRequest(t *testing.T) {
-	f := answering(Answer{Status: http.StatusBadRequest, Failure: &api.Failure{Error: "Script must be a non-empty string", ErrorType: "invalid_request"}})
+	f := answering(Answer{Failure: &api.Failure{Error: "Script must be a non-empty string", ErrorType: "invalid_request"}})
 	srv := serve(t, f, testOptions)
 	status, _ := postJSONRPC(t, srv.URL, nil, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_python"}}`)
 	if status != http.StatusOK {

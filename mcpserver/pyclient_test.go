@@ -35,12 +35,12 @@ func (s examplesService) answer(t *testing.T) func(context.Context, Call) Answer
 	return func(_ context.Context, call Call) Answer {
 		var req api.Request
 		if err := json.Unmarshal(call.Arguments, &req); err != nil {
-			return Answer{Status: http.StatusBadRequest, Failure: &api.Failure{Error: "Request body is not valid JSON", ErrorType: "invalid_request"}}
+			return Answer{Failure: &api.Failure{Error: "Request body is not valid JSON", ErrorType: "invalid_request"}}
 		}
 		if req.Script == pandas {
-			return Answer{ExecutionID: "exec-pandas", Status: http.StatusOK, Success: &api.Success{Result: json.RawMessage(s.pandasResult), Stdout: ""}}
+			return Answer{ExecutionID: "exec-pandas", Success: &api.Success{Result: json.RawMessage(s.pandasResult), Stdout: ""}}
 		}
-		return Answer{ExecutionID: "exec-failing", Status: http.StatusBadRequest, Failure: &api.Failure{
+		return Answer{ExecutionID: "exec-failing", Failure: &api.Failure{
 			Error: "ZeroDivisionError: division by zero", ErrorType: "exception", Stdout: "about to divide", Traceback: s.traceback,
 		}}
 	}
@@ -79,7 +79,7 @@ func TestIndependentPythonClientCatchesAWrongAnswer(t *testing.T) {
 			`FAIL  structuredContent.result is {"sum_a": 6, "sum_b": 15}`},
 		{"no traceback", &fakeService{answer: examplesService{pandasResult: `{"sum_a": 6, "sum_b": 15}`}.answer(t)},
 			"FAIL  traceback runs through the script's divide()"},
-		{"a busy service", answering(Answer{Status: http.StatusServiceUnavailable, Failure: &api.Failure{Error: "Service busy, retry later", ErrorType: "busy"}}),
+		{"a busy service", answering(Answer{Failure: &api.Failure{Error: "Service busy, retry later", ErrorType: "busy"}}),
 			"retry the call"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -77,23 +76,27 @@ func addRunPython(server *mcp.Server, run RunFunc, opts Options) {
 	})
 }
 
-// toolResult turns the HTTP API's answer into the tool's result or a
-// JSON-RPC error.
+// toolResult turns the answer into the tool's result or a JSON-RPC error,
+// by the failure's error type.
 func toolResult(a Answer) (*mcp.CallToolResult, error) {
-	switch {
-	case a.Status == http.StatusOK && a.Success != nil:
+	if a.Failure == nil {
+		if a.Success == nil {
+			// An answer that is neither: the service broke its own contract.
+			return nil, protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", a.ExecutionID), a.ExecutionID, string(api.ErrorTypeInternal))
+		}
 		return successResult(a.ExecutionID, a.Success), nil
-	case a.Status >= 400 && a.Status < 500 && a.Failure != nil:
+	}
+	failed := api.ErrorType(a.Failure.ErrorType)
+	switch {
+	case failed.Retryable():
+		// Nothing ran and the service may run it later.
+		return nil, protocolError(CodeUnavailable, a.Failure.Error+"; retry the call in a few seconds", a.ExecutionID, a.Failure.ErrorType)
+	case failed.Status() >= 400 && failed.Status() < 500:
 		// The request or the script was at fault: a result the agent
 		// reads, with the traceback it needs to fix the script.
 		return jsonResult(a.ExecutionID, a.Failure, true), nil
-	case a.Status == http.StatusServiceUnavailable && a.Failure != nil:
-		return nil, protocolError(CodeUnavailable, a.Failure.Error+"; retry the call in a few seconds", a.ExecutionID, a.Failure.ErrorType)
-	case a.Failure != nil:
-		return nil, protocolError(CodeInternal, a.Failure.Error, a.ExecutionID, a.Failure.ErrorType)
 	default:
-		// An answer that is neither: the service broke its own contract.
-		return nil, protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", a.ExecutionID), a.ExecutionID, string(api.ErrorTypeInternal))
+		return nil, protocolError(CodeInternal, a.Failure.Error, a.ExecutionID, a.Failure.ErrorType)
 	}
 }
 

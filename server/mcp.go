@@ -45,11 +45,11 @@ func (s *Server) runTool(ctx context.Context, call mcpserver.Call) mcpserver.Ans
 	a := mcpserver.Answer{ExecutionID: x.id}
 	if o.err != nil {
 		f := o.answered()
-		a.Status, a.Failure = f.status, &f.body
+		a.Failure = &f.body
 		return a
 	}
 	success := o.success()
-	a.Status, a.Success = http.StatusOK, &success
+	a.Success = &success
 	return a
 }
 

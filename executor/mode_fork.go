@@ -91,6 +91,11 @@ type forkSandbox struct {
 	// replacing is set while a replacement server starts and is proven:
 	// /healthz answers 503 meanwhile.
 	replacing atomic.Bool
+	// closing is set when close begins; starting is the nsjail of a server
+	// being started or proven (under mu), which close kills so as not to
+	// wait for its start.
+	closing  atomic.Bool
+	starting atomic.Pointer[nsjailProc]
 
 	pool *warmPool
 	// charts is the chart server that scripts that draw run in once it is
@@ -208,6 +213,19 @@ func (f *forkSandbox) isolation() Isolation {
 }
 
 func (f *forkSandbox) close() error {
+	// Nothing more is started, and a server that is starting or stopped is
+	// killed now: the fillers waiting for it then fail at once, rather
+	// than after its start or forkTimeout.
+	f.closing.Store(true)
+	if p := f.starting.Load(); p != nil {
+		p.kill()
+	}
+	if f.mu.TryLock() {
+		if f.server != nil {
+			f.server.proc.kill()
+		}
+		f.mu.Unlock()
+	}
 	var err error
 	if f.charts != nil {
 		err = f.charts.close()
@@ -229,7 +247,7 @@ func (f *forkSandbox) close() error {
 func (f *forkSandbox) ensureServer() (*forkServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
+	if f.closed || f.closing.Load() {
 		return nil, ErrBusy
 	}
 	// A server killed to be replaced may not have been reaped yet.
@@ -247,15 +265,29 @@ func (f *forkSandbox) ensureServer() (*forkServer, error) {
 			f.cfg.notify(Event{Warning: true, Message: "fork server exited; starting a new one: " + lastLines(old.log.String(), 3)})
 		}
 	}
-	s, err := startForkServer(f.nsjail, f.spec, f.cfg.notify)
+	s, err := startForkServer(f.nsjail, f.spec, f.cfg.notify, func(p *nsjailProc) {
+		f.starting.Store(p)
+		if f.closing.Load() {
+			p.kill() // close began before it could see p
+		}
+	})
+	defer f.starting.Store(nil)
 	if err != nil {
+		if f.closing.Load() {
+			return nil, ErrBusy
+		}
 		f.cfg.notify(Event{Warning: true, Message: "fork server did not start: " + err.Error()})
 		return nil, fmt.Errorf("%w: %w", ErrSandboxUnavailable, err)
 	}
 	if replacement {
 		ctx, cancel := context.WithTimeout(context.Background(), serverStartTimeout)
 		defer cancel()
-		if err := f.prove(ctx, oneServer{f, s}); err != nil {
+		err := f.prove(ctx, oneServer{f, s})
+		if f.closing.Load() {
+			s.stop()
+			return nil, ErrBusy
+		}
+		if err != nil {
 			s.stop()
 			f.cfg.notify(Event{Warning: true, Message: "the new fork server failed its self-test: " + err.Error()})
 			return nil, fmt.Errorf("%w: the new fork server failed its self-test: %w", ErrSandboxUnavailable, err)
@@ -330,7 +362,9 @@ func (o oneServer) isolation() Isolation         { return o.f.isolation() }
 func (o oneServer) trouble() string              { return "" }
 func (o oneServer) close() error                 { return nil }
 
-func startForkServer(nsjail string, spec jailSpec, notify func(Event)) (*forkServer, error) {
+// startForkServer starts a server and waits for it to be ready; started is
+// told of its nsjail as soon as it runs.
+func startForkServer(nsjail string, spec jailSpec, notify func(Event), started func(*nsjailProc)) (*forkServer, error) {
 	ours, theirs, err := seqpacketPair()
 	if err != nil {
 		return nil, err
@@ -355,6 +389,7 @@ func startForkServer(nsjail string, spec jailSpec, notify func(Event)) (*forkSer
 		ctl.Close()
 		return nil, err
 	}
+	started(proc)
 	s := &forkServer{proc: proc, ctl: ctl, log: log, notify: notify, stopped: make(chan struct{})}
 	_ = ctl.SetReadDeadline(time.Now().Add(serverStartTimeout))
 	buf := make([]byte, 16)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
@@ -16,7 +17,8 @@ import (
 // the interpreter, its libraries and data, and nothing of how the service
 // is built or run: no nsjail, no Go source, no Dockerfile or Cloud Build
 // file, no service binary, no other program of the host. Every mode, since
-// the fork server's jail is built apart from cold and pool mode's.
+// the fork server's jail is built apart from cold and pool mode's, and the
+// chart server's too (a second fork server, for scripts that draw).
 func TestAdversarialTheJailShowsOnlyWhatScriptsUse(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
@@ -29,9 +31,16 @@ func TestAdversarialTheJailShowsOnlyWhatScriptsUse(t *testing.T) {
 		"/usr/bin/sh", "/bin/sh", "/bin/bash", "/usr/bin/env", "/usr/bin/perl", "/usr/bin/apt", "/usr/sbin/ldconfig",
 		"/usr/bin/su", "/usr/bin/mount", "/usr/include", "/usr/share/doc", "/usr/lib/gcc", "/usr/libexec",
 		"/opt/pyexec/bin", "/root", "/home", "/var", "/srv", "/workspace"}
-	for _, mode := range []string{"cold", "pool", "fork"} {
+	for _, mode := range []string{"cold", "pool", "fork", "chart"} {
 		t.Run(mode, func(t *testing.T) {
-			ts := testsupport.StartService(t, map[string]string{"PYEXEC_MODE": mode, "PYEXEC_CONCURRENCY": "2", "PYEXEC_TIMEOUT_SECONDS": "60"})
+			serviceMode, prefix := mode, ""
+			if mode == "chart" {
+				serviceMode, prefix = "fork", inChartServer()
+			}
+			ts := testsupport.StartService(t, map[string]string{"PYEXEC_MODE": serviceMode, "PYEXEC_CONCURRENCY": "2", "PYEXEC_TIMEOUT_SECONDS": "60"})
+			if mode == "chart" {
+				awaitChartServer(t, ts)
+			}
 			var got struct {
 				Found     []string        `json:"found"`
 				Readable  []string        `json:"readable"`
@@ -41,7 +50,7 @@ func TestAdversarialTheJailShowsOnlyWhatScriptsUse(t *testing.T) {
 				Landmarks map[string]bool `json:"landmarks"`
 				UsrBin    []string        `json:"usr_bin"`
 			}
-			runProbe(t, ts, `
+			runProbe(t, ts, prefix+`
 import json, stat
 BINARIES = set(`+pyLiteral(binaries)+`)
 ABSENT = `+pyLiteral(absent)+`
@@ -105,4 +114,20 @@ def main():
 			t.Logf("%s mode: the walk saw %d entries; /usr/bin holds %v", mode, got.Seen, got.UsrBin)
 		})
 	}
+}
+
+// inChartServer is what makes a script run in the chart server: naming
+// matplotlib. The script checks that pyplot was imported before it ran.
+func inChartServer() string {
+	return "import sys\nassert \"matplotlib.pyplot\" in sys.modules, \"not run in the chart server\"\n"
+}
+
+// awaitChartServer has a script that draws start the chart server and waits
+// until scripts run there.
+func awaitChartServer(t *testing.T, ts *testsupport.Service) {
+	t.Helper()
+	probe := "import sys\ndef main():\n    return 'matplotlib.pyplot' in sys.modules\n"
+	testsupport.PollUntil(t, 2*time.Minute, "the chart server to serve", func() bool {
+		return string(ts.Execute(t, probe).Result) == "true"
+	})
 }

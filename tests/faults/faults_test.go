@@ -385,6 +385,12 @@ type fault struct {
 	killed int
 }
 
+// replaced checks the log says the fork server was replaced by one that
+// passed its self-test.
+func replaced(t *testing.T, s *service, _ *watcher) {
+	s.logged(t, "the new one passed its self-test", recoveryBound)
+}
+
 var faults = []fault{
 	{
 		name:   "SIGKILL of a warm process",
@@ -406,9 +412,7 @@ var faults = []fault{
 			signal(t, server, syscall.SIGKILL)
 			return nil
 		},
-		expect: func(t *testing.T, s *service, w *watcher) {
-			s.logged(t, "the new one passed its self-test", recoveryBound)
-		},
+		expect: replaced,
 	},
 	{
 		name: "SIGKILL of the fork server's nsjail",
@@ -417,9 +421,7 @@ var faults = []fault{
 			signal(t, nsjail, syscall.SIGKILL)
 			return nil
 		},
-		expect: func(t *testing.T, s *service, w *watcher) {
-			s.logged(t, "the new one passed its self-test", recoveryBound)
-		},
+		expect: replaced,
 	},
 	{
 		name: "SIGSTOP of the fork server",

@@ -18,8 +18,8 @@
 // modes, each a sandbox (jail.go), the last two sharing warmpool.go;
 // jail.go starts nsjail and collects what a jail produced; jailspec.go
 // describes a jail, validates that description and renders it as nsjail's
-// configuration; seccomp.go (with seccomp_bpf*.go), cgroup.go and uid.go
-// are the policies every jail shares; host.go finds the host files a jail
+// configuration; package seccomp (executor/internal/seccomp), cgroup.go
+// and uid.go are the policies every jail shares; host.go finds the host files a jail
 // holds, the interpreter's and the libraries it loads (found through
 // ldcache.go); result.go judges what a jail produced, treating it as
 // untrusted; selftest.go proves the isolation from inside a jail.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -321,9 +322,9 @@ func jailConfig(s jailSpec) string {
 	}
 
 	if s.Server {
-		kv("seccomp_string", serverSeccompPolicy)
+		kv("seccomp_string", seccomp.ServerPolicy())
 	} else {
-		kv("seccomp_string", seccompPolicy)
+		kv("seccomp_string", seccomp.Policy())
 	}
 
 	// The filesystem: an empty read-only root holding only what the

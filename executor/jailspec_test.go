@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
 )
 
 // testSpec is the specification of one jail like those Start derives,
@@ -116,16 +118,16 @@ func TestJailConfigPassesOnlyItsOwnEnvironment(t *testing.T) {
 
 func TestJailConfigSeccompPolicy(t *testing.T) {
 	config := jailConfig(testSpec(limitCgroupV1))
-	if !strings.Contains(config, "seccomp_string: "+quote(seccompPolicy)) {
+	if !strings.Contains(config, "seccomp_string: "+quote(seccomp.Policy())) {
 		t.Errorf("jail configuration lacks the seccomp policy:\n%s", config)
 	}
 	for _, call := range []string{"ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "io_uring_setup", "clone3", "socket { family != 1 }"} {
-		if !strings.Contains(seccompPolicy, call) {
+		if !strings.Contains(seccomp.Policy(), call) {
 			t.Errorf("seccomp policy does not mention %s", call)
 		}
 	}
-	if !strings.Contains(seccompPolicy, "DEFAULT ALLOW") || !strings.Contains(seccompPolicy, "ERRNO(38) { clone3 }") {
-		t.Errorf("seccomp policy = %s, want a deny-list answering clone3 with ENOSYS", seccompPolicy)
+	if !strings.Contains(seccomp.Policy(), "DEFAULT ALLOW") || !strings.Contains(seccomp.Policy(), "ERRNO(38) { clone3 }") {
+		t.Errorf("seccomp policy = %s, want a deny-list answering clone3 with ENOSYS", seccomp.Policy())
 	}
 }
 
@@ -309,7 +311,7 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 		t.Fatalf("pool jail: %v", err)
 	}
 	server, err := forkServerSpec(base, cfg, plainServer)
-	if errors.Is(err, errNoFilter) {
+	if errors.Is(err, seccomp.ErrNoFilter) {
 		t.Skip("no seccomp filter table for this architecture; fork mode is not offered here")
 	}
 	if err != nil {

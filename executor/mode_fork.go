@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -28,8 +29,8 @@ import (
 // user, pid, mount, net, ipc, uts and cgroup namespaces, mounts its own
 // /tmp, /dev/shm and /proc, sets its rlimits, is moved by the executor into
 // the execution's cgroup (memory and pids limits), drops every capability,
-// sets no_new_privs and installs the seccomp filter of seccomp_bpf.go, built
-// from the rules every mode shares (seccomp.go). It is pid 1 of its pid
+// sets no_new_privs and installs the seccomp filter of seccomp.Filter, built
+// from the rules every mode shares (package seccomp). It is pid 1 of its pid
 // namespace, so killing it kills everything the script started. The server itself never runs user code, so every execution starts
 // from the state the server had after its imports.
 //
@@ -137,7 +138,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, fl
 // server and its configuration, with everything the executions' processes
 // need to set their own limits and filter up.
 func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, error) {
-	filter, err := seccompFilter()
+	filter, err := seccomp.Filter()
 	if err != nil {
 		return jailSpec{}, err
 	}

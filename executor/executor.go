@@ -18,8 +18,8 @@
 // modes, each a sandbox (jail.go), the last two sharing warmpool.go;
 // jail.go starts nsjail and collects what a jail produced; jailspec.go
 // describes a jail, validates that description and renders it as nsjail's
-// configuration; package seccomp (executor/internal/seccomp), cgroup.go
-// and uid.go are the policies every jail shares; host.go finds the host files a jail
+// configuration; packages seccomp and uids (under executor/internal) and
+// cgroup.go are the policies every jail shares; host.go finds the host files a jail
 // holds, the interpreter's and the libraries it loads (found through
 // ldcache.go); result.go judges what a jail produced, treating it as
 // untrusted; selftest.go proves the isolation from inside a jail.
@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // Executor runs scripts, each in a sandbox of its own.
@@ -126,11 +128,11 @@ func (e *Executor) start(ctx context.Context) error {
 	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
 	}
-	facts, err := readIDFacts()
+	facts, err := uids.ReadFacts()
 	if err != nil {
 		return err
 	}
-	ids, err := chooseOutsideIDs(facts, e.cfg.Concurrency)
+	ids, err := uids.Choose(facts, e.cfg.Concurrency)
 	if err != nil {
 		return err
 	}

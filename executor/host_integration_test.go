@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // loadEverythingScript imports numpy, pandas and every extension module of
@@ -107,10 +109,10 @@ func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := preferredIDs(cfg.Concurrency)
+	ids := uids.Preferred(cfg.Concurrency)
 	base := baseSpec(interp, ids, cfg, limitCgroupV2)
 	placed := func(s *jailSpec) {
-		s.OutsideUID = ids.cold(0)
+		s.OutsideUID = ids.Cold(0)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup", "/sys/fs/cgroup", "pyexec/1-1/exec-id"
 	}
 	cold, err := base.derive(placed)

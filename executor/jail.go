@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // execution is one run's identity, input and limits.
@@ -89,7 +91,7 @@ func jailIsolation(limits limiter, outsideUIDs string) Isolation {
 	return Isolation{
 		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
 		Seccomp:     true,
-		UID:         jailUID,
+		UID:         uids.JailUID,
 		OutsideUIDs: outsideUIDs,
 		Limits:      string(limits),
 	}

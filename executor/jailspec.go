@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -49,9 +50,9 @@ type jailSpec struct {
 	MemoryBytes int64
 	MaxProcs    int
 	TmpBytes    int64
-	// IDs are the executor's outside ids (uid.go); OutsideUID, the id the
+	// IDs are the executor's outside ids (package uids); OutsideUID, the id the
 	// jail's nobody maps to, must be one of them.
-	IDs        outsideIDs
+	IDs        uids.Outside
 	OutsideUID int
 
 	Limiter limiter
@@ -87,7 +88,7 @@ const (
 // baseSpec is the template every jail of an executor is derived from: the
 // interpreter, the outside ids and the configured limits. It is not yet
 // any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp interpreter, ids outsideIDs, cfg Config, limits limiter) jailSpec {
+func baseSpec(interp interpreter, ids uids.Outside, cfg Config, limits limiter) jailSpec {
 	return jailSpec{
 		Interp:      interp,
 		IDs:         ids,
@@ -194,7 +195,7 @@ func (s jailSpec) Validate() error {
 	if s.MaxIdle < 0 || (s.MaxIdle > 0 && !s.Preload) {
 		fail("idle time %v is for jails started ahead (preload) only", s.MaxIdle)
 	}
-	if err := s.IDs.check(s.OutsideUID); err != nil {
+	if err := s.IDs.Check(s.OutsideUID); err != nil {
 		fail("%v", err)
 	}
 
@@ -266,8 +267,8 @@ func jailConfig(s jailSpec) string {
 	for _, ns := range []string{"net", "user", "ns", "pid", "ipc", "uts", "cgroup"} {
 		kv("clone_new"+ns, true)
 	}
-	fmt.Fprintf(&b, "uidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
-	fmt.Fprintf(&b, "gidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
+	fmt.Fprintf(&b, "uidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(uids.JailUID), strconv.Itoa(s.OutsideUID))
+	fmt.Fprintf(&b, "gidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(uids.JailUID), strconv.Itoa(s.OutsideUID))
 	kv("keep_caps", false)
 	kv("disable_no_new_privs", false)
 

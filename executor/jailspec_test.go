@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // testSpec is the specification of one jail like those Start derives,
@@ -26,7 +27,7 @@ func testSpec(l limiter) jailSpec {
 		MemoryBytes: 512 << 20,
 		MaxProcs:    64,
 		TmpBytes:    64 << 20,
-		IDs:         preferredIDs(4),
+		IDs:         uids.Preferred(4),
 		OutsideUID:  200001,
 		Limiter:     l,
 
@@ -299,14 +300,14 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 	base := testSpec(limitCgroupV1)
 	base.OutsideUID, base.CgroupMemMount, base.CgroupPidsMount, base.CgroupParent = 0, "", "", ""
 	placed := func(s *jailSpec) {
-		s.OutsideUID = s.IDs.cold(3)
+		s.OutsideUID = s.IDs.Cold(3)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "pyexec/1-1/exec-id"
 	}
 	cold, err := base.derive(placed)
 	if err != nil {
 		t.Fatalf("cold jail: %v", err)
 	}
-	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = s.IDs.pool().last() })
+	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = s.IDs.Pool().Last() })
 	if err != nil {
 		t.Fatalf("pool jail: %v", err)
 	}
@@ -336,7 +337,7 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 	server := func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = s.IDs.forkServer
+		s.OutsideUID = s.IDs.ForkServer()
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "", "", ""
 		s.Files = []jailFile{{jailZygote, "print()"}}
 	}
@@ -367,10 +368,10 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		{"a /tmp under 1 MiB", func(s *jailSpec) { s.TmpBytes = 0 }, "/tmp size"},
 		{"no process allowed", func(s *jailSpec) { s.MaxProcs = 0 }, "process limit"},
 		{"root outside (an unset uid)", func(s *jailSpec) { s.OutsideUID = 0 }, "outside uid 0"},
-		{"a uid below the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredForkServerID - 1 }, "outside uid 199998"},
-		{"a uid between the cold and pool runs", func(s *jailSpec) { s.OutsideUID = preferredColdID + 4 }, "outside uid 200004"},
-		{"a uid past the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredPoolID + 9 }, "outside uid 201033"},
-		{"a jail without the executor's ids", func(s *jailSpec) { s.IDs = outsideIDs{} }, "outside uid 200001"},
+		{"a uid below the executor's runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredForkServerID - 1 }, "outside uid 199998"},
+		{"a uid between the cold and pool runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredColdID + 4 }, "outside uid 200004"},
+		{"a uid past the executor's runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredPoolID + 9 }, "outside uid 201033"},
+		{"a jail without the executor's ids", func(s *jailSpec) { s.IDs = uids.Outside{} }, "outside uid 200001"},
 		{"an unknown limiter", func(s *jailSpec) { s.Limiter = "ulimit" }, `unknown limiter "ulimit"`},
 		{"a cgroup jail without its cgroup", func(s *jailSpec) { s.CgroupParent = "" }, "cgroup \"\""},
 		{"a cgroup above the mount", func(s *jailSpec) { s.CgroupParent = "../escape" }, "cgroup \"../escape\""},

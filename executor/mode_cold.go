@@ -19,7 +19,7 @@ func newColdSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *c
 // run starts the execution's jail as its slot's outside uid, so that no two
 // executions running at once share one.
 func (c *coldSandbox) run(ctx context.Context, x execution) (jailRun, error) {
-	j, err := c.jails.start(x.id, c.jails.spec.IDs.cold(x.slot), x.limits)
+	j, err := c.jails.start(x.id, c.jails.spec.IDs.Cold(x.slot), x.limits)
 	if err != nil {
 		return jailRun{}, err
 	}
@@ -30,7 +30,7 @@ func (c *coldSandbox) run(ctx context.Context, x execution) (jailRun, error) {
 func (c *coldSandbox) warmCgroups() map[string]bool { return nil }
 
 func (c *coldSandbox) isolation() Isolation {
-	return jailIsolation(c.jails.groups.kind, c.jails.spec.IDs.describe(ModeCold))
+	return jailIsolation(c.jails.groups.kind, c.jails.spec.IDs.Describe(string(ModeCold)))
 }
 
 // trouble is "": a failed start fails only its own execution.

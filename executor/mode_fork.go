@@ -161,7 +161,7 @@ func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, err
 	}
 	return spec.derive(func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = s.IDs.forkServer
+		s.OutsideUID = s.IDs.ForkServer()
 		// Every execution, warm or running, each with a process to spare,
 		// plus the server.
 		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
@@ -205,7 +205,7 @@ func (f *forkSandbox) warmCgroups() map[string]bool {
 }
 
 func (f *forkSandbox) isolation() Isolation {
-	return jailIsolation(f.groups.kind, f.spec.IDs.describe(ModeFork))
+	return jailIsolation(f.groups.kind, f.spec.IDs.Describe(string(ModeFork)))
 }
 
 func (f *forkSandbox) close() error {

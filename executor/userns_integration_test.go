@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // Cloud Run runs jobs and worker pools (and may run services) with the
@@ -104,8 +106,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 				t.Errorf("the default mode is %q (fallback %q), want %s mode", h.Mode, h.Fallback, wantDefault)
 			}
 			first, last := idBounds(t, h.Isolation.OutsideUIDs)
-			if first < lowestBlockID || last > highestBlockID {
-				t.Errorf("outside uids %s, want them within %d-%d, the mapped ids below nobody", h.Isolation.OutsideUIDs, lowestBlockID, highestBlockID)
+			if first < uids.LowestBlockID || last > uids.HighestBlockID {
+				t.Errorf("outside uids %s, want them within %d-%d, the mapped ids below nobody", h.Isolation.OutsideUIDs, uids.LowestBlockID, uids.HighestBlockID)
 			}
 			if r.RunErr != "" {
 				t.Fatalf("Run = %s, want the script's result", r.RunErr)
@@ -118,8 +120,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 			if err := json.Unmarshal([]byte(r.Result), &got); err != nil {
 				t.Fatalf("result %s: %v", r.Result, err)
 			}
-			if got.UID != jailUID || got.Sum != 45 {
-				t.Errorf("the script ran as uid %d and summed %d, want uid %d and 45", got.UID, got.Sum, jailUID)
+			if got.UID != uids.JailUID || got.Sum != 45 {
+				t.Errorf("the script ran as uid %d and summed %d, want uid %d and 45", got.UID, got.Sum, uids.JailUID)
 			}
 			// In cold and pool mode the jail's nobody is one of the outside
 			// uids, as the namespace the service runs in numbers them.
@@ -130,8 +132,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 				if len(got.UIDMap) == 3 {
 					outside, _ = strconv.Atoi(got.UIDMap[1])
 				}
-				if len(got.UIDMap) != 3 || got.UIDMap[0] != strconv.Itoa(jailUID) || outside < first || outside > last || got.UIDMap[2] != "1" {
-					t.Errorf("the jail's uid_map is %v, want %d mapped onto one of %s", got.UIDMap, jailUID, h.Isolation.OutsideUIDs)
+				if len(got.UIDMap) != 3 || got.UIDMap[0] != strconv.Itoa(uids.JailUID) || outside < first || outside > last || got.UIDMap[2] != "1" {
+					t.Errorf("the jail's uid_map is %v, want %d mapped onto one of %s", got.UIDMap, uids.JailUID, h.Isolation.OutsideUIDs)
 				}
 			}
 			if len(r.Left) > 0 {

@@ -18,11 +18,13 @@
 // modes, each a sandbox (jail.go), the last two sharing warmpool.go;
 // jail.go starts nsjail and collects what a jail produced; jailspec.go
 // describes a jail, validates that description and renders it as nsjail's
-// configuration; packages seccomp and uids (under executor/internal) and
-// cgroup.go are the policies every jail shares; host.go finds the host files a jail
-// holds, the interpreter's and the libraries it loads (found through
-// ldcache.go); result.go judges what a jail produced, treating it as
-// untrusted; selftest.go proves the isolation from inside a jail.
+// configuration; cgroup.go and the leaf packages under executor/internal,
+// seccomp (the seccomp rules, as kafel and as BPF) and uids (the outside
+// ids), are the policies every jail shares; package hosttree (also under
+// executor/internal) finds the host files a jail holds, the interpreter's
+// and the libraries it loads; result.go judges what a jail produced,
+// treating it as untrusted; selftest.go proves the isolation from inside a
+// jail.
 package executor
 
 import (
@@ -37,6 +39,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
@@ -136,7 +139,7 @@ func (e *Executor) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	interp, err := probeInterpreter(ctx, e.cfg.PythonPath)
+	interp, err := hosttree.Probe(ctx, e.cfg.PythonPath)
 	if err != nil {
 		return err
 	}
@@ -148,7 +151,7 @@ func (e *Executor) start(ctx context.Context) error {
 		Python: interp.Python, Pandas: lib["pandas"], Numpy: lib["numpy"],
 		Matplotlib: lib["matplotlib"], Scipy: lib["scipy"], ScikitLearn: lib["scikit-learn"],
 		Pyarrow: lib["pyarrow"], Openpyxl: lib["openpyxl"],
-		Nsjail: nsjailVersion(e.cfg.NsjailPath),
+		Nsjail: hosttree.NsjailVersion(e.cfg.NsjailPath),
 	}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}

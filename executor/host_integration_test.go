@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
@@ -41,7 +42,7 @@ with open("/proc/self/maps") as f:
 // the loader did.
 func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 		t.Fatalf("the interpreter mapped only %v: the probe is broken", mapped)
 	}
 	for _, p := range mapped {
-		if !slices.ContainsFunc(interp.Binds, func(bind string) bool { return under(p, bind) }) {
+		if !slices.ContainsFunc(interp.Binds, func(bind string) bool { return hosttree.Under(p, bind) }) {
 			t.Errorf("the interpreter maps %s, which no bind of the jail holds", p)
 		}
 	}
@@ -69,7 +70,7 @@ func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 // refused here, before any jail exists.
 func TestTheJailTreeHoldsNoOtherProgram(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestTheJailTreeHoldsNoOtherProgram(t *testing.T) {
 			real = p // absent here; still never to be bound
 		}
 		for _, bind := range interp.Binds {
-			if under(real, bind) || under(p, bind) {
+			if hosttree.Under(real, bind) || hosttree.Under(p, bind) {
 				t.Errorf("the bind %s brings %s into every jail", bind, p)
 			}
 		}
@@ -105,7 +106,7 @@ func mustResolve(t *testing.T, p string) string {
 // pipe nsjail reads it from: a host with more libraries makes it longer.
 func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 	"github.com/pyexec/pyexec/harness"
@@ -44,7 +45,7 @@ func cpuSeconds(timeout time.Duration) int { return 2*int(timeout/time.Second) +
 type jailSpec struct {
 	// Interp is the interpreter and what the jail takes from the host for
 	// it: nothing else of the host's filesystem is in the jail.
-	Interp interpreter
+	Interp hosttree.Interpreter
 
 	Timeout     time.Duration
 	MemoryBytes int64
@@ -88,7 +89,7 @@ const (
 // baseSpec is the template every jail of an executor is derived from: the
 // interpreter, the outside ids and the configured limits. It is not yet
 // any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp interpreter, ids uids.Outside, cfg Config, limits limiter) jailSpec {
+func baseSpec(interp hosttree.Interpreter, ids uids.Outside, cfg Config, limits limiter) jailSpec {
 	return jailSpec{
 		Interp:      interp,
 		IDs:         ids,
@@ -144,11 +145,11 @@ func (s jailSpec) Validate() error {
 		fail("no interpreter paths to bind")
 	}
 	for i, p := range s.Interp.Binds {
-		if why := hostPathRefused(p, false); why != "" {
+		if why := hosttree.PathRefused(p, false); why != "" {
 			fail("host bind %s", why)
 		}
 		for _, other := range s.Interp.Binds[:i] {
-			if under(p, other) || under(other, p) {
+			if hosttree.Under(p, other) || hosttree.Under(other, p) {
 				fail("host binds %s and %s lie one inside the other", other, p)
 			}
 		}
@@ -156,11 +157,11 @@ func (s jailSpec) Validate() error {
 		fromHost = append(fromHost, p)
 	}
 	for _, link := range slices.Sorted(maps.Keys(s.Interp.Links)) {
-		if why := hostPathRefused(link, true); why != "" {
+		if why := hosttree.PathRefused(link, true); why != "" {
 			fail("host symlink %s", why)
 		}
 		for _, p := range s.Interp.Binds {
-			if under(link, p) {
+			if hosttree.Under(link, p) {
 				fail("host symlink %s lies inside the bind %s", link, p)
 			}
 		}
@@ -173,7 +174,7 @@ func (s jailSpec) Validate() error {
 	exe := s.Interp.Executable
 	reachable := false
 	for _, p := range fromHost {
-		reachable = reachable || under(exe, p)
+		reachable = reachable || hosttree.Under(exe, p)
 	}
 	if !filepath.IsAbs(exe) || !reachable {
 		fail("interpreter %q is not an absolute path inside what the jail takes from the host", exe)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 )
@@ -16,7 +17,7 @@ import (
 // valid, with host paths chosen to be recognisable.
 func testSpec(l limiter) jailSpec {
 	return jailSpec{
-		Interp: interpreter{
+		Interp: hosttree.Interpreter{
 			Executable: "/opt/pyexec/venv/bin/python3",
 			Binds: []string{"/etc/ld.so.cache", "/opt/pyexec/venv", "/usr/bin/python3.11",
 				"/usr/lib/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"},

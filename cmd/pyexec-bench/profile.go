@@ -379,7 +379,7 @@ func servicePhase(frames []string) string {
 		return "service: JSON"
 	case hasPrefix(frames, "github.com/pyexec/pyexec/execlog.", "github.com/pyexec/pyexec/server.executionEntry"):
 		return "service: logging"
-	case hasPrefix(frames, "github.com/pyexec/pyexec/executor."):
+	case hasPrefix(frames, "github.com/pyexec/pyexec/executor.", "github.com/pyexec/pyexec/executor/internal/"):
 		return "service: executor (pipes, fork server messages, judging)"
 	case hasPrefix(frames, "net/http.", "net.", "bufio.", "github.com/GoogleCloudPlatform/", "github.com/pyexec/pyexec/server."):
 		return "service: HTTP"

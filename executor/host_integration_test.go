@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 )
@@ -111,7 +112,7 @@ func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := uids.Preferred(cfg.Concurrency)
-	base := baseSpec(interp, ids, cfg, limitCgroupV2)
+	base := baseSpec(interp, ids, cfg, cgroups.V2)
 	placed := func(s *jailSpec) {
 		s.OutsideUID = ids.Cold(0)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup", "/sys/fs/cgroup", "pyexec/1-1/exec-id"

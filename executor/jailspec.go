@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/executor/internal/uids"
@@ -56,7 +57,7 @@ type jailSpec struct {
 	IDs        uids.Outside
 	OutsideUID int
 
-	Limiter limiter
+	Limiter cgroups.Limiter
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
 	// NSJAIL.<pid> cgroup under Parent, which holds the real limit.
 	CgroupMemMount, CgroupPidsMount, CgroupParent string
@@ -89,7 +90,7 @@ const (
 // baseSpec is the template every jail of an executor is derived from: the
 // interpreter, the outside ids and the configured limits. It is not yet
 // any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp hosttree.Interpreter, ids uids.Outside, cfg Config, limits limiter) jailSpec {
+func baseSpec(interp hosttree.Interpreter, ids uids.Outside, cfg Config, limits cgroups.Limiter) jailSpec {
 	return jailSpec{
 		Interp:      interp,
 		IDs:         ids,
@@ -204,9 +205,9 @@ func (s jailSpec) Validate() error {
 	// fork server's jail in none (its executions' processes get theirs).
 	placed := s.CgroupMemMount != "" || s.CgroupPidsMount != "" || s.CgroupParent != ""
 	switch {
-	case s.Limiter != limitCgroupV1 && s.Limiter != limitCgroupV2 && s.Limiter != limitRlimit:
+	case s.Limiter != cgroups.V1 && s.Limiter != cgroups.V2 && s.Limiter != cgroups.Rlimit:
 		fail("unknown limiter %q", s.Limiter)
-	case s.Server || s.Limiter == limitRlimit:
+	case s.Server || s.Limiter == cgroups.Rlimit:
 		if placed {
 			fail("a cgroup placement for a jail that is not limited by its cgroup")
 		}
@@ -215,7 +216,7 @@ func (s jailSpec) Validate() error {
 		if parent == "" || filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.HasPrefix(parent, "..") {
 			fail("cgroup %q is not a clean relative path below the mount", parent)
 		}
-		if !filepath.IsAbs(s.CgroupMemMount) || (s.Limiter == limitCgroupV1 && !filepath.IsAbs(s.CgroupPidsMount)) {
+		if !filepath.IsAbs(s.CgroupMemMount) || (s.Limiter == cgroups.V1 && !filepath.IsAbs(s.CgroupPidsMount)) {
 			fail("cgroup mounts %q and %q are not absolute paths", s.CgroupMemMount, s.CgroupPidsMount)
 		}
 	}
@@ -288,7 +289,7 @@ func jailConfig(s jailSpec) string {
 	kv("rlimit_stack", rlimitStackMiB)
 	b.WriteString("rlimit_stack_type: VALUE\n")
 	kv("rlimit_core", 0)
-	if s.Limiter == limitRlimit && !s.Server {
+	if s.Limiter == cgroups.Rlimit && !s.Server {
 		// Without a cgroup, the address space is the only memory limit; it
 		// makes an oversized allocation a MemoryError. This is its ceiling:
 		// before any user code runs, the harness lowers it to what the
@@ -303,10 +304,10 @@ func jailConfig(s jailSpec) string {
 	}
 	limiter := s.Limiter
 	if s.Server {
-		limiter = limitRlimit
+		limiter = cgroups.Rlimit
 	}
 	switch limiter {
-	case limitCgroupV1:
+	case cgroups.V1:
 		// nsjail's own limit sits above the parent's, so it is the parent
 		// (which outlives the jail) that records hitting the limit.
 		kv("cgroup_mem_max", s.MemoryBytes+16<<20)
@@ -316,7 +317,7 @@ func jailConfig(s jailSpec) string {
 		kv("cgroup_pids_max", s.MaxProcs)
 		kv("cgroup_pids_mount", s.CgroupPidsMount)
 		kv("cgroup_pids_parent", s.CgroupParent)
-	case limitCgroupV2:
+	case cgroups.V2:
 		kv("use_cgroupv2", true)
 		kv("cgroupv2_mount", filepath.Join(s.CgroupMemMount, s.CgroupParent))
 		kv("cgroup_mem_max", s.MemoryBytes+16<<20)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 	"github.com/pyexec/pyexec/executor/internal/hosttree"
 	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/executor/internal/uids"
@@ -15,7 +16,7 @@ import (
 
 // testSpec is the specification of one jail like those Start derives,
 // valid, with host paths chosen to be recognisable.
-func testSpec(l limiter) jailSpec {
+func testSpec(l cgroups.Limiter) jailSpec {
 	return jailSpec{
 		Interp: hosttree.Interpreter{
 			Executable: "/opt/pyexec/venv/bin/python3",
@@ -44,7 +45,7 @@ func configLines(config string) []string {
 }
 
 func TestJailConfigHasEveryIsolationLayer(t *testing.T) {
-	config := jailConfig(testSpec(limitCgroupV1))
+	config := jailConfig(testSpec(cgroups.V1))
 	lines := configLines(config)
 	want := []string{
 		`mode: ONCE`,
@@ -94,7 +95,7 @@ func TestJailConfigHasEveryIsolationLayer(t *testing.T) {
 
 func TestJailConfigPassesOnlyItsOwnEnvironment(t *testing.T) {
 	t.Setenv("PYEXEC_SECRET_CANARY", "leak")
-	config := jailConfig(testSpec(limitCgroupV1))
+	config := jailConfig(testSpec(cgroups.V1))
 	var envars []string
 	for _, line := range configLines(config) {
 		if v, ok := strings.CutPrefix(line, "envar: "); ok {
@@ -119,7 +120,7 @@ func TestJailConfigPassesOnlyItsOwnEnvironment(t *testing.T) {
 }
 
 func TestJailConfigSeccompPolicy(t *testing.T) {
-	config := jailConfig(testSpec(limitCgroupV1))
+	config := jailConfig(testSpec(cgroups.V1))
 	if !strings.Contains(config, "seccomp_string: "+quote(seccomp.Policy())) {
 		t.Errorf("jail configuration lacks the seccomp policy:\n%s", config)
 	}
@@ -134,7 +135,7 @@ func TestJailConfigSeccompPolicy(t *testing.T) {
 }
 
 func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
-	spec := testSpec(limitCgroupV1)
+	spec := testSpec(cgroups.V1)
 	config := jailConfig(spec)
 	var mounts []string
 	for _, line := range configLines(config) {
@@ -197,12 +198,12 @@ func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
 func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 	const memMiB = 512
 	tests := []struct {
-		limiter limiter
+		limiter cgroups.Limiter
 		want    []string
 		notWant []string
 	}{
 		{
-			limiter: limitCgroupV1,
+			limiter: cgroups.V1,
 			want: []string{
 				"rlimit_as_type: INF",
 				fmt.Sprintf("cgroup_mem_max: %d", (memMiB+16)<<20),
@@ -216,7 +217,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 			notWant: []string{"use_cgroupv2", "rlimit_as: "},
 		},
 		{
-			limiter: limitCgroupV2,
+			limiter: cgroups.V2,
 			want: []string{
 				"rlimit_as_type: INF",
 				"use_cgroupv2: true",
@@ -227,7 +228,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 			notWant: []string{"cgroup_mem_parent", "rlimit_as: "},
 		},
 		{
-			limiter: limitRlimit,
+			limiter: cgroups.Rlimit,
 			want:    []string{fmt.Sprintf("rlimit_as: %d", memMiB+addressSpaceHeadroom>>20)},
 			notWant: []string{"cgroup_", "rlimit_as_type: INF"},
 		},
@@ -251,7 +252,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 }
 
 func TestJailConfigFollowsTheSpec(t *testing.T) {
-	spec := testSpec(limitCgroupV1)
+	spec := testSpec(cgroups.V1)
 	spec.Timeout, spec.MaxProcs, spec.TmpBytes, spec.OutsideUID = 2*time.Second, 8, 16<<20, 200007
 	lines := configLines(jailConfig(spec))
 	for _, w := range []string{
@@ -268,7 +269,7 @@ func TestJailConfigFollowsTheSpec(t *testing.T) {
 }
 
 func TestJailArgvRunsTheHarnessIsolatedAndUnbuffered(t *testing.T) {
-	argv := jailArgv(testSpec(limitCgroupV1))
+	argv := jailArgv(testSpec(cgroups.V1))
 	if argv[0] != "/opt/pyexec/venv/bin/python3" || argv[len(argv)-1] != jailHarness {
 		t.Errorf("jailArgv = %v, want the interpreter running %s", argv, jailHarness)
 	}
@@ -298,7 +299,7 @@ func TestQuoteWritesProtobufTextStrings(t *testing.T) {
 
 func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 	cfg := Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxProcs: 64, TmpBytes: 64 << 20, Concurrency: 4}
-	base := testSpec(limitCgroupV1)
+	base := testSpec(cgroups.V1)
 	base.OutsideUID, base.CgroupMemMount, base.CgroupPidsMount, base.CgroupParent = 0, "", "", ""
 	placed := func(s *jailSpec) {
 		s.OutsideUID = s.IDs.Cold(3)
@@ -378,7 +379,7 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		{"a cgroup above the mount", func(s *jailSpec) { s.CgroupParent = "../escape" }, "cgroup \"../escape\""},
 		{"an absolute cgroup", func(s *jailSpec) { s.CgroupParent = "/pyexec/x" }, "cgroup \"/pyexec/x\""},
 		{"a relative cgroup mount", func(s *jailSpec) { s.CgroupMemMount = "sys/fs/cgroup" }, "cgroup mounts"},
-		{"a cgroup for a jail limited by rlimits", func(s *jailSpec) { s.Limiter = limitRlimit }, "cgroup placement"},
+		{"a cgroup for a jail limited by rlimits", func(s *jailSpec) { s.Limiter = cgroups.Rlimit }, "cgroup placement"},
 		{"an idle time without preload", func(s *jailSpec) { s.MaxIdle = time.Minute }, "idle time"},
 		{"a fork server with a cgroup of its own", func(s *jailSpec) { server(s); s.CgroupParent = "pyexec/x" }, "cgroup placement"},
 		{"a fork server that preloads", func(s *jailSpec) { server(s); s.Preload = true }, "preloads by itself"},
@@ -389,19 +390,19 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := testSpec(limitCgroupV1)
+			spec := testSpec(cgroups.V1)
 			tt.change(&spec)
 			err := spec.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Validate(%s) = %v, want an error saying %q", tt.name, err, tt.want)
 			}
-			if _, err := testSpec(limitCgroupV1).derive(tt.change); err == nil {
+			if _, err := testSpec(cgroups.V1).derive(tt.change); err == nil {
 				t.Errorf("derive(%s) succeeded, want it refused", tt.name)
 			}
 		})
 	}
 	t.Run("every problem is reported at once", func(t *testing.T) {
-		spec := testSpec(limitCgroupV1)
+		spec := testSpec(cgroups.V1)
 		spec.Timeout, spec.MaxProcs, spec.OutsideUID = 0, 0, 0
 		err := spec.Validate()
 		for _, want := range []string{"timeout", "process limit", "outside uid"} {
@@ -411,7 +412,7 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		}
 	})
 	t.Run("links in /etc that the jail allows", func(t *testing.T) {
-		spec := testSpec(limitCgroupV1)
+		spec := testSpec(cgroups.V1)
 		spec.Interp.Links = map[string]string{"/etc/localtime": "/usr/share/zoneinfo/Etc/UTC",
 			"/etc/alternatives/libblas.so.3-x86_64-linux-gnu": "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"}
 		if err := spec.Validate(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
@@ -29,7 +30,7 @@ import (
 // With a pid namespace and /proc of its own, as in a container, the
 // executor runs without cgroups (cold and pool mode, rlimits): the host's
 // cgroup tree is shared with its other services, which the executor's
-// sweep of stale cgroups (cgroup.go) could not see from another pid
+// sweep of stale cgroups (package cgroups) could not see from another pid
 // namespace and would take for dead instances. In a container the service
 // is alone in its cgroup tree, so the sweep is right there.
 
@@ -75,8 +76,8 @@ func TestTheSandboxWorksWhereOnlyIDs0To65535AreMapped(t *testing.T) {
 		reports := runInUserNamespace(t, 65536, true, usernsChild{Modes: []Mode{ModeCold, ModePool, ModeAuto}, NoCgroups: true})
 		checkUsernsReports(t, reports, ModePool)
 		for _, r := range reports {
-			if r.Health.Isolation.Limits != string(limitRlimit) {
-				t.Errorf("%q mode limits by %q, want %q: the child was to touch no cgroup", r.Mode, r.Health.Isolation.Limits, limitRlimit)
+			if r.Health.Isolation.Limits != string(cgroups.Rlimit) {
+				t.Errorf("%q mode limits by %q, want %q: the child was to touch no cgroup", r.Mode, r.Health.Isolation.Limits, cgroups.Rlimit)
 			}
 		}
 	})

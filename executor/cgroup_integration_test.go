@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 )
 
 // Fork mode hands a finished execution's cgroup to a later one: the later
@@ -47,9 +50,7 @@ func TestForkModeReusesCgroupsAsNew(t *testing.T) {
 		}
 	}
 	box := e.box.(*forkSandbox)
-	box.cgroups.mu.Lock()
-	made := box.cgroups.made
-	box.cgroups.mu.Unlock()
+	made := box.cgroups.Made()
 	if executions := 3*rounds + 2; made >= executions {
 		t.Errorf("%d cgroups made for %d executions (the self-test's included): none was reused", made, executions)
 	}
@@ -58,54 +59,54 @@ func TestForkModeReusesCgroupsAsNew(t *testing.T) {
 
 // A cgroup back in the pool is handed out again only as new: the limits
 // the taker asks for (not a tighter one of the last execution), and the
-// counters hitMemoryLimit reads at zero.
+// counters HitMemoryLimit reads at zero.
 func TestAReusedCgroupHasTheTakersLimits(t *testing.T) {
 	e := modeExecutor(t, ModeFork)
-	pool := newCgroupPool(e.groups, "reuse-test", 4)
-	t.Cleanup(func() { _ = pool.close() })
+	pool := cgroups.NewPool(e.groups, "reuse-test", 4)
+	t.Cleanup(func() { _ = pool.Close() })
 	const service, procs = 256 << 20, 16
-	first, err := pool.take(service, procs)
+	first, err := pool.Take(service, procs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.tightenMemoryLimit(48 << 20); err != nil {
+	if err := first.TightenMemoryLimit(48 << 20); err != nil {
 		t.Fatal(err)
 	}
-	limitFile, pidsFile := filepath.Join(first.memDir(), "memory.max"), filepath.Join(first.memDir(), "pids.max")
-	if e.groups.kind == limitCgroupV1 {
-		limitFile, pidsFile = filepath.Join(first.memDir(), "memory.limit_in_bytes"), filepath.Join(first.pidsDir(), "pids.max")
+	limitFile, pidsFile := filepath.Join(first.MemDir(), "memory.max"), filepath.Join(first.MemDir(), "pids.max")
+	if e.groups.Kind() == cgroups.V1 {
+		limitFile, pidsFile = filepath.Join(first.MemDir(), "memory.limit_in_bytes"), filepath.Join(first.PidsDir(), "pids.max")
 	}
 	if limit, err := readInt(limitFile); err != nil || limit >= service {
 		t.Fatalf("limit after tightening = %d, %v; want below %d", limit, err, service)
 	}
-	if err := first.release(true); err != nil {
+	if err := first.Release(true); err != nil {
 		t.Fatal(err)
 	}
-	var again *execCgroup
+	var again *cgroups.Exec
 	deadline := time.Now().Add(10 * time.Second)
 	for again == nil && time.Now().Before(deadline) {
-		c, err := pool.take(service, procs)
+		c, err := pool.Take(service, procs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.name == first.name {
+		if c.Name() == first.Name() {
 			again = c
 			break
 		}
-		_ = c.remove() // a new one: the first was not fresh yet
+		_ = c.Remove() // a new one: the first was not fresh yet
 		time.Sleep(50 * time.Millisecond)
 	}
 	if again == nil {
-		t.Fatalf("cgroup %s was never handed out again", first.name)
+		t.Fatalf("cgroup %s was never handed out again", first.Name())
 	}
-	t.Cleanup(func() { _ = again.remove() })
+	t.Cleanup(func() { _ = again.Remove() })
 	if limit, err := readInt(limitFile); err != nil || limit != service {
 		t.Errorf("reused cgroup's memory limit = %d, %v; want %d", limit, err, service)
 	}
 	if n, err := readInt(pidsFile); err != nil || n != procs {
 		t.Errorf("reused cgroup's pids.max = %d, %v; want %d", n, err, procs)
 	}
-	if again.hitMemoryLimit() {
+	if again.HitMemoryLimit() {
 		t.Error("a reused cgroup reports its memory limit reached before any execution ran")
 	}
 }
@@ -115,29 +116,39 @@ func TestAReusedCgroupHasTheTakersLimits(t *testing.T) {
 func TestTheCgroupPoolKeepsAtMostItsBound(t *testing.T) {
 	e := modeExecutor(t, ModeFork)
 	const bound = 2
-	pool := newCgroupPool(e.groups, "bound-test", bound)
-	t.Cleanup(func() { _ = pool.close() })
-	var taken []*execCgroup
+	pool := cgroups.NewPool(e.groups, "bound-test", bound)
+	t.Cleanup(func() { _ = pool.Close() })
+	var taken []*cgroups.Exec
 	for i := 0; i < 5; i++ {
-		c, err := pool.take(64<<20, 16)
+		c, err := pool.Take(64<<20, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
 		taken = append(taken, c)
 	}
 	for _, c := range taken {
-		if err := c.release(true); err != nil {
-			t.Fatalf("release %s: %v", c.name, err)
+		if err := c.Release(true); err != nil {
+			t.Fatalf("release %s: %v", c.Name(), err)
 		}
 	}
-	idle := pool.idleNames()
+	idle := pool.IdleNames()
 	if len(idle) != bound {
 		t.Errorf("%d idle cgroups %v after five came back, want %d", len(idle), idle, bound)
 	}
 	for _, c := range taken {
-		_, err := os.Stat(c.memDir())
-		if exists := err == nil; exists != idle[c.name] {
-			t.Errorf("cgroup %s: directory exists %v, idle in the pool %v; want both or neither", c.name, exists, idle[c.name])
+		_, err := os.Stat(c.MemDir())
+		if exists := err == nil; exists != idle[c.Name()] {
+			t.Errorf("cgroup %s: directory exists %v, idle in the pool %v; want both or neither", c.Name(), exists, idle[c.Name()])
 		}
 	}
+}
+
+// readInt reads a cgroup control file holding one integer, as package
+// cgroups reads its own.
+func readInt(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 )
 
 // A chart server is a second fork server (mode_fork.go) whose interpreter
@@ -170,7 +172,7 @@ func (c *lazyChartServer) close() error {
 // scripts that draw to. prove is the executor's self-test, which a new
 // chart server passes before it serves;
 // proveReplacement is what its replacement servers pass before they serve.
-func newChartServer(nsjail string, spec jailSpec, groups cgroups, cfg Config, prove, proveReplacement func(context.Context, sandbox) error) *lazyChartServer {
+func newChartServer(nsjail string, spec jailSpec, groups cgroups.Hierarchy, cfg Config, prove, proveReplacement func(context.Context, sandbox) error) *lazyChartServer {
 	return &lazyChartServer{
 		notify:    cfg.notify,
 		idleAfter: chartIdle,

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // Mode chooses how executions get their sandbox.
@@ -85,9 +87,9 @@ const (
 	defaultTmpMB          = 64
 )
 
-// maxConcurrency bounds PYEXEC_CONCURRENCY; the outside uid ranges (uid.go)
-// are sized for it.
-const maxConcurrency = 1024
+// maxConcurrency bounds PYEXEC_CONCURRENCY; the outside uid ranges (package
+// uids) are sized for it.
+const maxConcurrency = uids.MaxConcurrency
 
 // ConfigFromEnv reads the configuration from environment variables through
 // getenv (os.Getenv in production). Unset variables take the defaults; set but

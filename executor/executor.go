@@ -18,11 +18,14 @@
 // modes, each a sandbox (jail.go), the last two sharing warmpool.go;
 // jail.go starts nsjail and collects what a jail produced; jailspec.go
 // describes a jail, validates that description and renders it as nsjail's
-// configuration; seccomp.go (with seccomp_bpf*.go), cgroup.go and uid.go
-// are the policies every jail shares; host.go finds the host files a jail
-// holds, the interpreter's and the libraries it loads (found through
-// ldcache.go); result.go judges what a jail produced, treating it as
-// untrusted; selftest.go proves the isolation from inside a jail.
+// configuration; the leaf packages under executor/internal hold the
+// policies every jail shares: seccomp (the seccomp rules, as kafel and as
+// BPF), uids (the outside ids) and cgroups (the per-execution cgroups, v1
+// or v2, or the rlimit fallback); package hosttree (also under
+// executor/internal) finds the host files a jail holds, the interpreter's
+// and the libraries it loads; result.go judges what a jail produced,
+// treating it as untrusted; selftest.go proves the isolation from inside a
+// jail.
 package executor
 
 import (
@@ -36,6 +39,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // Executor runs scripts, each in a sandbox of its own.
@@ -45,7 +52,7 @@ type Executor struct {
 	mu     sync.Mutex
 	health Health
 	box    sandbox
-	groups cgroups
+	groups cgroups.Hierarchy
 
 	slots   chan int     // free slot numbers; a held slot is a running execution
 	waiting atomic.Int64 // executions queued for a slot
@@ -126,27 +133,27 @@ func (e *Executor) start(ctx context.Context) error {
 	if fi, err := os.Stat(e.cfg.NsjailPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("nsjail not found or not executable at %s (PYEXEC_NSJAIL)", e.cfg.NsjailPath)
 	}
-	facts, err := readIDFacts()
+	facts, err := uids.ReadFacts()
 	if err != nil {
 		return err
 	}
-	ids, err := chooseOutsideIDs(facts, e.cfg.Concurrency)
+	ids, err := uids.Choose(facts, e.cfg.Concurrency)
 	if err != nil {
 		return err
 	}
-	interp, err := probeInterpreter(ctx, e.cfg.PythonPath)
+	interp, err := hosttree.Probe(ctx, e.cfg.PythonPath)
 	if err != nil {
 		return err
 	}
-	groups := detectCgroups(e.cfg.CgroupRoot)
-	groups.sweep()
-	spec := baseSpec(interp, ids, e.cfg, groups.kind)
+	groups := cgroups.Detect(e.cfg.CgroupRoot)
+	groups.Sweep()
+	spec := baseSpec(interp, ids, e.cfg, groups.Kind())
 	lib := interp.Libraries
 	versions := Versions{
 		Python: interp.Python, Pandas: lib["pandas"], Numpy: lib["numpy"],
 		Matplotlib: lib["matplotlib"], Scipy: lib["scipy"], ScikitLearn: lib["scikit-learn"],
 		Pyarrow: lib["pyarrow"], Openpyxl: lib["openpyxl"],
-		Nsjail: nsjailVersion(e.cfg.NsjailPath),
+		Nsjail: hosttree.NsjailVersion(e.cfg.NsjailPath),
 	}
 	// The fastest mode whose self-test passes, unless one is configured.
 	modes := []Mode{ModeFork, ModePool, ModeCold}
@@ -170,7 +177,7 @@ func (e *Executor) start(ctx context.Context) error {
 }
 
 // newSandbox sets up one mode's sandbox.
-func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox, error) {
+func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups.Hierarchy) (sandbox, error) {
 	switch mode {
 	case ModeFork:
 		f, err := newForkSandbox(e.cfg.NsjailPath, spec, groups, e.cfg, plainServer, e.proveReplacement)
@@ -187,7 +194,7 @@ func (e *Executor) newSandbox(mode Mode, spec jailSpec, groups cgroups) (sandbox
 }
 
 // tryMode sets the sandbox of one mode up and runs the self-test through it.
-func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups, versions Versions) error {
+func (e *Executor) tryMode(ctx context.Context, mode Mode, spec jailSpec, groups cgroups.Hierarchy, versions Versions) error {
 	box, err := e.newSandbox(mode, spec, groups)
 	if err != nil {
 		return err
@@ -250,7 +257,7 @@ func (e *Executor) proveReplacement(ctx context.Context, box sandbox) error {
 func (e *Executor) runAs(ctx context.Context, box sandbox, req Request, prepareOutputs bool, admit func(context.Context) (int, func(), error)) (Result, error) {
 	lim := limitsOf(e.cfg, req)
 	var rlimitAS int64
-	if box.isolation().Limits == string(limitRlimit) {
+	if box.isolation().Limits == string(cgroups.Rlimit) {
 		// The harness lowers the jail's address-space ceiling to what the
 		// interpreter holds plus the limit, before any user code runs.
 		rlimitAS = lim.memoryBytes
@@ -385,7 +392,7 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	e.closeBox()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return errors.Join(err, e.groups.release())
+	return errors.Join(err, e.groups.Release())
 }
 
 // Leftovers lists the cgroups of this executor that still exist. Between
@@ -402,7 +409,7 @@ func (e *Executor) Leftovers() []string {
 		warm = box.warmCgroups()
 	}
 	var found []string
-	for _, path := range groups.leftovers() {
+	for _, path := range groups.Leftovers() {
 		isWarm := false
 		for name := range warm {
 			if strings.HasSuffix(path, "/"+name) {
@@ -415,7 +422,7 @@ func (e *Executor) Leftovers() []string {
 	}
 	select {
 	case <-e.closing:
-		found = append(found, groups.parents()...)
+		found = append(found, groups.Parents()...)
 	default:
 	}
 	e.mu.Lock()

@@ -9,6 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // loadEverythingScript imports numpy, pandas and every extension module of
@@ -39,7 +43,7 @@ with open("/proc/self/maps") as f:
 // the loader did.
 func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +58,7 @@ func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 		t.Fatalf("the interpreter mapped only %v: the probe is broken", mapped)
 	}
 	for _, p := range mapped {
-		if !slices.ContainsFunc(interp.Binds, func(bind string) bool { return under(p, bind) }) {
+		if !slices.ContainsFunc(interp.Binds, func(bind string) bool { return hosttree.Under(p, bind) }) {
 			t.Errorf("the interpreter maps %s, which no bind of the jail holds", p)
 		}
 	}
@@ -67,7 +71,7 @@ func TestTheJailTreeHoldsEveryFileTheInterpreterLoads(t *testing.T) {
 // refused here, before any jail exists.
 func TestTheJailTreeHoldsNoOtherProgram(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func TestTheJailTreeHoldsNoOtherProgram(t *testing.T) {
 			real = p // absent here; still never to be bound
 		}
 		for _, bind := range interp.Binds {
-			if under(real, bind) || under(p, bind) {
+			if hosttree.Under(real, bind) || hosttree.Under(p, bind) {
 				t.Errorf("the bind %s brings %s into every jail", bind, p)
 			}
 		}
@@ -103,14 +107,14 @@ func mustResolve(t *testing.T, p string) string {
 // pipe nsjail reads it from: a host with more libraries makes it longer.
 func TestTheJailConfigurationsWithThisHostsTreeFitTheirPipe(t *testing.T) {
 	cfg := realConfig(t)
-	interp, err := probeInterpreter(context.Background(), cfg.PythonPath)
+	interp, err := hosttree.Probe(context.Background(), cfg.PythonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := preferredIDs(cfg.Concurrency)
-	base := baseSpec(interp, ids, cfg, limitCgroupV2)
+	ids := uids.Preferred(cfg.Concurrency)
+	base := baseSpec(interp, ids, cfg, cgroups.V2)
 	placed := func(s *jailSpec) {
-		s.OutsideUID = ids.cold(0)
+		s.OutsideUID = ids.Cold(0)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup", "/sys/fs/cgroup", "pyexec/1-1/exec-id"
 	}
 	cold, err := base.derive(placed)

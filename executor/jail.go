@@ -14,6 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // execution is one run's identity, input and limits.
@@ -85,11 +88,11 @@ type sandbox interface {
 // the seccomp filter and the uid jailConfig sets up (or, in fork mode, the
 // fork server sets up the same way), with memory and process limits by
 // cgroup or rlimit.
-func jailIsolation(limits limiter, outsideUIDs string) Isolation {
+func jailIsolation(limits cgroups.Limiter, outsideUIDs string) Isolation {
 	return Isolation{
 		Namespaces:  []string{"user", "mount", "pid", "net", "ipc", "uts", "cgroup"},
 		Seccomp:     true,
-		UID:         jailUID,
+		UID:         uids.JailUID,
 		OutsideUIDs: outsideUIDs,
 		Limits:      string(limits),
 	}
@@ -203,7 +206,7 @@ type procExit struct {
 type jail struct {
 	proc process
 	ch   *channels
-	cg   *execCgroup // nil under the rlimit fallback
+	cg   *cgroups.Exec // nil under the rlimit fallback
 	// done releases what the jail held besides its process and cgroup
 	// (its outside uid in pool mode); may be nil.
 	done     func()
@@ -219,7 +222,7 @@ type jailStarter struct {
 	// set, is the mode's change to it (pool mode's preload).
 	spec   jailSpec
 	adapt  func(*jailSpec)
-	groups cgroups
+	groups cgroups.Hierarchy
 	cfg    Config
 }
 
@@ -228,8 +231,8 @@ type jailStarter struct {
 // its script on fd 3.
 func (s jailStarter) start(id string, outsideUID int, lim limits) (*jail, error) {
 	j := &jail{born: time.Now()}
-	if s.groups.kind != limitRlimit {
-		cg, err := s.groups.create(id, lim.memoryBytes, s.cfg.MaxProcs)
+	if s.groups.Kind() != cgroups.Rlimit {
+		cg, err := s.groups.Create(id, lim.memoryBytes, s.cfg.MaxProcs)
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +245,7 @@ func (s jailStarter) start(id string, outsideUID int, lim limits) (*jail, error)
 		spec.OutsideUID = outsideUID
 		spec.Timeout, spec.MemoryBytes = lim.timeout, lim.memoryBytes
 		if j.cg != nil {
-			spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = s.groups.memMount, s.groups.pidsMount, j.cg.name
+			spec.CgroupMemMount, spec.CgroupPidsMount, spec.CgroupParent = s.groups.MemMount(), s.groups.PidsMount(), j.cg.Name()
 		}
 	})
 	if err != nil {
@@ -284,7 +287,7 @@ func (j *jail) teardown(gone func()) error {
 	}
 	var err error
 	if j.cg != nil {
-		err = j.cg.release(reaped)
+		err = j.cg.Release(reaped)
 	}
 	j.usedOnce.Do(func() {
 		if j.done != nil {
@@ -305,7 +308,7 @@ func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, er
 		if j.cg != nil && err == nil && !run.reportValid {
 			// Only an execution without a valid report is judged by its
 			// end; its processes are gone by now, so the counters are final.
-			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.hitMemoryLimit()
+			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.HitMemoryLimit()
 		}
 	}
 	// The process may still be ending (collect), and removing the cgroup
@@ -324,7 +327,7 @@ func (j *jail) fit(lim limits) error {
 	if j.cg == nil {
 		return nil
 	}
-	return j.cg.tightenMemoryLimit(lim.memoryBytes)
+	return j.cg.TightenMemoryLimit(lim.memoryBytes)
 }
 
 // jailOOMScoreAdj makes every process of a jail the kernel's first choice

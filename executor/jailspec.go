@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -42,18 +46,18 @@ func cpuSeconds(timeout time.Duration) int { return 2*int(timeout/time.Second) +
 type jailSpec struct {
 	// Interp is the interpreter and what the jail takes from the host for
 	// it: nothing else of the host's filesystem is in the jail.
-	Interp interpreter
+	Interp hosttree.Interpreter
 
 	Timeout     time.Duration
 	MemoryBytes int64
 	MaxProcs    int
 	TmpBytes    int64
-	// IDs are the executor's outside ids (uid.go); OutsideUID, the id the
+	// IDs are the executor's outside ids (package uids); OutsideUID, the id the
 	// jail's nobody maps to, must be one of them.
-	IDs        outsideIDs
+	IDs        uids.Outside
 	OutsideUID int
 
-	Limiter limiter
+	Limiter cgroups.Limiter
 	// Cgroup placement when Limiter is a cgroup version: nsjail creates its
 	// NSJAIL.<pid> cgroup under Parent, which holds the real limit.
 	CgroupMemMount, CgroupPidsMount, CgroupParent string
@@ -86,7 +90,7 @@ const (
 // baseSpec is the template every jail of an executor is derived from: the
 // interpreter, the outside ids and the configured limits. It is not yet
 // any jail's: it has no outside uid or cgroup, which derive adds.
-func baseSpec(interp interpreter, ids outsideIDs, cfg Config, limits limiter) jailSpec {
+func baseSpec(interp hosttree.Interpreter, ids uids.Outside, cfg Config, limits cgroups.Limiter) jailSpec {
 	return jailSpec{
 		Interp:      interp,
 		IDs:         ids,
@@ -142,11 +146,11 @@ func (s jailSpec) Validate() error {
 		fail("no interpreter paths to bind")
 	}
 	for i, p := range s.Interp.Binds {
-		if why := hostPathRefused(p, false); why != "" {
+		if why := hosttree.PathRefused(p, false); why != "" {
 			fail("host bind %s", why)
 		}
 		for _, other := range s.Interp.Binds[:i] {
-			if under(p, other) || under(other, p) {
+			if hosttree.Under(p, other) || hosttree.Under(other, p) {
 				fail("host binds %s and %s lie one inside the other", other, p)
 			}
 		}
@@ -154,11 +158,11 @@ func (s jailSpec) Validate() error {
 		fromHost = append(fromHost, p)
 	}
 	for _, link := range slices.Sorted(maps.Keys(s.Interp.Links)) {
-		if why := hostPathRefused(link, true); why != "" {
+		if why := hosttree.PathRefused(link, true); why != "" {
 			fail("host symlink %s", why)
 		}
 		for _, p := range s.Interp.Binds {
-			if under(link, p) {
+			if hosttree.Under(link, p) {
 				fail("host symlink %s lies inside the bind %s", link, p)
 			}
 		}
@@ -171,7 +175,7 @@ func (s jailSpec) Validate() error {
 	exe := s.Interp.Executable
 	reachable := false
 	for _, p := range fromHost {
-		reachable = reachable || under(exe, p)
+		reachable = reachable || hosttree.Under(exe, p)
 	}
 	if !filepath.IsAbs(exe) || !reachable {
 		fail("interpreter %q is not an absolute path inside what the jail takes from the host", exe)
@@ -193,7 +197,7 @@ func (s jailSpec) Validate() error {
 	if s.MaxIdle < 0 || (s.MaxIdle > 0 && !s.Preload) {
 		fail("idle time %v is for jails started ahead (preload) only", s.MaxIdle)
 	}
-	if err := s.IDs.check(s.OutsideUID); err != nil {
+	if err := s.IDs.Check(s.OutsideUID); err != nil {
 		fail("%v", err)
 	}
 
@@ -201,9 +205,9 @@ func (s jailSpec) Validate() error {
 	// fork server's jail in none (its executions' processes get theirs).
 	placed := s.CgroupMemMount != "" || s.CgroupPidsMount != "" || s.CgroupParent != ""
 	switch {
-	case s.Limiter != limitCgroupV1 && s.Limiter != limitCgroupV2 && s.Limiter != limitRlimit:
+	case s.Limiter != cgroups.V1 && s.Limiter != cgroups.V2 && s.Limiter != cgroups.Rlimit:
 		fail("unknown limiter %q", s.Limiter)
-	case s.Server || s.Limiter == limitRlimit:
+	case s.Server || s.Limiter == cgroups.Rlimit:
 		if placed {
 			fail("a cgroup placement for a jail that is not limited by its cgroup")
 		}
@@ -212,7 +216,7 @@ func (s jailSpec) Validate() error {
 		if parent == "" || filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.HasPrefix(parent, "..") {
 			fail("cgroup %q is not a clean relative path below the mount", parent)
 		}
-		if !filepath.IsAbs(s.CgroupMemMount) || (s.Limiter == limitCgroupV1 && !filepath.IsAbs(s.CgroupPidsMount)) {
+		if !filepath.IsAbs(s.CgroupMemMount) || (s.Limiter == cgroups.V1 && !filepath.IsAbs(s.CgroupPidsMount)) {
 			fail("cgroup mounts %q and %q are not absolute paths", s.CgroupMemMount, s.CgroupPidsMount)
 		}
 	}
@@ -265,8 +269,8 @@ func jailConfig(s jailSpec) string {
 	for _, ns := range []string{"net", "user", "ns", "pid", "ipc", "uts", "cgroup"} {
 		kv("clone_new"+ns, true)
 	}
-	fmt.Fprintf(&b, "uidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
-	fmt.Fprintf(&b, "gidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(jailUID), strconv.Itoa(s.OutsideUID))
+	fmt.Fprintf(&b, "uidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(uids.JailUID), strconv.Itoa(s.OutsideUID))
+	fmt.Fprintf(&b, "gidmap { inside_id: %q outside_id: %q count: 1 }\n", strconv.Itoa(uids.JailUID), strconv.Itoa(s.OutsideUID))
 	kv("keep_caps", false)
 	kv("disable_no_new_privs", false)
 
@@ -285,7 +289,7 @@ func jailConfig(s jailSpec) string {
 	kv("rlimit_stack", rlimitStackMiB)
 	b.WriteString("rlimit_stack_type: VALUE\n")
 	kv("rlimit_core", 0)
-	if s.Limiter == limitRlimit && !s.Server {
+	if s.Limiter == cgroups.Rlimit && !s.Server {
 		// Without a cgroup, the address space is the only memory limit; it
 		// makes an oversized allocation a MemoryError. This is its ceiling:
 		// before any user code runs, the harness lowers it to what the
@@ -300,10 +304,10 @@ func jailConfig(s jailSpec) string {
 	}
 	limiter := s.Limiter
 	if s.Server {
-		limiter = limitRlimit
+		limiter = cgroups.Rlimit
 	}
 	switch limiter {
-	case limitCgroupV1:
+	case cgroups.V1:
 		// nsjail's own limit sits above the parent's, so it is the parent
 		// (which outlives the jail) that records hitting the limit.
 		kv("cgroup_mem_max", s.MemoryBytes+16<<20)
@@ -313,7 +317,7 @@ func jailConfig(s jailSpec) string {
 		kv("cgroup_pids_max", s.MaxProcs)
 		kv("cgroup_pids_mount", s.CgroupPidsMount)
 		kv("cgroup_pids_parent", s.CgroupParent)
-	case limitCgroupV2:
+	case cgroups.V2:
 		kv("use_cgroupv2", true)
 		kv("cgroupv2_mount", filepath.Join(s.CgroupMemMount, s.CgroupParent))
 		kv("cgroup_mem_max", s.MemoryBytes+16<<20)
@@ -321,9 +325,9 @@ func jailConfig(s jailSpec) string {
 	}
 
 	if s.Server {
-		kv("seccomp_string", serverSeccompPolicy)
+		kv("seccomp_string", seccomp.ServerPolicy())
 	} else {
-		kv("seccomp_string", seccompPolicy)
+		kv("seccomp_string", seccomp.Policy())
 	}
 
 	// The filesystem: an empty read-only root holding only what the

@@ -7,13 +7,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/hosttree"
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // testSpec is the specification of one jail like those Start derives,
 // valid, with host paths chosen to be recognisable.
-func testSpec(l limiter) jailSpec {
+func testSpec(l cgroups.Limiter) jailSpec {
 	return jailSpec{
-		Interp: interpreter{
+		Interp: hosttree.Interpreter{
 			Executable: "/opt/pyexec/venv/bin/python3",
 			Binds: []string{"/etc/ld.so.cache", "/opt/pyexec/venv", "/usr/bin/python3.11",
 				"/usr/lib/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
@@ -24,7 +29,7 @@ func testSpec(l limiter) jailSpec {
 		MemoryBytes: 512 << 20,
 		MaxProcs:    64,
 		TmpBytes:    64 << 20,
-		IDs:         preferredIDs(4),
+		IDs:         uids.Preferred(4),
 		OutsideUID:  200001,
 		Limiter:     l,
 
@@ -40,7 +45,7 @@ func configLines(config string) []string {
 }
 
 func TestJailConfigHasEveryIsolationLayer(t *testing.T) {
-	config := jailConfig(testSpec(limitCgroupV1))
+	config := jailConfig(testSpec(cgroups.V1))
 	lines := configLines(config)
 	want := []string{
 		`mode: ONCE`,
@@ -90,7 +95,7 @@ func TestJailConfigHasEveryIsolationLayer(t *testing.T) {
 
 func TestJailConfigPassesOnlyItsOwnEnvironment(t *testing.T) {
 	t.Setenv("PYEXEC_SECRET_CANARY", "leak")
-	config := jailConfig(testSpec(limitCgroupV1))
+	config := jailConfig(testSpec(cgroups.V1))
 	var envars []string
 	for _, line := range configLines(config) {
 		if v, ok := strings.CutPrefix(line, "envar: "); ok {
@@ -115,22 +120,22 @@ func TestJailConfigPassesOnlyItsOwnEnvironment(t *testing.T) {
 }
 
 func TestJailConfigSeccompPolicy(t *testing.T) {
-	config := jailConfig(testSpec(limitCgroupV1))
-	if !strings.Contains(config, "seccomp_string: "+quote(seccompPolicy)) {
+	config := jailConfig(testSpec(cgroups.V1))
+	if !strings.Contains(config, "seccomp_string: "+quote(seccomp.Policy())) {
 		t.Errorf("jail configuration lacks the seccomp policy:\n%s", config)
 	}
 	for _, call := range []string{"ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "io_uring_setup", "clone3", "socket { family != 1 }"} {
-		if !strings.Contains(seccompPolicy, call) {
+		if !strings.Contains(seccomp.Policy(), call) {
 			t.Errorf("seccomp policy does not mention %s", call)
 		}
 	}
-	if !strings.Contains(seccompPolicy, "DEFAULT ALLOW") || !strings.Contains(seccompPolicy, "ERRNO(38) { clone3 }") {
-		t.Errorf("seccomp policy = %s, want a deny-list answering clone3 with ENOSYS", seccompPolicy)
+	if !strings.Contains(seccomp.Policy(), "DEFAULT ALLOW") || !strings.Contains(seccomp.Policy(), "ERRNO(38) { clone3 }") {
+		t.Errorf("seccomp policy = %s, want a deny-list answering clone3 with ENOSYS", seccomp.Policy())
 	}
 }
 
 func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
-	spec := testSpec(limitCgroupV1)
+	spec := testSpec(cgroups.V1)
 	config := jailConfig(spec)
 	var mounts []string
 	for _, line := range configLines(config) {
@@ -193,12 +198,12 @@ func TestJailConfigMountsAreReadOnlyButTmp(t *testing.T) {
 func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 	const memMiB = 512
 	tests := []struct {
-		limiter limiter
+		limiter cgroups.Limiter
 		want    []string
 		notWant []string
 	}{
 		{
-			limiter: limitCgroupV1,
+			limiter: cgroups.V1,
 			want: []string{
 				"rlimit_as_type: INF",
 				fmt.Sprintf("cgroup_mem_max: %d", (memMiB+16)<<20),
@@ -212,7 +217,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 			notWant: []string{"use_cgroupv2", "rlimit_as: "},
 		},
 		{
-			limiter: limitCgroupV2,
+			limiter: cgroups.V2,
 			want: []string{
 				"rlimit_as_type: INF",
 				"use_cgroupv2: true",
@@ -223,7 +228,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 			notWant: []string{"cgroup_mem_parent", "rlimit_as: "},
 		},
 		{
-			limiter: limitRlimit,
+			limiter: cgroups.Rlimit,
 			want:    []string{fmt.Sprintf("rlimit_as: %d", memMiB+addressSpaceHeadroom>>20)},
 			notWant: []string{"cgroup_", "rlimit_as_type: INF"},
 		},
@@ -247,7 +252,7 @@ func TestJailConfigLimitsMemoryByCgroupOrRlimit(t *testing.T) {
 }
 
 func TestJailConfigFollowsTheSpec(t *testing.T) {
-	spec := testSpec(limitCgroupV1)
+	spec := testSpec(cgroups.V1)
 	spec.Timeout, spec.MaxProcs, spec.TmpBytes, spec.OutsideUID = 2*time.Second, 8, 16<<20, 200007
 	lines := configLines(jailConfig(spec))
 	for _, w := range []string{
@@ -264,7 +269,7 @@ func TestJailConfigFollowsTheSpec(t *testing.T) {
 }
 
 func TestJailArgvRunsTheHarnessIsolatedAndUnbuffered(t *testing.T) {
-	argv := jailArgv(testSpec(limitCgroupV1))
+	argv := jailArgv(testSpec(cgroups.V1))
 	if argv[0] != "/opt/pyexec/venv/bin/python3" || argv[len(argv)-1] != jailHarness {
 		t.Errorf("jailArgv = %v, want the interpreter running %s", argv, jailHarness)
 	}
@@ -294,22 +299,22 @@ func TestQuoteWritesProtobufTextStrings(t *testing.T) {
 
 func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 	cfg := Config{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxProcs: 64, TmpBytes: 64 << 20, Concurrency: 4}
-	base := testSpec(limitCgroupV1)
+	base := testSpec(cgroups.V1)
 	base.OutsideUID, base.CgroupMemMount, base.CgroupPidsMount, base.CgroupParent = 0, "", "", ""
 	placed := func(s *jailSpec) {
-		s.OutsideUID = s.IDs.cold(3)
+		s.OutsideUID = s.IDs.Cold(3)
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "pyexec/1-1/exec-id"
 	}
 	cold, err := base.derive(placed)
 	if err != nil {
 		t.Fatalf("cold jail: %v", err)
 	}
-	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = s.IDs.pool().last() })
+	pool, err := base.derive(func(s *jailSpec) { preloaded(s); placed(s); s.OutsideUID = s.IDs.Pool().Last() })
 	if err != nil {
 		t.Fatalf("pool jail: %v", err)
 	}
 	server, err := forkServerSpec(base, cfg, plainServer)
-	if errors.Is(err, errNoFilter) {
+	if errors.Is(err, seccomp.ErrNoFilter) {
 		t.Skip("no seccomp filter table for this architecture; fork mode is not offered here")
 	}
 	if err != nil {
@@ -334,7 +339,7 @@ func TestValidateAcceptsTheSpecsEveryModeDerives(t *testing.T) {
 func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 	server := func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = s.IDs.forkServer
+		s.OutsideUID = s.IDs.ForkServer()
 		s.CgroupMemMount, s.CgroupPidsMount, s.CgroupParent = "", "", ""
 		s.Files = []jailFile{{jailZygote, "print()"}}
 	}
@@ -365,16 +370,16 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		{"a /tmp under 1 MiB", func(s *jailSpec) { s.TmpBytes = 0 }, "/tmp size"},
 		{"no process allowed", func(s *jailSpec) { s.MaxProcs = 0 }, "process limit"},
 		{"root outside (an unset uid)", func(s *jailSpec) { s.OutsideUID = 0 }, "outside uid 0"},
-		{"a uid below the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredForkServerID - 1 }, "outside uid 199998"},
-		{"a uid between the cold and pool runs", func(s *jailSpec) { s.OutsideUID = preferredColdID + 4 }, "outside uid 200004"},
-		{"a uid past the executor's runs", func(s *jailSpec) { s.OutsideUID = preferredPoolID + 9 }, "outside uid 201033"},
-		{"a jail without the executor's ids", func(s *jailSpec) { s.IDs = outsideIDs{} }, "outside uid 200001"},
+		{"a uid below the executor's runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredForkServerID - 1 }, "outside uid 199998"},
+		{"a uid between the cold and pool runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredColdID + 4 }, "outside uid 200004"},
+		{"a uid past the executor's runs", func(s *jailSpec) { s.OutsideUID = uids.PreferredPoolID + 9 }, "outside uid 201033"},
+		{"a jail without the executor's ids", func(s *jailSpec) { s.IDs = uids.Outside{} }, "outside uid 200001"},
 		{"an unknown limiter", func(s *jailSpec) { s.Limiter = "ulimit" }, `unknown limiter "ulimit"`},
 		{"a cgroup jail without its cgroup", func(s *jailSpec) { s.CgroupParent = "" }, "cgroup \"\""},
 		{"a cgroup above the mount", func(s *jailSpec) { s.CgroupParent = "../escape" }, "cgroup \"../escape\""},
 		{"an absolute cgroup", func(s *jailSpec) { s.CgroupParent = "/pyexec/x" }, "cgroup \"/pyexec/x\""},
 		{"a relative cgroup mount", func(s *jailSpec) { s.CgroupMemMount = "sys/fs/cgroup" }, "cgroup mounts"},
-		{"a cgroup for a jail limited by rlimits", func(s *jailSpec) { s.Limiter = limitRlimit }, "cgroup placement"},
+		{"a cgroup for a jail limited by rlimits", func(s *jailSpec) { s.Limiter = cgroups.Rlimit }, "cgroup placement"},
 		{"an idle time without preload", func(s *jailSpec) { s.MaxIdle = time.Minute }, "idle time"},
 		{"a fork server with a cgroup of its own", func(s *jailSpec) { server(s); s.CgroupParent = "pyexec/x" }, "cgroup placement"},
 		{"a fork server that preloads", func(s *jailSpec) { server(s); s.Preload = true }, "preloads by itself"},
@@ -385,19 +390,19 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := testSpec(limitCgroupV1)
+			spec := testSpec(cgroups.V1)
 			tt.change(&spec)
 			err := spec.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Validate(%s) = %v, want an error saying %q", tt.name, err, tt.want)
 			}
-			if _, err := testSpec(limitCgroupV1).derive(tt.change); err == nil {
+			if _, err := testSpec(cgroups.V1).derive(tt.change); err == nil {
 				t.Errorf("derive(%s) succeeded, want it refused", tt.name)
 			}
 		})
 	}
 	t.Run("every problem is reported at once", func(t *testing.T) {
-		spec := testSpec(limitCgroupV1)
+		spec := testSpec(cgroups.V1)
 		spec.Timeout, spec.MaxProcs, spec.OutsideUID = 0, 0, 0
 		err := spec.Validate()
 		for _, want := range []string{"timeout", "process limit", "outside uid"} {
@@ -407,7 +412,7 @@ func TestValidateRefusesWhatWouldWeakenOrBreakTheJail(t *testing.T) {
 		}
 	})
 	t.Run("links in /etc that the jail allows", func(t *testing.T) {
-		spec := testSpec(limitCgroupV1)
+		spec := testSpec(cgroups.V1)
 		spec.Interp.Links = map[string]string{"/etc/localtime": "/usr/share/zoneinfo/Etc/UTC",
 			"/etc/alternatives/libblas.so.3-x86_64-linux-gnu": "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"}
 		if err := spec.Validate(); err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/seccomp"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -28,8 +30,8 @@ import (
 // user, pid, mount, net, ipc, uts and cgroup namespaces, mounts its own
 // /tmp, /dev/shm and /proc, sets its rlimits, is moved by the executor into
 // the execution's cgroup (memory and pids limits), drops every capability,
-// sets no_new_privs and installs the seccomp filter of seccomp_bpf.go, built
-// from the rules every mode shares (seccomp.go). It is pid 1 of its pid
+// sets no_new_privs and installs the seccomp filter of seccomp.Filter, built
+// from the rules every mode shares (package seccomp). It is pid 1 of its pid
 // namespace, so killing it kills everything the script started. The server itself never runs user code, so every execution starts
 // from the state the server had after its imports.
 //
@@ -79,7 +81,7 @@ var (
 type forkSandbox struct {
 	nsjail string
 	spec   jailSpec // the server jail's
-	groups cgroups
+	groups cgroups.Hierarchy
 	cfg    Config
 
 	mu     sync.Mutex
@@ -103,7 +105,7 @@ type forkSandbox struct {
 	charts *lazyChartServer
 	// cgroups are the executions' cgroups, each reused once the processes
 	// of its execution are gone.
-	cgroups *cgroupPool
+	cgroups *cgroups.Pool
 }
 
 // forkServer is one running server jail.
@@ -120,8 +122,8 @@ type forkServer struct {
 }
 
 // prove is the self-test a replacement server passes before it serves.
-func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, flavor forkFlavor, prove func(context.Context, sandbox) error) (*forkSandbox, error) {
-	if groups.kind == limitRlimit {
+func newForkSandbox(nsjail string, spec jailSpec, groups cgroups.Hierarchy, cfg Config, flavor forkFlavor, prove func(context.Context, sandbox) error) (*forkSandbox, error) {
+	if groups.Kind() == cgroups.Rlimit {
 		// Without a cgroup, per-execution memory and process limits would
 		// rest on rlimits that executions of one uid share.
 		return nil, errors.New("fork mode needs a cgroup hierarchy for per-execution limits")
@@ -130,7 +132,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, fl
 	if err != nil {
 		return nil, err
 	}
-	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, prove: prove, cgroups: newCgroupPool(groups, flavor.name, 8*cfg.Concurrency)}
+	f := &forkSandbox{nsjail: nsjail, spec: serverSpec, groups: groups, cfg: cfg, prove: prove, cgroups: cgroups.NewPool(groups, flavor.name, 8*cfg.Concurrency)}
 	if _, err := f.ensureServer(); err != nil {
 		return nil, err
 	}
@@ -142,7 +144,7 @@ func newForkSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config, fl
 // server and its configuration, with everything the executions' processes
 // need to set their own limits and filter up.
 func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, error) {
-	filter, err := seccompFilter()
+	filter, err := seccomp.Filter()
 	if err != nil {
 		return jailSpec{}, err
 	}
@@ -165,7 +167,7 @@ func forkServerSpec(spec jailSpec, cfg Config, flavor forkFlavor) (jailSpec, err
 	}
 	return spec.derive(func(s *jailSpec) {
 		s.Server = true
-		s.OutsideUID = s.IDs.forkServer
+		s.OutsideUID = s.IDs.ForkServer()
 		// Every execution, warm or running, each with a process to spare,
 		// plus the server.
 		s.MaxProcs = 2*cfg.Concurrency*(cfg.MaxProcs+2) + 16
@@ -197,7 +199,7 @@ func (f *forkSandbox) trouble() string {
 
 func (f *forkSandbox) warmCgroups() map[string]bool {
 	names := f.pool.cgroupNames()
-	for name := range f.cgroups.idleNames() {
+	for name := range f.cgroups.IdleNames() {
 		names[name] = true
 	}
 	if f.charts != nil {
@@ -209,7 +211,7 @@ func (f *forkSandbox) warmCgroups() map[string]bool {
 }
 
 func (f *forkSandbox) isolation() Isolation {
-	return jailIsolation(f.groups.kind, f.spec.IDs.describe(ModeFork))
+	return jailIsolation(f.groups.Kind(), f.spec.IDs.Describe(string(ModeFork)))
 }
 
 func (f *forkSandbox) close() error {
@@ -238,7 +240,7 @@ func (f *forkSandbox) close() error {
 		f.server.stop()
 		f.server = nil
 	}
-	return errors.Join(err, f.cgroups.close())
+	return errors.Join(err, f.cgroups.Close())
 }
 
 // ensureServer returns the running server, starting one if there is none or
@@ -438,7 +440,7 @@ func (f *forkSandbox) forkFrom(server *forkServer) (*jail, error) {
 		_ = j.discard()
 		return nil, err
 	}
-	cg, err := f.cgroups.take(f.cfg.MemoryBytes, f.cfg.MaxProcs)
+	cg, err := f.cgroups.Take(f.cfg.MemoryBytes, f.cfg.MaxProcs)
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +487,7 @@ func (f *forkSandbox) forkFrom(server *forkServer) (*jail, error) {
 // admit waits for the process the server made (for an execution or a
 // session: what) to say it is ready, holds on to it by a pidfd, moves it
 // into cg and lets it go on. A server that does not answer is replaced.
-func (s *forkServer) admit(p *forkProc, cg *execCgroup, what string) error {
+func (s *forkServer) admit(p *forkProc, cg *cgroups.Exec, what string) error {
 	_ = p.status.SetReadDeadline(time.Now().Add(forkTimeout))
 	msg, pid, err := readStatus(p.status)
 	if err != nil {
@@ -501,7 +503,7 @@ func (s *forkServer) admit(p *forkProc, cg *execCgroup, what string) error {
 	p.pidfd = pidfd
 	// The process is waiting for "go", so pid is still the process the
 	// kernel vouched for; the pidfd holds on to it from here.
-	if err := cg.attach(pid); err != nil {
+	if err := cg.Attach(pid); err != nil {
 		return err
 	}
 	if _, err := p.status.Write([]byte("go")); err != nil {

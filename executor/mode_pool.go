@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 	"github.com/pyexec/pyexec/harness"
 )
 
@@ -40,25 +42,25 @@ type poolSandbox struct {
 // that script up to maxIdle.
 func preloaded(s *jailSpec) { s.Preload, s.MaxIdle = true, maxIdle }
 
-func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups, cfg Config) *poolSandbox {
+func newPoolSandbox(nsjail string, spec jailSpec, groups cgroups.Hierarchy, cfg Config) *poolSandbox {
 	p := &poolSandbox{jails: jailStarter{nsjail: nsjail, spec: spec, adapt: preloaded, groups: groups, cfg: cfg}}
 	p.closing, p.stopImports = context.WithCancel(context.Background())
 	// A jail alive, waiting or running, holds its outside uid.
-	uids := newUIDPool(spec.IDs.pool())
+	free := uids.NewPool(spec.IDs.Pool())
 	var seq sync.Mutex
 	n := 0
 	start := func() (*jail, error) {
-		uid := uids.take()
+		uid := free.Take()
 		seq.Lock()
 		n++
 		id := fmt.Sprintf("pool-%d", n)
 		seq.Unlock()
 		j, err := p.jails.start(id, uid, serviceLimits(cfg))
 		if err != nil {
-			uids.give(uid)
+			free.Give(uid)
 			return nil, err
 		}
-		j.done = func() { uids.give(uid) }
+		j.done = func() { free.Give(uid) }
 		began := time.Now()
 		if err := awaitPreload(p.closing, j, p.importBound()); err != nil {
 			if p.closing.Err() != nil {
@@ -124,7 +126,7 @@ func awaitPreload(ctx context.Context, j *jail, bound time.Duration) error {
 func (p *poolSandbox) warmCgroups() map[string]bool { return p.pool.cgroupNames() }
 
 func (p *poolSandbox) isolation() Isolation {
-	return jailIsolation(p.jails.groups.kind, p.jails.spec.IDs.describe(ModePool))
+	return jailIsolation(p.jails.groups.Kind(), p.jails.spec.IDs.Describe(string(ModePool)))
 }
 
 func (p *poolSandbox) trouble() string { return p.pool.trouble() }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // The isolation every mode promises, proved with real sandboxes: each mode
@@ -50,8 +51,8 @@ func TestEveryModePassesTheIsolationSelfTest(t *testing.T) {
 			if !h.Ready || h.Mode != string(mode) {
 				t.Errorf("Health() = ready %v mode %q, want ready in %s mode", h.Ready, h.Mode, mode)
 			}
-			if !h.Isolation.Seccomp || h.Isolation.UID != jailUID || len(h.Isolation.Namespaces) != 7 {
-				t.Errorf("Health().Isolation = %+v, want seccomp, uid %d and seven namespaces", h.Isolation, jailUID)
+			if !h.Isolation.Seccomp || h.Isolation.UID != uids.JailUID || len(h.Isolation.Namespaces) != 7 {
+				t.Errorf("Health().Isolation = %+v, want seccomp, uid %d and seven namespaces", h.Isolation, uids.JailUID)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 )
 
 // Where no cgroup hierarchy is usable, limits fall back to rlimits, the
@@ -21,8 +22,8 @@ func TestWithoutCgroupsLimitsFallBackToRlimits(t *testing.T) {
 	cfg.Timeout = 10 * time.Second
 	e := startExecutor(t, cfg)
 
-	if got := e.Health().Isolation.Limits; got != string(limitRlimit) {
-		t.Fatalf("Health().Isolation.Limits = %q, want %q", got, limitRlimit)
+	if got := e.Health().Isolation.Limits; got != string(cgroups.Rlimit) {
+		t.Fatalf("Health().Isolation.Limits = %q, want %q", got, cgroups.Rlimit)
 	}
 	tests := []struct {
 		name     string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 	"github.com/pyexec/pyexec/internal/pyprobe"
 )
 
@@ -127,8 +128,8 @@ func (e *Executor) selfTestWith(ctx context.Context, run func(context.Context, R
 func checkFacts(f selfTestFacts) error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if f.UID != jailUID {
-		fail("uid %d, want %d", f.UID, jailUID)
+	if f.UID != uids.JailUID {
+		fail("uid %d, want %d", f.UID, uids.JailUID)
 	}
 	if f.PID != 1 || !slices.Equal(f.Processes, []string{"1"}) {
 		fail("pid %d seeing processes %v, want a pid namespace of its own", f.PID, f.Processes)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pyexec/pyexec/api"
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
 )
 
 // A session's process is forked from the fork server like an execution's,
@@ -29,7 +30,7 @@ import (
 type sessionProc struct {
 	proc *forkProc
 	ctl  *net.UnixConn
-	cg   *execCgroup
+	cg   *cgroups.Exec
 
 	endOnce sync.Once
 	endErr  error
@@ -46,7 +47,7 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	cg, err := f.groups.create("session-"+hex.EncodeToString(id), memBytes, f.cfg.MaxProcs)
+	cg, err := f.groups.Create("session-"+hex.EncodeToString(id), memBytes, f.cfg.MaxProcs)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Dura
 		s.proc.kill()
 		_ = s.proc.wait()
 		run.Ended = true
-		run.MemoryLimitHit = !run.TimedOut && s.cg.hitMemoryLimit()
+		run.MemoryLimitHit = !run.TimedOut && s.cg.HitMemoryLimit()
 		return run, nil
 	}
 	run.Report = rep
@@ -200,7 +201,7 @@ func (s *sessionProc) release() error {
 	if s.ctl != nil {
 		_ = s.ctl.Close()
 	}
-	return s.cg.release(reaped)
+	return s.cg.Release(reaped)
 }
 
 // Session is a live session: a process kept between its cells, which run

@@ -97,7 +97,7 @@ func TestASessionCellsTimeoutEndsTheSession(t *testing.T) {
 	if _, err := s.runCell(context.Background(), cellJob(t, "x"), time.Second, f.cfg); err != errSessionEnded {
 		t.Fatalf("a cell after the end = %v, want errSessionEnded", err)
 	}
-	dir := s.cg.memDir()
+	dir := s.cg.MemDir()
 	if err := s.end(); err != nil {
 		t.Fatalf("end: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestASessionThroughTheExecutorsAPI(t *testing.T) {
 	if _, err := s.Run(ctx, "x", 0); !errors.Is(err, errSessionEnded) || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("a cell after the timeout = %v, want the session ended, saying why", err)
 	}
-	dir := s.proc.cg.memDir()
+	dir := s.proc.cg.MemDir()
 	if err := s.End(); err != nil {
 		t.Fatalf("End: %v", err)
 	}

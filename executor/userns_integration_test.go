@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/executor/internal/uids"
 )
 
 // Cloud Run runs jobs and worker pools (and may run services) with the
@@ -27,7 +30,7 @@ import (
 // With a pid namespace and /proc of its own, as in a container, the
 // executor runs without cgroups (cold and pool mode, rlimits): the host's
 // cgroup tree is shared with its other services, which the executor's
-// sweep of stale cgroups (cgroup.go) could not see from another pid
+// sweep of stale cgroups (package cgroups) could not see from another pid
 // namespace and would take for dead instances. In a container the service
 // is alone in its cgroup tree, so the sweep is right there.
 
@@ -73,8 +76,8 @@ func TestTheSandboxWorksWhereOnlyIDs0To65535AreMapped(t *testing.T) {
 		reports := runInUserNamespace(t, 65536, true, usernsChild{Modes: []Mode{ModeCold, ModePool, ModeAuto}, NoCgroups: true})
 		checkUsernsReports(t, reports, ModePool)
 		for _, r := range reports {
-			if r.Health.Isolation.Limits != string(limitRlimit) {
-				t.Errorf("%q mode limits by %q, want %q: the child was to touch no cgroup", r.Mode, r.Health.Isolation.Limits, limitRlimit)
+			if r.Health.Isolation.Limits != string(cgroups.Rlimit) {
+				t.Errorf("%q mode limits by %q, want %q: the child was to touch no cgroup", r.Mode, r.Health.Isolation.Limits, cgroups.Rlimit)
 			}
 		}
 	})
@@ -104,8 +107,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 				t.Errorf("the default mode is %q (fallback %q), want %s mode", h.Mode, h.Fallback, wantDefault)
 			}
 			first, last := idBounds(t, h.Isolation.OutsideUIDs)
-			if first < lowestBlockID || last > highestBlockID {
-				t.Errorf("outside uids %s, want them within %d-%d, the mapped ids below nobody", h.Isolation.OutsideUIDs, lowestBlockID, highestBlockID)
+			if first < uids.LowestBlockID || last > uids.HighestBlockID {
+				t.Errorf("outside uids %s, want them within %d-%d, the mapped ids below nobody", h.Isolation.OutsideUIDs, uids.LowestBlockID, uids.HighestBlockID)
 			}
 			if r.RunErr != "" {
 				t.Fatalf("Run = %s, want the script's result", r.RunErr)
@@ -118,8 +121,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 			if err := json.Unmarshal([]byte(r.Result), &got); err != nil {
 				t.Fatalf("result %s: %v", r.Result, err)
 			}
-			if got.UID != jailUID || got.Sum != 45 {
-				t.Errorf("the script ran as uid %d and summed %d, want uid %d and 45", got.UID, got.Sum, jailUID)
+			if got.UID != uids.JailUID || got.Sum != 45 {
+				t.Errorf("the script ran as uid %d and summed %d, want uid %d and 45", got.UID, got.Sum, uids.JailUID)
 			}
 			// In cold and pool mode the jail's nobody is one of the outside
 			// uids, as the namespace the service runs in numbers them.
@@ -130,8 +133,8 @@ func checkUsernsReports(t *testing.T, reports []usernsReport, wantDefault Mode) 
 				if len(got.UIDMap) == 3 {
 					outside, _ = strconv.Atoi(got.UIDMap[1])
 				}
-				if len(got.UIDMap) != 3 || got.UIDMap[0] != strconv.Itoa(jailUID) || outside < first || outside > last || got.UIDMap[2] != "1" {
-					t.Errorf("the jail's uid_map is %v, want %d mapped onto one of %s", got.UIDMap, jailUID, h.Isolation.OutsideUIDs)
+				if len(got.UIDMap) != 3 || got.UIDMap[0] != strconv.Itoa(uids.JailUID) || outside < first || outside > last || got.UIDMap[2] != "1" {
+					t.Errorf("the jail's uid_map is %v, want %d mapped onto one of %s", got.UIDMap, uids.JailUID, h.Isolation.OutsideUIDs)
 				}
 			}
 			if len(r.Left) > 0 {

@@ -181,7 +181,7 @@ func (p *warmPool) cgroupNames() map[string]bool {
 	names := map[string]bool{}
 	for j := range p.waiting {
 		if j.cg != nil {
-			names[j.cg.name] = true
+			names[j.cg.Name()] = true
 		}
 	}
 	return names

@@ -367,7 +367,7 @@ func executionPhase(frames []string) string {
 
 func servicePhase(frames []string) string {
 	kernel := len(frames) > 0 && strings.HasSuffix(frames[0], " [k]")
-	cgroupFuncs := []string{"github.com/pyexec/pyexec/executor.cgroups.", "github.com/pyexec/pyexec/executor.(*execCgroup)", "github.com/pyexec/pyexec/executor.removeCgroupTree", "github.com/pyexec/pyexec/executor.(*cgroupPool)"}
+	cgroupFuncs := []string{"github.com/pyexec/pyexec/executor/internal/cgroups.Hierarchy.", "github.com/pyexec/pyexec/executor/internal/cgroups.(*Exec)", "github.com/pyexec/pyexec/executor/internal/cgroups.removeCgroupTree", "github.com/pyexec/pyexec/executor/internal/cgroups.(*Pool)"}
 	switch {
 	case kernel && (hasPrefix(frames, "cgroup_", "kernfs_", "mem_cgroup_css", "css_") || syscallOf(frames) == "mkdir" || syscallOf(frames) == "rmdir"):
 		return "service: cgroup create, limits, attach, remove"
@@ -379,7 +379,7 @@ func servicePhase(frames []string) string {
 		return "service: JSON"
 	case hasPrefix(frames, "github.com/pyexec/pyexec/execlog.", "github.com/pyexec/pyexec/server.executionEntry"):
 		return "service: logging"
-	case hasPrefix(frames, "github.com/pyexec/pyexec/executor."):
+	case hasPrefix(frames, "github.com/pyexec/pyexec/executor.", "github.com/pyexec/pyexec/executor/internal/"):
 		return "service: executor (pipes, fork server messages, judging)"
 	case hasPrefix(frames, "net/http.", "net.", "bufio.", "github.com/GoogleCloudPlatform/", "github.com/pyexec/pyexec/server."):
 		return "service: HTTP"

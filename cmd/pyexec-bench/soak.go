@@ -49,7 +49,7 @@ func takeSample(pid int) sample {
 
 // countCgroups counts the cgroup directories the service with pid owns: its
 // instance directories, named "<pid>-<n>" under a "pyexec" directory
-// (executor/cgroup.go), and everything below them, in every hierarchy.
+// (executor/internal/cgroups), and everything below them, in every hierarchy.
 func countCgroups(root string, pid int) int {
 	instance := regexp.MustCompile(`/pyexec/` + strconv.Itoa(pid) + `-[0-9]+(/|$)`)
 	n := 0
@@ -113,7 +113,7 @@ func runSoak(o options) error {
 		all.Latencies = append(all.Latencies, rep.Latencies...)
 	}
 	// Let the last executions' processes go, and their cgroups leave the
-	// pool (executor/cgroup.go's idleLimit, 5 s), before the final reading:
+	// pool (executor/internal/cgroups/pool.go's idleLimit, 5 s), before the final reading:
 	// what remains then is what the service keeps.
 	time.Sleep(10 * time.Second)
 	idle := takeSample(s.pidOf)

@@ -70,7 +70,7 @@ var delegated sync.Once
 // delegateV2 has the cgroup2 root this test sees give the memory and pids
 // controllers to its children, once. cgroup v2 lets only a cgroup without
 // processes do that, so the test's process moves into a leaf first, as the
-// service itself does (executor/cgroup.go).
+// service itself does (executor/internal/cgroups/v2.go).
 func delegateV2(t *testing.T) {
 	delegated.Do(func() {
 		leaf := filepath.Join(cgroupRoot, "pyexec-faults-runner")

@@ -1,4 +1,4 @@
-package executor
+package seccomp
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package executor
+package seccomp
 
 import (
 	"encoding/binary"
@@ -32,17 +32,18 @@ const (
 	retErrno       = unix.SECCOMP_RET_ERRNO
 )
 
-// errNoFilter is returned where this architecture has no filter table.
-var errNoFilter = errors.New("no seccomp filter for this architecture")
+// ErrNoFilter is what Filter returns where this architecture has no filter
+// table.
+var ErrNoFilter = errors.New("no seccomp filter for this architecture")
 
-// seccompFilter assembles the filter for this machine's architecture and
+// Filter assembles the filter for this machine's architecture and
 // returns it as struct sock_filter records, ready for PR_SET_SECCOMP. A
 // rule whose call the table lacks is an error: fork mode is then not
 // offered, rather than run with a filter that misses a call.
-func seccompFilter() ([]byte, error) {
+func Filter() ([]byte, error) {
 	table, arch := syscallTable()
 	if table == nil {
-		return nil, errNoFilter
+		return nil, ErrNoFilter
 	}
 	var prog []unix.SockFilter
 	stmt := func(code uint16, k uint32) { prog = append(prog, unix.SockFilter{Code: code, K: k}) }

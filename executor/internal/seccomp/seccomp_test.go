@@ -1,4 +1,4 @@
-package executor
+package seccomp
 
 import (
 	"encoding/binary"
@@ -294,12 +294,12 @@ func TestTheBPFFilterSaysWhatTheRulesSay(t *testing.T) {
 // none, and no fork mode, off x86_64.
 func filterOrSkip(t *testing.T) (prog []byte, table map[string]int, arch uint32) {
 	t.Helper()
-	prog, err := seccompFilter()
-	if errors.Is(err, errNoFilter) {
+	prog, err := Filter()
+	if errors.Is(err, ErrNoFilter) {
 		t.Skip("no seccomp filter table for this architecture; fork mode is not offered here")
 	}
 	if err != nil {
-		t.Fatalf("seccompFilter: %v", err)
+		t.Fatalf("Filter: %v", err)
 	}
 	table, arch = syscallTable()
 	return prog, table, arch

@@ -1,4 +1,8 @@
-package executor
+// Package seccomp holds the seccomp deny list every jailed process runs
+// under, once, and renders it in the two forms the executor needs: kafel
+// policy text for nsjail (Policy, ServerPolicy) and a classic BPF filter for
+// the fork server's nested sandboxes (Filter).
+package seccomp
 
 import (
 	"fmt"
@@ -9,7 +13,7 @@ import (
 
 // The seccomp deny list, written once. Every jailed process runs under it:
 // nsjail compiles it from kafel text (seccompPolicy) in cold and pool mode;
-// fork mode's processes install it as classic BPF (seccompFilter,
+// fork mode's processes install it as classic BPF (Filter,
 // seccomp_bpf.go), inside a server jail whose own kafel policy
 // (serverSeccompPolicy) is the same list less the calls the server builds
 // their sandboxes with. seccomp_test.go proves the three forms agree.
@@ -147,6 +151,15 @@ var seccompPolicy = kafelPolicy("pyexec", false)
 // process installs the full filter before user code runs.
 var serverSeccompPolicy = kafelPolicy("pyexec_server", true)
 
+// Policy returns the kafel policy of every jail nsjail starts for an
+// execution, for its configuration's seccomp_string.
+func Policy() string { return seccompPolicy }
+
+// ServerPolicy returns the kafel policy of the fork server's jail: Policy
+// less the calls the server builds its nested sandboxes with, and less the
+// x32 table.
+func ServerPolicy() string { return serverSeccompPolicy }
+
 // kafelPolicy renders seccompRules as a kafel policy named name, leaving
 // out what the server needs when forServer.
 func kafelPolicy(name string, forServer bool) string {
@@ -166,7 +179,7 @@ func kafelPolicy(name string, forServer bool) string {
 	if !forServer {
 		// The server runs no user code, and the x32 table would take a third
 		// of its jail's configuration, which must fit a pipe's buffer
-		// (startNsjail): its executions' filter denies x32.
+		// (the executor's startNsjail): its executions' filter denies x32.
 		numbers := make([]string, x32TableSize)
 		for i := range numbers {
 			numbers[i] = fmt.Sprintf("SYSCALL[%d]", x32SyscallBit+i)

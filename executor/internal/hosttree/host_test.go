@@ -1,4 +1,4 @@
-package executor
+package hosttree
 
 import (
 	"maps"
@@ -112,9 +112,9 @@ func TestHostPathRefused(t *testing.T) {
 		{"/proc/self/root", true, "lies under /proc"},
 	}
 	for _, tt := range tests {
-		got := hostPathRefused(tt.path, tt.link)
+		got := PathRefused(tt.path, tt.link)
 		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-			t.Errorf("hostPathRefused(%q, link %v) = %q, want %q", tt.path, tt.link, got, tt.want)
+			t.Errorf("PathRefused(%q, link %v) = %q, want %q", tt.path, tt.link, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,7 @@
-package executor
+// Package uids chooses the ids a jail's nobody is outside: from what the
+// service's user namespace maps and its accounts leave free, one run for the
+// fork server, one for cold mode's slots and one for pool mode's jails.
+package uids
 
 import (
 	"fmt"
@@ -8,7 +11,7 @@ import (
 )
 
 // The uid policy, in one place. Inside every jail a script runs as nobody
-// (jailUID). Outside, that nobody is an id of the service's user namespace
+// (JailUID). Outside, that nobody is an id of the service's user namespace
 // that no account uses, and no two jails alive at once share one:
 // RLIMIT_NPROC counts processes per uid, and the kernel's permission checks
 // between processes (signals, ptrace, /proc) start from the uid. The same
@@ -18,7 +21,7 @@ import (
 //	fork server   1      fork mode: the fork server's jail, and through it
 //	                     every execution's nested user namespace. Executions
 //	                     share it, which is why fork mode needs a cgroup for
-//	                     per-execution process limits (mode_fork.go).
+//	                     per-execution process limits (the executor's mode_fork.go).
 //	cold          c      cold mode: one per execution slot.
 //	pool          2c+1   pool mode: one per jail alive, waiting or running.
 //
@@ -46,40 +49,47 @@ import (
 // SECURITY.md ("Layers, what each stops, and what it does not") describes
 // the user namespace this mapping is part of.
 
+// MaxConcurrency is the largest concurrency the runs are sized for; the
+// executor bounds PYEXEC_CONCURRENCY by it.
+const MaxConcurrency = 1024
+
 const (
-	// jailUID is nobody inside the jail.
-	jailUID = 65534
+	// JailUID is nobody inside the jail.
+	JailUID = 65534
 
 	// The preferred runs: what the service has always used where they are
 	// mapped. The pool run starts past the largest cold run.
-	preferredForkServerID = 199999
-	preferredColdID       = 200000
-	preferredPoolID       = preferredColdID + maxConcurrency
+	PreferredForkServerID = 199999
+	PreferredColdID       = 200000
+	PreferredPoolID       = PreferredColdID + MaxConcurrency
 
 	// The bounds of the block taken where the preferred runs are not mapped.
-	lowestBlockID  = 1000
-	highestBlockID = 65533
+	LowestBlockID  = 1000
+	HighestBlockID = 65533
 )
 
 // poolUIDCount is how many pool jails can be alive at once: one waiting and
 // one running per slot, and one being started.
 func poolUIDCount(concurrency int) int { return 2*concurrency + 1 }
 
-// idRange is the ids first, first+1, ... first+count-1.
-type idRange struct{ first, count int }
+// Range is the ids first, first+1, ... first+count-1.
+type Range struct{ first, count int }
 
-func (r idRange) last() int            { return r.first + r.count - 1 }
-func (r idRange) contains(id int) bool { return id >= r.first && id <= r.last() }
-func (r idRange) String() string {
+// Last returns the range's last id.
+func (r Range) Last() int            { return r.first + r.count - 1 }
+func (r Range) contains(id int) bool { return id >= r.first && id <= r.Last() }
+
+// String returns the range as "first-last", or the one id it holds.
+func (r Range) String() string {
 	if r.count == 1 {
 		return strconv.Itoa(r.first)
 	}
-	return fmt.Sprintf("%d-%d", r.first, r.last())
+	return fmt.Sprintf("%d-%d", r.first, r.Last())
 }
 
-// outsideIDs are the ids one executor's jails run as outside, chosen once
-// at Start (chooseOutsideIDs) for its concurrency.
-type outsideIDs struct {
+// Outside are the ids one executor's jails run as outside, chosen once
+// at Start (Choose) for its concurrency.
+type Outside struct {
 	forkServer int
 	coldFirst  int
 	poolFirst  int
@@ -90,44 +100,48 @@ type outsideIDs struct {
 
 // layoutAt lays the three runs out from first: the fork server, then
 // cold, then pool, with no gap.
-func layoutAt(first, concurrency int) outsideIDs {
-	return outsideIDs{forkServer: first, coldFirst: first + 1, poolFirst: first + 1 + concurrency, concurrency: concurrency}
+func layoutAt(first, concurrency int) Outside {
+	return Outside{forkServer: first, coldFirst: first + 1, poolFirst: first + 1 + concurrency, concurrency: concurrency}
 }
 
 // blockSize is how many ids layoutAt takes.
 func blockSize(concurrency int) int { return 1 + concurrency + poolUIDCount(concurrency) }
 
-// preferredIDs are the preferred runs for a concurrency.
-func preferredIDs(concurrency int) outsideIDs {
-	return outsideIDs{forkServer: preferredForkServerID, coldFirst: preferredColdID, poolFirst: preferredPoolID, concurrency: concurrency}
+// Preferred returns the preferred runs for a concurrency.
+func Preferred(concurrency int) Outside {
+	return Outside{forkServer: PreferredForkServerID, coldFirst: PreferredColdID, poolFirst: PreferredPoolID, concurrency: concurrency}
 }
 
 // runs are the fork server's, cold and pool runs.
-func (o outsideIDs) runs() []idRange {
-	return []idRange{{o.forkServer, 1}, {o.coldFirst, o.concurrency}, {o.poolFirst, poolUIDCount(o.concurrency)}}
+func (o Outside) runs() []Range {
+	return []Range{{o.forkServer, 1}, {o.coldFirst, o.concurrency}, {o.poolFirst, poolUIDCount(o.concurrency)}}
 }
 
-// cold is the outside uid of a cold jail in the given execution slot.
-func (o outsideIDs) cold(slot int) int { return o.coldFirst + slot }
+// ForkServer returns the outside uid of the fork server's jail.
+func (o Outside) ForkServer() int { return o.forkServer }
 
-// pool is the run pool mode hands out, one uid to each jail alive.
-func (o outsideIDs) pool() idRange { return idRange{o.poolFirst, poolUIDCount(o.concurrency)} }
+// Cold returns the outside uid of a cold jail in the given execution slot.
+func (o Outside) Cold(slot int) int { return o.coldFirst + slot }
 
-// describe is a mode's run as /healthz reports it (Isolation.OutsideUIDs).
-func (o outsideIDs) describe(mode Mode) string {
+// Pool returns the run pool mode hands out, one uid to each jail alive.
+func (o Outside) Pool() Range { return Range{o.poolFirst, poolUIDCount(o.concurrency)} }
+
+// Describe returns the run of the mode named mode ("fork", "pool", else
+// cold) as /healthz reports it (Isolation.OutsideUIDs).
+func (o Outside) Describe(mode string) string {
 	switch mode {
-	case ModeFork:
-		return idRange{o.forkServer, 1}.String()
-	case ModePool:
-		return o.pool().String()
+	case "fork":
+		return Range{o.forkServer, 1}.String()
+	case "pool":
+		return o.Pool().String()
 	default:
-		return idRange{o.coldFirst, o.concurrency}.String()
+		return Range{o.coldFirst, o.concurrency}.String()
 	}
 }
 
-// check refuses a uid that is not one of these runs' ids; root (the zero
+// Check refuses a uid that is not one of these runs' ids; root (the zero
 // value of an unset uid) above all.
-func (o outsideIDs) check(uid int) error {
+func (o Outside) Check(uid int) error {
 	if uid > 0 && o.concurrency > 0 {
 		for _, r := range o.runs() {
 			if r.contains(uid) {
@@ -138,7 +152,8 @@ func (o outsideIDs) check(uid int) error {
 	return fmt.Errorf("outside uid %d is not one of this executor's (%s)", uid, o)
 }
 
-func (o outsideIDs) String() string {
+// String returns the three runs, or "none chosen" for an unset value.
+func (o Outside) String() string {
 	if o.concurrency == 0 {
 		return "none chosen"
 	}
@@ -149,22 +164,22 @@ func (o outsideIDs) String() string {
 	return strings.Join(runs, ", ")
 }
 
-// idFacts are what the choice of outside ids rests on: the maps of the
+// Facts are what the choice of outside ids rests on: the maps of the
 // user namespace the service runs in, and the ids its accounts use.
-type idFacts struct {
+type Facts struct {
 	uidMap, gidMap string // the text of /proc/self/uid_map and gid_map
 	passwd, group  string // the text of /etc/passwd and /etc/group
 }
 
-// readIDFacts reads this process's facts. A missing /etc/passwd or
+// ReadFacts reads this process's facts. A missing /etc/passwd or
 // /etc/group names no account; unreadable maps are an error, since then
 // no id is known to be mapped.
-func readIDFacts() (idFacts, error) {
-	var f idFacts
+func ReadFacts() (Facts, error) {
+	var f Facts
 	for path, dst := range map[string]*string{"/proc/self/uid_map": &f.uidMap, "/proc/self/gid_map": &f.gidMap} {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return idFacts{}, fmt.Errorf("reading the user namespace's id map: %w", err)
+			return Facts{}, fmt.Errorf("reading the user namespace's id map: %w", err)
 		}
 		*dst = string(b)
 	}
@@ -176,30 +191,30 @@ func readIDFacts() (idFacts, error) {
 	return f, nil
 }
 
-// chooseOutsideIDs picks the runs for a concurrency from what facts say is
+// Choose picks the runs for a concurrency from what facts say is
 // mapped and free: the preferred runs if they are, else the highest free
-// block of the mapped ids between lowestBlockID and highestBlockID.
-func chooseOutsideIDs(f idFacts, concurrency int) (outsideIDs, error) {
-	if concurrency < 1 || concurrency > maxConcurrency {
-		return outsideIDs{}, fmt.Errorf("concurrency %d is not 1..%d", concurrency, maxConcurrency)
+// block of the mapped ids between LowestBlockID and HighestBlockID.
+func Choose(f Facts, concurrency int) (Outside, error) {
+	if concurrency < 1 || concurrency > MaxConcurrency {
+		return Outside{}, fmt.Errorf("concurrency %d is not 1..%d", concurrency, MaxConcurrency)
 	}
 	uids, err := parseIDMap(f.uidMap)
 	if err != nil {
-		return outsideIDs{}, fmt.Errorf("reading uid_map: %w", err)
+		return Outside{}, fmt.Errorf("reading uid_map: %w", err)
 	}
 	gids, err := parseIDMap(f.gidMap)
 	if err != nil {
-		return outsideIDs{}, fmt.Errorf("reading gid_map: %w", err)
+		return Outside{}, fmt.Errorf("reading gid_map: %w", err)
 	}
 	taken := accountIDs(f.passwd, f.group)
 	usable := func(id int) bool {
 		return mapped(uids, id) && mapped(gids, id) && !taken[id]
 	}
 
-	preferred := preferredIDs(concurrency)
+	preferred := Preferred(concurrency)
 	var missing []string
 	for _, r := range preferred.runs() {
-		for id := r.first; id <= r.last(); id++ {
+		for id := r.first; id <= r.Last(); id++ {
 			if !usable(id) {
 				missing = append(missing, r.String())
 				break
@@ -212,7 +227,7 @@ func chooseOutsideIDs(f idFacts, concurrency int) (outsideIDs, error) {
 
 	// The highest run of usable ids long enough, scanning down.
 	need, run := blockSize(concurrency), 0
-	for id := highestBlockID; id >= lowestBlockID; id-- {
+	for id := HighestBlockID; id >= LowestBlockID; id-- {
 		if !usable(id) {
 			run = 0
 			continue
@@ -221,9 +236,9 @@ func chooseOutsideIDs(f idFacts, concurrency int) (outsideIDs, error) {
 			return layoutAt(id, concurrency), nil
 		}
 	}
-	return outsideIDs{}, fmt.Errorf("outside uids %s are not mapped as uids and gids in this user namespace, or belong to accounts "+
+	return Outside{}, fmt.Errorf("outside uids %s are not mapped as uids and gids in this user namespace, or belong to accounts "+
 		"(uid_map: %s; gid_map: %s), and no free block of %d ids lies between %d and %d",
-		strings.Join(missing, ", "), oneLine(f.uidMap), oneLine(f.gidMap), need, lowestBlockID, highestBlockID)
+		strings.Join(missing, ", "), oneLine(f.uidMap), oneLine(f.gidMap), need, LowestBlockID, HighestBlockID)
 }
 
 // idExtent is one line of an id map: the ids first..last of this namespace.
@@ -296,19 +311,20 @@ func oneLine(text string) string {
 	return strings.Join(lines, ", ")
 }
 
-// uidPool hands out the uids of a range, each to one jail at a time.
-type uidPool chan int
+// Pool hands out the uids of a range, each to one jail at a time.
+type Pool chan int
 
-func newUIDPool(r idRange) uidPool {
-	p := make(uidPool, r.count)
+// NewPool returns a pool holding every uid of r.
+func NewPool(r Range) Pool {
+	p := make(Pool, r.count)
 	for i := 0; i < r.count; i++ {
 		p <- r.first + i
 	}
 	return p
 }
 
-// take waits for a free uid.
-func (p uidPool) take() int { return <-p }
+// Take waits for a free uid and returns it.
+func (p Pool) Take() int { return <-p }
 
-// give returns a uid whose jail is gone.
-func (p uidPool) give(uid int) { p <- uid }
+// Give returns a uid whose jail is gone to the pool.
+func (p Pool) Give(uid int) { p <- uid }

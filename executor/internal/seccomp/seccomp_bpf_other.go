@@ -1,6 +1,6 @@
 //go:build !amd64
 
-package executor
+package seccomp
 
 // syscallTable has no table off x86_64: there the fork mode's self-test
 // fails and the executor uses a slower mode whose filter nsjail compiles.

@@ -396,12 +396,21 @@ var faults = []fault{
 		name:   "SIGKILL of a warm process",
 		killed: 1, // under load, it may have been given its script already
 		inject: func(t *testing.T, s *service) func() {
+			// Under load the server's children come and go: one that
+			// ended between the listing and the kill is passed over.
 			_, server := forkServer(t, s)
-			warm := leakcheck.Children(server)
-			if len(warm) == 0 {
-				t.Fatal("the fork server has no process forked ahead")
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				for _, pid := range leakcheck.Children(server) {
+					if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+						return nil
+					} else if err != syscall.ESRCH {
+						t.Fatalf("kill(%d, SIGKILL): %v", pid, err)
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			signal(t, warm[0], syscall.SIGKILL)
+			t.Fatal("the fork server has no process forked ahead")
 			return nil
 		},
 	},

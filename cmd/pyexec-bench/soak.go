@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -41,8 +40,7 @@ func takeSample(pid int) sample {
 	s := sample{procs: len(tree), cgroups: countCgroups("/sys/fs/cgroup", pid)}
 	for _, p := range tree {
 		s.rss += statusKB(p, "VmRSS:") << 10
-		fds, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(p), "fd"))
-		s.fds += len(fds)
+		s.fds += leakcheck.FDs(p)
 	}
 	return s
 }

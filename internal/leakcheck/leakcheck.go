@@ -45,12 +45,23 @@ func Descendants(pid int) []int {
 func DescendantsNamed(root int, name string) []int {
 	var found []int
 	for _, pid := range Descendants(root) {
-		comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == name {
+		if Name(pid) == name {
 			found = append(found, pid)
 		}
 	}
 	return found
+}
+
+// Name is the process's name (its comm), "" once it is gone.
+func Name(pid int) string {
+	comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	return strings.TrimSpace(string(comm))
+}
+
+// FDs counts the process's open file descriptors, 0 once it is gone.
+func FDs(pid int) int {
+	fds, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	return len(fds)
 }
 
 // parentOf reads the PPID field of /proc/<pid>/stat. The command name before

@@ -256,7 +256,7 @@ func startService(t *testing.T, env map[string]string, memBytes int64) *service 
 	s := &service{Binary: b, cg: cg}
 	mustExecute(t, s.URL)
 	s.baseProcs = testsupport.SettledDescendants(t, b.Pid())
-	s.baseFDs = fdCount(b.Pid())
+	s.baseFDs = leakcheck.FDs(b.Pid())
 	return s
 }
 
@@ -265,11 +265,6 @@ func mustExecute(t *testing.T, url string) {
 	if a := execute(context.Background(), url, okScript); !a.ok() {
 		t.Fatalf("execution = %d %s %s (%v), want 200 42", a.status, a.errorType, a.result, a.err)
 	}
-}
-
-func fdCount(pid int) int {
-	entries, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
-	return len(entries)
 }
 
 // recovered waits until /healthz answers 200 and an execution succeeds,
@@ -295,7 +290,7 @@ func (s *service) nothingLeft(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		procs := len(leakcheck.Descendants(s.Pid()))
-		fds := fdCount(s.Pid())
+		fds := leakcheck.FDs(s.Pid())
 		if procs == s.baseProcs && fds == s.baseFDs {
 			return
 		}
@@ -347,7 +342,7 @@ func (s *service) stopAndCheck(t *testing.T) {
 func forkServer(t *testing.T, s *service) (nsjail, server int) {
 	t.Helper()
 	for _, pid := range leakcheck.Children(s.Pid()) {
-		if comm(pid) != "nsjail" {
+		if leakcheck.Name(pid) != "nsjail" {
 			continue
 		}
 		kids := leakcheck.Children(pid)
@@ -357,11 +352,6 @@ func forkServer(t *testing.T, s *service) (nsjail, server int) {
 	}
 	t.Fatalf("no fork server below the service: %s", leakcheck.Describe(leakcheck.Descendants(s.Pid())))
 	return 0, 0
-}
-
-func comm(pid int) string {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-	return strings.TrimSpace(string(b))
 }
 
 func signal(t *testing.T, pid int, sig syscall.Signal) {
@@ -383,6 +373,15 @@ type fault struct {
 	// killed is how many executions under load may answer that their
 	// process was killed (watcher.check).
 	killed int
+}
+
+// killForkServer is the fault that SIGKILLs the process pick chooses: the
+// fork server's nsjail or the server in it.
+func killForkServer(pick func(nsjail, server int) int) func(*testing.T, *service) func() {
+	return func(t *testing.T, s *service) func() {
+		signal(t, pick(forkServer(t, s)), syscall.SIGKILL)
+		return nil
+	}
 }
 
 // replaced checks the log says the fork server was replaced by one that
@@ -415,21 +414,13 @@ var faults = []fault{
 		},
 	},
 	{
-		name: "SIGKILL of the fork server",
-		inject: func(t *testing.T, s *service) func() {
-			_, server := forkServer(t, s)
-			signal(t, server, syscall.SIGKILL)
-			return nil
-		},
+		name:   "SIGKILL of the fork server",
+		inject: killForkServer(func(nsjail, server int) int { return server }),
 		expect: replaced,
 	},
 	{
-		name: "SIGKILL of the fork server's nsjail",
-		inject: func(t *testing.T, s *service) func() {
-			nsjail, _ := forkServer(t, s)
-			signal(t, nsjail, syscall.SIGKILL)
-			return nil
-		},
+		name:   "SIGKILL of the fork server's nsjail",
+		inject: killForkServer(func(nsjail, server int) int { return nsjail }),
 		expect: replaced,
 	},
 	{
@@ -464,7 +455,7 @@ var faults = []fault{
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
 				for _, pid := range leakcheck.Descendants(s.Pid()) {
-					if !before[pid] && strings.HasPrefix(comm(pid), "python") {
+					if !before[pid] && strings.HasPrefix(leakcheck.Name(pid), "python") {
 						signal(t, pid, syscall.SIGSTOP)
 						return func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
 					}

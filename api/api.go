@@ -86,6 +86,10 @@ type Failure struct {
 	Stdout    string `json:"stdout"`
 	// Traceback holds the user's frames of an exception.
 	Traceback string `json:"traceback,omitempty"`
+	// SessionEnded: the failed cell ended its session (a timeout, the
+	// memory limit, or its process exiting); later calls answer
+	// session_not_found.
+	SessionEnded bool `json:"session_ended,omitempty"`
 }
 
 // Outcome is what ExecuteEvent publishes to its results topic for one
@@ -122,4 +126,69 @@ const (
 	// HeaderExecutionID names the execution on every answer; the same ID is
 	// in the service's log entry.
 	HeaderExecutionID = "X-Execution-Id"
+)
+
+// SessionRequest is the optional body of POST /sessions: files written into
+// the session's working directory before its first cell, and limits for the
+// whole session (MemoryMB holds for all its processes together,
+// TimeoutSeconds is each cell's).
+type SessionRequest struct {
+	Files  []File  `json:"files,omitempty" jsonschema:"files written into the session's working directory"`
+	Limits *Limits `json:"limits,omitempty" jsonschema:"the session's limits; may only tighten the service's caps"`
+}
+
+// Session is the 201 answer of POST /sessions.
+type Session struct {
+	// ID is the session's bearer secret: whoever holds it can run code in
+	// the session.
+	ID                 string `json:"session_id"`
+	IdleTimeoutSeconds int    `json:"idle_timeout_seconds"`
+	// ExpiresAt is when the session ends at the latest (RFC 3339).
+	ExpiresAt string `json:"expires_at"`
+}
+
+// Cell is the body of POST /sessions/{id}/execute: code run in the
+// session's one global namespace. Only Limits.TimeoutSeconds may be set.
+type Cell struct {
+	Code   string  `json:"code" jsonschema:"Python source run in the session's namespace; the value of its last expression is the result"`
+	Stdin  string  `json:"stdin,omitempty" jsonschema:"text fed to the cell's standard input"`
+	Files  []File  `json:"files,omitempty" jsonschema:"files written into the session's working directory before the cell runs"`
+	Limits *Limits `json:"limits,omitempty" jsonschema:"the cell's timeout_seconds; memory is the session's"`
+}
+
+// CellSuccess is the 200 answer of a cell: Success, with ResultFormat
+// saying whether Result is the last expression's JSON value
+// (ResultFormatJSON) or, for a value without a JSON form, its text form as
+// a JSON string (ResultFormatText).
+type CellSuccess struct {
+	Result       json.RawMessage `json:"result"`
+	ResultFormat string          `json:"result_format"`
+	Stdout       string          `json:"stdout"`
+	Files        []OutputFile    `json:"files,omitempty"`
+	Display      []DisplayItem   `json:"display,omitempty"`
+}
+
+// The forms of a cell's result.
+const (
+	ResultFormatJSON = "json"
+	ResultFormatText = "text"
+)
+
+// SessionState is the answer of GET /sessions/{id}.
+type SessionState struct {
+	ID                 string `json:"session_id"`
+	State              string `json:"state"` // SessionIdle or SessionRunning
+	CreatedAt          string `json:"created_at"`
+	LastUsedAt         string `json:"last_used_at"`
+	ExpiresAt          string `json:"expires_at"`
+	IdleTimeoutSeconds int    `json:"idle_timeout_seconds"`
+	// MemoryBytes is the memory the session's processes use together.
+	MemoryBytes int64 `json:"memory_bytes"`
+	Cells       int   `json:"cells"`
+}
+
+// States of a session.
+const (
+	SessionIdle    = "idle"
+	SessionRunning = "running"
 )

@@ -66,6 +66,16 @@ const (
 	ErrorTypeUnsupportedMediaType ErrorType = "unsupported_media_type"
 )
 
+// Refusals of a session's paths (/sessions/{id}...).
+const (
+	// ErrorTypeSessionNotFound: no session of that ID lives on this
+	// instance: it never existed, it ended (the message says why), or it
+	// lives on another instance (404).
+	ErrorTypeSessionNotFound ErrorType = "session_not_found"
+	// ErrorTypeSessionBusy: a cell is already running in the session (409).
+	ErrorTypeSessionBusy ErrorType = "session_busy"
+)
+
 // errorTypes is every error type with its status, in the order of the
 // OpenAPI document's enum. retryable marks the faults after which the same
 // request may succeed later; their answers carry Retry-After.
@@ -90,6 +100,8 @@ var errorTypes = []struct {
 	{ErrorTypeMethodNotAllowed, http.StatusMethodNotAllowed, false},
 	{ErrorTypeForbidden, http.StatusForbidden, false},
 	{ErrorTypeUnsupportedMediaType, http.StatusUnsupportedMediaType, false},
+	{ErrorTypeSessionNotFound, http.StatusNotFound, false},
+	{ErrorTypeSessionBusy, http.StatusConflict, false},
 }
 
 // ErrorTypes returns every error type, in the order of the OpenAPI

@@ -21,6 +21,11 @@ func TestSchemasMatchTheGoTypes(t *testing.T) {
 		reflect.TypeFor[api.Success]():        "Success",
 		reflect.TypeFor[api.OutputFile]():     "OutputFile",
 		reflect.TypeFor[api.Failure]():        "Failure",
+		reflect.TypeFor[api.SessionRequest](): "SessionRequest",
+		reflect.TypeFor[api.Session]():        "Session",
+		reflect.TypeFor[api.Cell]():           "Cell",
+		reflect.TypeFor[api.CellSuccess]():    "CellSuccess",
+		reflect.TypeFor[api.SessionState]():   "SessionState",
 		reflect.TypeFor[executor.Isolation](): "Isolation",
 		reflect.TypeFor[executor.Versions]():  "Versions",
 	}

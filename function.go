@@ -25,6 +25,7 @@ import (
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/server"
+	"github.com/pyexec/pyexec/sessions"
 )
 
 // functionsByName are the functions by the names FUNCTION_TARGET gives them.
@@ -46,8 +47,9 @@ func Function(target string) (http.HandlerFunc, bool) {
 	return fn, ok
 }
 
-// Execute is the Execute function: POST /execute, GET /healthz,
-// GET /openapi.json, POST /mcp and, for browsers, the playground.
+// Execute is the Execute function: POST /execute, the sessions under
+// /sessions, GET /healthz, GET /openapi.json, POST /mcp and, for browsers,
+// the playground.
 func Execute(w http.ResponseWriter, r *http.Request) {
 	s, err := defaultService()
 	if err != nil {
@@ -77,6 +79,8 @@ type Service struct {
 	Executor *executor.Executor
 	Log      *execlog.Logger
 	Config   server.Config
+	// Sessions are the live sessions the server serves.
+	Sessions *sessions.Registry
 }
 
 var (
@@ -111,6 +115,10 @@ func NewService(ctx context.Context, getenv func(string) string, logTo io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
 	}
+	sessionsCfg, err := sessions.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
 	logCfg := execlog.ConfigFromEnv(getenv)
 	if logTo != nil {
 		logCfg = execlog.Config{Mode: execlog.ModeStdout, Out: logTo}
@@ -120,6 +128,7 @@ func NewService(ctx context.Context, getenv func(string) string, logTo io.Writer
 		return nil, fmt.Errorf("setting up logging: %w", err)
 	}
 	execCfg.Notify = func(ev executor.Event) { log.Log(server.EventEntry(ev)) }
+	sessionsCfg.OnEnd = func(shortID, why string, err error) { log.Log(server.SessionEndedEntry(shortID, why, err)) }
 	exec, err := executor.New(execCfg)
 	if err != nil {
 		return nil, errors.Join(err, log.Close())
@@ -134,7 +143,14 @@ func NewService(ctx context.Context, getenv func(string) string, logTo io.Writer
 		}
 		results = topic
 	}
-	return &Service{Server: server.New(cfg, exec, log, results), Executor: exec, Log: log, Config: cfg}, nil
+	live := sessions.New(sessionsCfg, func(ctx context.Context, req executor.SessionRequest) (sessions.Process, error) {
+		s, err := exec.StartSession(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+	return &Service{Server: server.New(cfg, exec, log, results, live), Executor: exec, Log: log, Config: cfg, Sessions: live}, nil
 }
 
 // HTTPServer returns the server cmd/pyexec serves handler with on addr:

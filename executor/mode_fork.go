@@ -560,6 +560,16 @@ func (p *forkProc) kill() {
 	}
 }
 
+// signal sends sig to the process, if it has not ended.
+func (p *forkProc) signal(sig unix.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd < 0 {
+		return errors.New("the process has ended")
+	}
+	return unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+}
+
 func (p *forkProc) alive() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -10,13 +10,17 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
+
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor/internal/cgroups"
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // A session's process is forked from the fork server like an execution's,
@@ -31,6 +35,9 @@ type sessionProc struct {
 	proc *forkProc
 	ctl  *net.UnixConn
 	cg   *cgroups.Exec
+	// freezer: the cgroup freezer holds the session between cells; else
+	// SIGSTOP does (hold).
+	freezer bool
 
 	endOnce sync.Once
 	endErr  error
@@ -51,7 +58,10 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sessionProc{cg: cg}
+	s := &sessionProc{cg: cg, freezer: f.groups.CanFreeze()}
+	if s.freezer {
+		cg.Freezable()
+	}
 	fail := func(err error) (*sessionProc, error) {
 		s.end()
 		return nil, err
@@ -182,7 +192,37 @@ func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Dura
 }
 
 // kill kills the session's process, and with it its whole pid namespace.
-func (s *sessionProc) kill() { s.proc.kill() }
+// Under cgroup v1 a frozen process dies only once thawed, so it is thawed
+// too.
+func (s *sessionProc) kill() {
+	s.proc.kill()
+	if s.freezer {
+		_ = s.cg.Thaw()
+	}
+}
+
+// hold stops every process of the session until resume: the cgroup
+// freezer where there is one. Where cgroup v1 has no freezer hierarchy,
+// the session's own process (all its threads) is stopped with SIGSTOP;
+// a process a cell started in the background keeps running there, within
+// the session's cgroup limits.
+func (s *sessionProc) hold() error {
+	if s.freezer {
+		return s.cg.Freeze()
+	}
+	return s.proc.signal(unix.SIGSTOP)
+}
+
+// resume lets the session's processes run again.
+func (s *sessionProc) resume() error {
+	if s.freezer {
+		return s.cg.Thaw()
+	}
+	return s.proc.signal(unix.SIGCONT)
+}
+
+// memoryBytes is the memory the session's processes use together.
+func (s *sessionProc) memoryBytes() int64 { return s.cg.MemoryBytes() }
 
 // end kills the session's process and removes its cgroup once every
 // process of it is gone; later calls return what the first did.
@@ -205,14 +245,20 @@ func (s *sessionProc) release() error {
 }
 
 // Session is a live session: a process kept between its cells, which run
-// one at a time in its one namespace.
+// one at a time in its one namespace, and which is frozen between them.
 type Session struct {
 	cfg  Config
+	caps Limits
 	proc *sessionProc
 	lim  limits
 
 	// mu is held while a cell runs.
 	mu sync.Mutex
+	// cells counts the cells run, the setup of the session's files
+	// included.
+	cells int
+
+	endedMu sync.Mutex
 	// ended, once set, is why the session is over.
 	ended error
 }
@@ -220,7 +266,10 @@ type Session struct {
 // ErrSessionsUnsupported is StartSession in a mode that holds no sessions:
 // pool and cold mode start a fresh interpreter per execution, with nothing
 // to keep.
-var ErrSessionsUnsupported = errors.New("sessions need fork mode")
+var ErrSessionsUnsupported = &Error{
+	Type:    api.ErrorTypeInvalidRequest,
+	Message: "Sessions need the fork mode (PYEXEC_MODE=fork): this service runs in a mode that starts a fresh interpreter for each execution and keeps nothing between them",
+}
 
 // CellResult is one cell's answer: Result as for a script, and Text when the
 // last expression had no JSON form and Value is its text form as a string.
@@ -229,9 +278,10 @@ type CellResult struct {
 	Text bool
 }
 
-// StartSession starts a session with the service's limits, memoryBytes of
-// memory when it is not zero.
-func (e *Executor) StartSession(memoryBytes int64) (*Session, error) {
+// StartSession starts a session with the service's limits, tightened by
+// req's, and writes req's files into its working directory. Its process
+// is frozen until its first cell.
+func (e *Executor) StartSession(ctx context.Context, req SessionRequest) (*Session, error) {
 	e.mu.Lock()
 	box, ready := e.box, e.health.Ready
 	e.mu.Unlock()
@@ -242,60 +292,128 @@ func (e *Executor) StartSession(memoryBytes int64) (*Session, error) {
 	if !ok {
 		return nil, ErrSessionsUnsupported
 	}
+	caps := e.Limits()
+	if err := checkSessionLimits(req.Timeout, req.MemoryBytes, caps); err != nil {
+		return nil, err
+	}
+	if err := checkFiles(req.Files, caps); err != nil {
+		return nil, err
+	}
 	lim := serviceLimits(e.cfg)
-	if memoryBytes > 0 && memoryBytes < lim.memoryBytes {
-		lim.memoryBytes = memoryBytes
+	if req.MemoryBytes > 0 {
+		lim.memoryBytes = req.MemoryBytes
+	}
+	if req.Timeout > 0 {
+		lim.timeout = req.Timeout
 	}
 	proc, err := f.startSession(lim.memoryBytes)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{cfg: e.cfg, proc: proc, lim: lim}, nil
+	s := &Session{cfg: e.cfg, caps: caps, proc: proc, lim: lim}
+	if len(req.Files) > 0 {
+		// The files are written by a cell of no code: the session's
+		// process writes them as any cell's, inside its jail.
+		if _, err := s.run(ctx, Request{Files: req.Files}, lim.timeout); err != nil {
+			_ = s.End()
+			return nil, err
+		}
+	} else if err := proc.hold(); err != nil {
+		_ = s.End()
+		return nil, err
+	}
+	return s, nil
 }
 
-// Run runs code as the session's next cell. A cell past its timeout, or
-// killed at the memory limit, ends the session: its answer says so, and every
-// later Run returns the reason wrapped in errSessionEnded.
-func (s *Session) Run(ctx context.Context, code string, timeout time.Duration) (CellResult, error) {
+// checkSessionLimits applies the rules of a session's or a cell's limits.
+func checkSessionLimits(timeout time.Duration, memoryBytes int64, caps Limits) error {
+	switch {
+	case timeout < 0 || timeout > caps.Timeout:
+		return invalid(fmt.Sprintf("%s, got %s", caps.TimeoutRule(), secondsText(timeout)))
+	case memoryBytes < 0 || (memoryBytes > 0 && memoryBytes < 1<<20) || memoryBytes > caps.MemoryBytes:
+		return invalid(fmt.Sprintf("%s, got %s", caps.MemoryRule(), mebibytesText(memoryBytes)))
+	}
+	return nil
+}
+
+// Run runs cell as the session's next cell. A cell past its timeout, or
+// killed at the memory limit, ends the session: its answer says so, and
+// Ended returns why from then on.
+func (s *Session) Run(ctx context.Context, cell Cell) (CellResult, error) {
+	if err := validateCode(cell.Code, s.cfg); err != nil {
+		return CellResult{}, err
+	}
+	if err := checkSessionLimits(cell.Timeout, 0, s.caps); err != nil {
+		return CellResult{}, err
+	}
+	if err := checkFiles(cell.Files, s.caps); err != nil {
+		return CellResult{}, err
+	}
+	if !utf8.ValidString(cell.Stdin) {
+		return CellResult{}, invalid("'stdin' must be valid UTF-8")
+	}
+	timeout := s.lim.timeout
+	if cell.Timeout > 0 && cell.Timeout < timeout {
+		timeout = cell.Timeout
+	}
+	return s.run(ctx, Request{Script: cell.Code, Stdin: cell.Stdin, Files: cell.Files}, timeout)
+}
+
+// validateCode applies the rules of a cell's code: a script's, but for
+// the message's name.
+func validateCode(code string, cfg Config) error {
+	switch {
+	case strings.TrimSpace(code) == "":
+		return invalid("'code' must be a non-empty string")
+	case len(code) > cfg.MaxScriptBytes:
+		return invalid(fmt.Sprintf("Code too large (max %s)", size.Text(int64(cfg.MaxScriptBytes), "")))
+	case !utf8.ValidString(code):
+		return invalid("'code' must be valid UTF-8")
+	case strings.ContainsRune(code, 0):
+		return invalid("'code' must not contain NUL bytes")
+	}
+	return nil
+}
+
+// run thaws the session, runs req's script as a cell and freezes it again.
+func (s *Session) run(ctx context.Context, req Request, timeout time.Duration) (CellResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended != nil {
-		return CellResult{}, fmt.Errorf("%w: %w", errSessionEnded, s.ended)
+	if err := s.Ended(); err != nil {
+		return CellResult{}, fmt.Errorf("%w: %w", errSessionEnded, err)
 	}
-	lim := s.lim
-	if timeout > 0 && timeout < lim.timeout {
-		lim.timeout = timeout
-	}
-	job, err := newJob(Request{Script: code}, s.cfg, false, 0)
+	job, err := newJob(req, s.cfg, true, 0)
 	if err != nil {
 		return CellResult{}, err
 	}
+	s.cells++
+	lim := limits{timeout: timeout, memoryBytes: s.lim.memoryBytes}
 	started := time.Now()
-	run, err := s.proc.runCell(ctx, job, lim.timeout, s.cfg)
+	if err := s.proc.resume(); err != nil {
+		return CellResult{}, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The session could not be resumed; the session has ended"}, err)
+	}
+	run, err := s.proc.runCell(ctx, job, timeout, s.cfg)
 	if err != nil {
-		s.ended = err
-		return CellResult{}, err
+		return CellResult{}, s.endWith(err, nil)
 	}
 	res := CellResult{Result: Result{Stdout: cleanStdout(run.Stdout), Duration: time.Since(started)}}
 	if run.Ended {
-		var cause *Error
 		switch {
 		case run.TimedOut:
-			cause = &Error{Type: api.ErrorTypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}
+			return res, s.endWith(&Error{Type: api.ErrorTypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}, nil)
 		case run.MemoryLimitHit:
-			cause = &Error{Type: api.ErrorTypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}
-		default:
-			cause = &Error{Type: api.ErrorTypeExited, Message: "The session's process ended during the cell"}
+			return res, s.endWith(&Error{Type: api.ErrorTypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}, nil)
+		case ctx.Err() != nil:
+			return res, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The cell was stopped because its caller went away; the session has ended"}, nil)
 		}
-		s.ended = cause
-		_ = s.proc.end()
-		return res, cause
+		return res, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The session's process ended during the cell; the session has ended"}, nil)
 	}
 	rep, err := parseReport(run.Report, s.cfg)
 	if err != nil {
-		s.ended = err
-		_ = s.proc.end()
-		return res, &Error{Type: api.ErrorTypeExited, Message: "The cell interfered with its result channel; the session has ended"}
+		return res, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The cell interfered with its result channel; the session has ended"}, err)
+	}
+	if err := s.proc.hold(); err != nil {
+		return res, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The session could not be frozen after its cell; the session has ended"}, err)
 	}
 	var marked struct {
 		Text bool `json:"result_text"`
@@ -306,13 +424,49 @@ func (s *Session) Run(ctx context.Context, code string, timeout time.Duration) (
 	return res, err
 }
 
-// End ends the session: its processes are killed and its cgroup removed.
+// endWith ends the session because of why (cause, when not nil, is the
+// fault behind it) and returns why.
+func (s *Session) endWith(why error, cause error) error {
+	s.endedMu.Lock()
+	if s.ended == nil {
+		s.ended = why
+	}
+	s.endedMu.Unlock()
+	_ = s.proc.end()
+	if cause != nil && s.cfg.Notify != nil {
+		s.cfg.notify(Event{Warning: true, Message: fmt.Sprintf("a session ended: %v: %v", why, cause)})
+	}
+	return why
+}
+
+// Ended is nil while the session lives, and why it ended once it has.
+func (s *Session) Ended() error {
+	s.endedMu.Lock()
+	defer s.endedMu.Unlock()
+	return s.ended
+}
+
+// Cells is the number of cells the session has run.
+func (s *Session) Cells() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cells
+}
+
+// MemoryBytes is the memory the session's processes use together; 0
+// where no cgroup counts it.
+func (s *Session) MemoryBytes() int64 { return s.proc.memoryBytes() }
+
+// End ends the session: its processes are killed, a running cell ends, and
+// its cgroup is removed.
 func (s *Session) End() error {
 	s.proc.kill()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.endedMu.Lock()
 	if s.ended == nil {
 		s.ended = errors.New("the session was ended")
 	}
+	s.endedMu.Unlock()
 	return s.proc.end()
 }

@@ -129,28 +129,28 @@ func serviceMemory(t *testing.T) int64 { return realConfig(t).MemoryBytes }
 
 func TestASessionThroughTheExecutorsAPI(t *testing.T) {
 	e := modeExecutor(t, ModeFork)
-	s, err := e.StartSession(0)
+	s, err := e.StartSession(context.Background(), SessionRequest{})
 	if err != nil {
 		t.Fatalf("StartSession: %v", err)
 	}
 	ctx := context.Background()
-	if _, err := s.Run(ctx, "import pandas as pd\ndf = pd.DataFrame({'n': [1, 2]})", 0); err != nil {
+	if _, err := s.Run(ctx, Cell{Code: "import pandas as pd\ndf = pd.DataFrame({'n': [1, 2]})"}); err != nil {
 		t.Fatalf("first cell: %v", err)
 	}
-	res, err := s.Run(ctx, "df", 0)
+	res, err := s.Run(ctx, Cell{Code: "df"})
 	if err != nil || !res.Text || !strings.Contains(string(res.Value), `"   n\n0  1\n1  2"`) {
 		t.Fatalf("a DataFrame cell = %+v, %v; want its text form, marked", res, err)
 	}
-	res, err = s.Run(ctx, "x = df['n'].sum()\nprint('sum')\nint(x) + 1", 0)
+	res, err = s.Run(ctx, Cell{Code: "x = df['n'].sum()\nprint('sum')\nint(x) + 1"})
 	if err != nil || res.Text || string(res.Value) != "4" || res.Stdout != "sum" {
 		t.Fatalf("x + 1 = %+v, %v; want 4 as JSON", res, err)
 	}
-	_, err = s.Run(ctx, "import time\ntime.sleep(30)", 300*time.Millisecond)
+	_, err = s.Run(ctx, Cell{Code: "import time\ntime.sleep(30)", Timeout: 300 * time.Millisecond})
 	var ee *Error
 	if !errors.As(err, &ee) || ee.Type != api.ErrorTypeTimeout || !strings.Contains(ee.Message, "the session has ended") {
 		t.Fatalf("a cell past its timeout = %v, want a timeout that ends the session", err)
 	}
-	if _, err := s.Run(ctx, "x", 0); !errors.Is(err, errSessionEnded) || !strings.Contains(err.Error(), "timed out") {
+	if _, err := s.Run(ctx, Cell{Code: "x"}); !errors.Is(err, errSessionEnded) || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("a cell after the timeout = %v, want the session ended, saying why", err)
 	}
 	dir := s.proc.cg.MemDir()
@@ -164,7 +164,7 @@ func TestASessionThroughTheExecutorsAPI(t *testing.T) {
 
 func TestPoolModeRefusesSessions(t *testing.T) {
 	e := modeExecutor(t, ModePool)
-	if _, err := e.StartSession(0); !errors.Is(err, ErrSessionsUnsupported) {
+	if _, err := e.StartSession(context.Background(), SessionRequest{}); !errors.Is(err, ErrSessionsUnsupported) {
 		t.Fatalf("StartSession in pool mode = %v, want ErrSessionsUnsupported", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
 	e := modeExecutor(t, ModeFork)
 	ctx := context.Background()
 	start := func() *Session {
-		s, err := e.StartSession(0)
+		s, err := e.StartSession(context.Background(), SessionRequest{})
 		if err != nil {
 			t.Fatalf("StartSession: %v", err)
 		}
@@ -189,7 +189,7 @@ func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
 		"listener.listen()\n" +
 		"sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n" +
 		"sorted(int(p) for p in os.listdir('/proc') if p.isdigit())"
-	res, err := a.Run(ctx, setup, 0)
+	res, err := a.Run(ctx, Cell{Code: setup})
 	if err != nil || string(res.Value) != "[1,2]" {
 		t.Fatalf("session a's setup = %+v, %v; want its own two processes", res, err)
 	}
@@ -202,7 +202,7 @@ func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
 		"except OSError as exc:\n" +
 		"    seen['socket'] = type(exc).__name__\n" +
 		"seen"
-	res, err = b.Run(ctx, probe, 0)
+	res, err = b.Run(ctx, Cell{Code: probe})
 	if err != nil {
 		t.Fatalf("session b's probe: %v", err)
 	}
@@ -218,7 +218,7 @@ func TestTwoSessionsCannotSeeEachOther(t *testing.T) {
 		t.Fatalf("session b sees %+v of session a; want nothing: no file, no variable, only its own pid 1, no socket", seen)
 	}
 	// And a still has all of it.
-	res, err = a.Run(ctx, "open('/tmp/mine.txt').read() == secret and sleeper.poll() is None", 0)
+	res, err = a.Run(ctx, Cell{Code: "open('/tmp/mine.txt').read() == secret and sleeper.poll() is None"})
 	if err != nil || string(res.Value) != "true" {
 		t.Fatalf("session a after b's probe = %+v, %v; want its file and process", res, err)
 	}
@@ -233,14 +233,14 @@ func TestCPUTimeOfManyCellsDoesNotAddUpToAKill(t *testing.T) {
 	// loaded machine.
 	cfg.Timeout = 4 * time.Second
 	e := startExecutor(t, cfg)
-	s, err := e.StartSession(0)
+	s, err := e.StartSession(context.Background(), SessionRequest{})
 	if err != nil {
 		t.Fatalf("StartSession: %v", err)
 	}
 	defer s.End()
 	burn := "import time\nstart = time.process_time()\nwhile time.process_time() - start < 1.0: pass\ncells = globals().get('cells', 0) + 1\ncells"
 	for i := 1; i <= cpuSeconds(cfg.Timeout)+1; i++ {
-		res, err := s.Run(context.Background(), burn, 10*time.Second)
+		res, err := s.Run(context.Background(), Cell{Code: burn})
 		if err != nil || string(res.Value) != strconv.Itoa(i) {
 			t.Fatalf("cell %d, with %d CPU-seconds spent before it = %+v, %v; want it to run", i, i-1, res, err)
 		}

@@ -180,19 +180,27 @@ def run_job(session, job_fd, stdout_fd, stderr_fd):
     except (ValueError, KeyError, TypeError) as exc:
         return harness.failure("invalid_request", "cell job: %s" % exc)
     job.rlimit_as = None  # set once, for the whole session
+    # Each cell's rich outputs are its own.
+    harness.DISPLAY = harness.Display()
     failed = harness.prepare(job)
     if failed:
         return failed
     report = session.run_cell(job.script)
     if report["ok"] and job.outputs is not None:
+        max_files, max_bytes = job.outputs
         try:
-            files = harness.collect_outputs(*job.outputs)
+            shown = harness.DISPLAY.finish()
+            files = harness.collect_outputs(max_files, max_bytes, harness.DISPLAY.bytes)
         except harness.OutputProblem as exc:
             return harness.failure(exc.error_type, str(exc))
         except MemoryError:
             return harness.failure("memory_limit", "")
+        except BaseException as exc:  # noqa: BLE001 - a figure that cannot be drawn
+            return harness.failure("exception", "displaying a figure: %s" % harness.describe(exc))
         if files:
             report["files"] = files
+        if shown:
+            report["display"] = shown
     return report
 
 

@@ -405,20 +405,29 @@ func escapedUnit(raw json.RawMessage, i int) (rune, bool) {
 // over members' values without the whitespace around them.
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
-// read reads and decodes /execute's body, never past its cap.
+// read reads and decodes /execute's body.
 func (d decoder) read(w http.ResponseWriter, r *http.Request) (request, error) {
+	body, err := d.readBody(w, r)
+	if err != nil {
+		return request{}, err
+	}
+	return d.decode(body, requestBody)
+}
+
+// readBody reads a request's body, never past its cap.
+func (d decoder) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > d.maxBytes {
-		return request{}, bodyTooLarge(d.maxBytes)
+		return nil, bodyTooLarge(d.maxBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return request{}, bodyTooLarge(d.maxBytes)
+			return nil, bodyTooLarge(d.maxBytes)
 		}
-		return request{}, invalidRequest("Could not read request body")
+		return nil, invalidRequest("Could not read request body")
 	}
-	return d.decode(body, requestBody)
+	return body, nil
 }
 
 // decodeMessage decodes a Pub/Sub message's data, within the same cap as

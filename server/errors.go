@@ -10,6 +10,7 @@ import (
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/size"
+	"github.com/pyexec/pyexec/sessions"
 )
 
 // This file is the one place where an error becomes an answer. Handlers
@@ -127,6 +128,12 @@ func mapError(err error, executionID string) failure {
 		case t == api.ErrorTypeBusy:
 			f.retryAfter = "1"
 			f.body.Error = "Service busy, retry later"
+			var full *sessions.FullError
+			if errors.As(err, &full) {
+				// Sessions end on their own within minutes.
+				f.retryAfter = "10"
+				f.body.Error = full.Error()
+			}
 		case t == api.ErrorTypeSandboxUnavailable:
 			f.retryAfter = "10"
 			f.body.Error = "Sandbox unavailable"

@@ -24,9 +24,9 @@ const (
 	rootPath    = "/"
 )
 
-// Execute is the handler of the Execute function: POST /execute,
-// GET /healthz, GET /openapi.json, POST /mcp, and the playground (GET / and
-// its files) for browsers. Other paths answer 404, other methods 405 with
+// Execute is the handler of the Execute function: POST /execute, the
+// session paths under /sessions, GET /healthz, GET /openapi.json, POST /mcp,
+// and the playground (GET / and its files) for browsers. Other paths answer 404, other methods 405 with
 // Allow.
 //
 // Every request passes the guard before it is routed, so every
@@ -58,6 +58,9 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 			}
 			s.serveMCP(w, r, id)
 			return nil
+		}
+		if served, err := s.serveSessions(w, r, id); served {
+			return err
 		}
 		// The page goes only to a browser's GET (it asks for HTML). To an
 		// API client / is no path, whatever the method: it keeps the JSON

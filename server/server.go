@@ -20,6 +20,7 @@ import (
 	"github.com/pyexec/pyexec/execlog"
 	"github.com/pyexec/pyexec/executor"
 	"github.com/pyexec/pyexec/internal/dedup"
+	"github.com/pyexec/pyexec/sessions"
 )
 
 // Executor runs scripts in the sandbox; *executor.Executor is the real one.
@@ -198,6 +199,8 @@ type Server struct {
 	results Publisher    // nil: outcomes are only logged
 	done    *dedup.Set   // the message IDs ExecuteEvent completed
 	mcp     http.Handler // POST /mcp, built once by New
+	// sessions holds the live sessions; nil: the session paths answer 404.
+	sessions *sessions.Registry
 	guard   *guard       // what every state-changing request must pass
 
 	// answering counts the requests being answered, so that Shutdown can
@@ -217,13 +220,15 @@ type Server struct {
 
 // New returns a server running scripts with exec and logging to log. It
 // publishes ExecuteEvent's outcomes with results, or nowhere when results
-// is nil. Call Start to run the sandbox self-test.
-func New(cfg Config, exec Executor, log *execlog.Logger, results Publisher) *Server {
+// is nil, and serves the sessions of live, or none when live is nil. Call
+// Start to run the sandbox self-test.
+func New(cfg Config, exec Executor, log *execlog.Logger, results Publisher, live *sessions.Registry) *Server {
 	s := &Server{
 		cfg:           cfg,
 		exec:          exec,
 		log:           log,
 		results:       results,
+		sessions:      live,
 		done:          dedup.New(dedupMax, dedupTTL),
 		firstSelfTest: make(chan struct{}),
 		guard:         newGuard(cfg.AllowedHosts, cfg.FrontEndHost),
@@ -336,7 +341,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		execCtx, cancel = context.WithDeadline(ctx, deadline.Add(-answerReserve))
 		defer cancel()
 	}
-	err := s.exec.Shutdown(execCtx)
+	// Sessions end first: their processes belong to the sandbox that
+	// the executor's Shutdown takes down.
+	var err error
+	if s.sessions != nil {
+		err = s.sessions.Close()
+	}
+	err = errors.Join(err, s.exec.Shutdown(execCtx))
 	if selfTestEnded != nil {
 		select {
 		case <-selfTestEnded:

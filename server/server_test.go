@@ -82,7 +82,7 @@ func serve(t *testing.T, cfg server.Config, exec server.Executor, results server
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(cfg, exec, log, results)
+	srv := server.New(cfg, exec, log, results, nil)
 	execute := httptest.NewServer(http.HandlerFunc(srv.Execute))
 	event := httptest.NewServer(http.HandlerFunc(srv.ExecuteEvent))
 	t.Cleanup(func() {

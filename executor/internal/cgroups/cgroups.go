@@ -44,6 +44,9 @@ type Hierarchy struct {
 	// swapAccounted tells whether v1's memory cgroups account swap
 	// (memory.memsw.*), so that a memory limit can cover it.
 	swapAccounted bool
+	// freezerMount is v1's freezer hierarchy, where sessions are frozen
+	// between cells; "" where it is not mounted.
+	freezerMount string
 }
 
 // Kind returns how this hierarchy limits memory and process counts.
@@ -180,6 +183,9 @@ func (c Hierarchy) Release() error {
 }
 
 func (c Hierarchy) mounts() []string {
+	if c.kind == V1 && c.freezerMount != "" {
+		return []string{c.memMount, c.pidsMount, c.freezerMount}
+	}
 	if c.kind == V1 {
 		return []string{c.memMount, c.pidsMount}
 	}

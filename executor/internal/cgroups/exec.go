@@ -21,6 +21,8 @@ type Exec struct {
 	// execution is not written again; 0 before the first.
 	memBytes int64
 	procs    int
+	// freezable: Attach puts the process where Freeze reaches it.
+	freezable bool
 	// eventsBase is the sum of v2's cumulative memory.events counters
 	// (oom_kill, max) when the cgroup last became as new: what the current
 	// execution added is above it.
@@ -132,6 +134,9 @@ func (e *Exec) Attach(pid int) error {
 		if err := writeControl(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("moving the execution into cgroup %s: %w", dir, err)
 		}
+	}
+	if e.freezable && e.cg.kind == V1 {
+		return e.attachFreezer(pid)
 	}
 	return nil
 }

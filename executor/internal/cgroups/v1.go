@@ -36,5 +36,10 @@ func setupV1(root string) (Hierarchy, error) {
 	}
 	_, err := os.Stat(filepath.Join(mem, cg.parent, "memory.memsw.limit_in_bytes"))
 	cg.swapAccounted = err == nil
+	// The freezer is optional: without it sessions are held by signals.
+	freezer := filepath.Join(root, "freezer")
+	if _, err := os.Stat(filepath.Join(freezer, "cgroup.procs")); err == nil && os.MkdirAll(filepath.Join(freezer, cg.parent), 0o755) == nil {
+		cg.freezerMount = freezer
+	}
 	return cg, nil
 }

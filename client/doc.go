@@ -1,5 +1,6 @@
 // Package client calls a pyexec service: it sends a Python script to
-// POST /execute and returns what the script's main() returned.
+// POST /execute and returns what the script's main() returned, or runs
+// cells of code one after another in a session (POST /sessions).
 //
 // # Running a script
 //
@@ -49,6 +50,26 @@
 // Retry-After header, bounded in attempts and total wait (see WithRetry)
 // and by the context, and returns the last *Error if the service stays
 // unavailable.
+//
+// # Sessions
+//
+// A Session keeps a Python interpreter on the service from one call to the
+// next: each cell runs in the session's global namespace, and the value of
+// its last expression is the cell's result.
+//
+//	s, err := c.NewSession(ctx) // ended when ctx is done, or by s.Close
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close(ctx)
+//	_, err = s.Run(ctx, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})")
+//	res, err := s.Run(ctx, "int(df.a.sum())") // res.Value is 6
+//
+// A value without a JSON form comes back as its repr (CellResult.IsText,
+// CellResult.Text). A cell that raises keeps the session; one that runs out
+// of time or memory ends it, which Error.SessionEnded reports. The session
+// keeps the cookies the service sets, which Cloud Run's session affinity
+// needs to route its calls to the instance that holds it.
 //
 // # Private Cloud Run services
 //

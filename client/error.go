@@ -31,6 +31,8 @@ const (
 	ErrorTypeMethodNotAllowed     = string(api.ErrorTypeMethodNotAllowed)
 	ErrorTypeForbidden            = string(api.ErrorTypeForbidden)
 	ErrorTypeUnsupportedMediaType = string(api.ErrorTypeUnsupportedMediaType)
+	ErrorTypeSessionNotFound      = string(api.ErrorTypeSessionNotFound)
+	ErrorTypeSessionBusy          = string(api.ErrorTypeSessionBusy)
 )
 
 // Error is a failure answered by the service, or an answer the client could
@@ -53,6 +55,11 @@ type Error struct {
 	Traceback string
 	// Stdout is what the script printed before it failed.
 	Stdout string
+	// SessionEnded reports that a failed cell ended its session (a
+	// timeout, the memory limit, or its process exiting): the session's
+	// state is gone, and later calls answer ErrorTypeSessionNotFound. A
+	// cell that raised (ErrorTypeException) leaves the session alive.
+	SessionEnded bool
 	// ExecutionID names the execution in the service's log (the
 	// X-Execution-Id header); empty when the answer had none.
 	ExecutionID string

@@ -145,3 +145,38 @@ func ExampleError() {
 	// timed out after printing "loading..."
 	// nightly report: pyexec: timeout: Execution timed out after 30 seconds
 }
+
+// Keep a DataFrame from one cell to the next in a session, and tell a cell
+// that raised (the session lives on) from one that ended the session.
+// Compiled, not run: it needs a service.
+func ExampleSession_Run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends the session too, should Close not be reached
+	c, err := client.New("http://localhost:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	if _, err := s.Run(ctx, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})"); err != nil {
+		log.Fatal(err)
+	}
+	res, err := s.Run(ctx, "df.a.sum() / 0")
+	var e *client.Error
+	switch {
+	case errors.As(err, &e) && e.SessionEnded:
+		log.Fatalf("the session ended: %s", e.Message)
+	case errors.As(err, &e):
+		fmt.Println(e.Message) // ZeroDivisionError: ...; df is still there
+	case err != nil:
+		log.Fatal(err)
+	}
+	if res, err = s.Run(ctx, "df"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Text()) // a DataFrame has no JSON form: its repr
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -29,20 +28,14 @@ type runArgs struct {
 	url     string        // --url, else $PYEXEC_URL, else defaultURL
 	out     string        // --out, "" to save no files
 	json    bool          // --json
+	session string        // --session, "" to run the script on its own
 }
-
-// errHelp asks for the usage text.
-var errHelp = errors.New("help requested")
 
 // parseRunArgs parses the arguments of run. Flags may come before and after
 // the script's path; "--" ends them.
 func parseRunArgs(args []string, getenv func(string) string) (runArgs, error) {
-	a := runArgs{url: getenv("PYEXEC_URL")}
-	if a.url == "" {
-		a.url = defaultURL
-	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by the caller, usage by help
+	a := runArgs{url: serviceURL(getenv)}
+	fs := newFlagSet("run")
 	fs.Func("input", "", func(v string) error { a.input = &v; return nil })
 	fs.Func("file", "", func(v string) error { a.files = append(a.files, v); return nil })
 	fs.Func("stdin", "", func(v string) error { a.stdin = &v; return nil })
@@ -51,25 +44,11 @@ func parseRunArgs(args []string, getenv func(string) string) (runArgs, error) {
 	fs.StringVar(&a.url, "url", a.url, "")
 	fs.StringVar(&a.out, "out", "", "")
 	fs.BoolVar(&a.json, "json", false, "")
+	fs.StringVar(&a.session, "session", "", "")
 
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return runArgs{}, errHelp
-			}
-			return runArgs{}, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			positional = append(positional, rest...)
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return runArgs{}, err
 	}
 	switch {
 	case len(positional) == 0:
@@ -80,6 +59,10 @@ func parseRunArgs(args []string, getenv func(string) string) (runArgs, error) {
 		return runArgs{}, fmt.Errorf("--timeout must be positive, got %v", a.timeout)
 	case a.memory < 0:
 		return runArgs{}, fmt.Errorf("--memory must be positive, got %d", a.memory)
+	case a.session != "" && a.input != nil:
+		return runArgs{}, errors.New("--input does not go with --session: a cell is not a main() to call")
+	case a.session != "" && a.memory != 0:
+		return runArgs{}, errors.New("--memory does not go with --session: a cell has its session's memory; give it to 'session new'")
 	}
 	a.script = positional[0]
 	return a, nil
@@ -174,6 +157,9 @@ func runCommand(ctx context.Context, args []string, con console) int {
 	if err != nil {
 		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
 		return exitUsage
+	}
+	if a.session != "" {
+		return runCell(ctx, c.AttachSession(a.session), req, a, con)
 	}
 
 	res, err := c.Execute(ctx, req)

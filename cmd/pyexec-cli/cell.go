@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pyexec/pyexec/client"
+)
+
+// runCell is "pyexec-cli run --session ID": the script runs as a cell of
+// the session, and what it printed and its last expression's value are
+// printed as run prints a script's.
+func runCell(ctx context.Context, s *client.Session, req client.Request, a runArgs, con console) int {
+	res, err := s.Run(ctx, req.Script, client.WithStdin(req.Stdin), client.WithFiles(req.Files...),
+		client.WithCellTimeout(req.Limits.Timeout))
+	if err != nil {
+		var e *client.Error
+		switch {
+		case a.json && errors.As(err, &e) && e.Type != "":
+			con.stdout.Write(withNewline(e.Body))
+		case errors.As(err, &e) && e.Stdout != "":
+			fmt.Fprintln(con.stdout, e.Stdout)
+		}
+		reportFailure(con.stderr, err)
+		return exitStatus(err)
+	}
+	if a.json {
+		con.stdout.Write(withNewline(res.Body))
+	} else {
+		printCell(con.stdout, res, true)
+	}
+	return saveOutputs(a.out, append(res.Files, displayFiles(res.Display)...), con.stderr)
+}
+
+// printCell prints what the cell printed, then its value: the text form of
+// a value without a JSON form as it is, any other as indented JSON. A null
+// value (a cell that ends with a statement) is printed only when
+// printNull holds; the REPL leaves it out, as Python's does with None.
+func printCell(w io.Writer, res *client.CellResult, printNull bool) {
+	if res.Stdout != "" {
+		fmt.Fprintln(w, res.Stdout)
+	}
+	switch {
+	case res.IsText():
+		fmt.Fprintln(w, res.Text())
+	case string(res.Value) == "null" && !printNull:
+	default:
+		// Indent keeps numbers as they came; Value is valid JSON, as the
+		// client decoded it.
+		var pretty bytes.Buffer
+		json.Indent(&pretty, res.Value, "", "  ")
+		fmt.Fprintln(w, pretty.String())
+	}
+}

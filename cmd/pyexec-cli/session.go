@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pyexec/pyexec/client"
+)
+
+// sessionArgs are the arguments of "pyexec-cli session new|show|end".
+type sessionArgs struct {
+	id      string        // the session of show and end
+	url     string        // --url, else $PYEXEC_URL, else defaultURL
+	files   []string      // --file of new, each PATH[=NAME]
+	timeout time.Duration // --timeout of new: each cell's limit
+	memory  int           // --memory of new: the session's limit
+}
+
+// parseSessionArgs parses the arguments after "session new", "session
+// show" or "session end" (verb).
+func parseSessionArgs(verb string, args []string, getenv func(string) string) (sessionArgs, error) {
+	a := sessionArgs{url: serviceURL(getenv)}
+	fs := newFlagSet("session " + verb)
+	fs.StringVar(&a.url, "url", a.url, "")
+	if verb == "new" {
+		fs.Func("file", "", func(v string) error { a.files = append(a.files, v); return nil })
+		fs.DurationVar(&a.timeout, "timeout", 0, "")
+		fs.IntVar(&a.memory, "memory", 0, "")
+	}
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return sessionArgs{}, err
+	}
+	switch {
+	case verb == "new" && len(positional) > 0:
+		return sessionArgs{}, fmt.Errorf("session new takes no arguments, got %q", positional)
+	case verb != "new" && len(positional) != 1:
+		return sessionArgs{}, fmt.Errorf("session %s takes one session ID, got %q", verb, positional)
+	case a.timeout < 0:
+		return sessionArgs{}, fmt.Errorf("--timeout must be positive, got %v", a.timeout)
+	case a.memory < 0:
+		return sessionArgs{}, fmt.Errorf("--memory must be positive, got %d", a.memory)
+	}
+	if verb != "new" {
+		a.id = positional[0]
+	}
+	return a, nil
+}
+
+// sessionCommand is "pyexec-cli session new|show|end".
+func sessionCommand(ctx context.Context, args []string, con console) int {
+	if len(args) == 0 {
+		fmt.Fprintln(con.stderr, "pyexec-cli: session needs new, show or end; run 'pyexec-cli help'")
+		return exitUsage
+	}
+	verb := args[0]
+	switch verb {
+	case "new", "show", "end":
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(con.stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(con.stderr, "pyexec-cli: unknown session command %q; run 'pyexec-cli help'\n", verb)
+		return exitUsage
+	}
+	a, err := parseSessionArgs(verb, args[1:], con.getenv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(con.stdout, usage)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
+		return exitUsage
+	}
+	var opts []client.SessionOption
+	for _, spec := range a.files {
+		path, name, _ := strings.Cut(spec, "=")
+		f, err := client.ReadFile(path, name)
+		if err != nil {
+			fmt.Fprintf(con.stderr, "pyexec-cli: --file %s: %v\n", spec, err)
+			return exitUsage
+		}
+		opts = append(opts, client.WithSessionFiles(f))
+	}
+	opts = append(opts, client.WithSessionLimits(client.Limits{Timeout: a.timeout, MemoryMB: a.memory}))
+	c, err := newClient(ctx, a.url)
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
+		return exitUsage
+	}
+
+	switch verb {
+	case "new":
+		s, err := c.NewSession(ctx, opts...)
+		if err != nil {
+			reportFailure(con.stderr, err)
+			return exitStatus(err)
+		}
+		// The session is for later commands: it must outlive this one.
+		s.Detach()
+		fmt.Fprintln(con.stdout, s.ID)
+	case "show":
+		st, err := c.AttachSession(a.id).State(ctx)
+		if err != nil {
+			reportFailure(con.stderr, err)
+			return exitStatus(err)
+		}
+		var pretty bytes.Buffer
+		json.Indent(&pretty, st.Body, "", "  ")
+		fmt.Fprintln(con.stdout, pretty.String())
+	case "end":
+		if err := c.AttachSession(a.id).Close(ctx); err != nil {
+			reportFailure(con.stderr, err)
+			return exitStatus(err)
+		}
+	}
+	return exitOK
+}

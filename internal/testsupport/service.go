@@ -160,7 +160,7 @@ type Response struct {
 }
 
 // Do sends req and decodes the answer, failing t when it is not strict JSON
-// (HEAD's empty answers aside).
+// (HEAD's and 204's empty answers aside).
 func Do(t testing.TB, req *http.Request) Response {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
@@ -173,7 +173,7 @@ func Do(t testing.TB, req *http.Request) Response {
 		t.Fatalf("reading the answer to %s %s: %v", req.Method, req.URL.Path, err)
 	}
 	r := Response{Request: req.Method + " " + req.URL.Path, Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if req.Method == http.MethodHead {
+	if req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent {
 		return r
 	}
 	if err := r.decodeBody(); err != nil {

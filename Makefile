@@ -151,6 +151,7 @@ profile: runtime
 FUZZTIME ?= 20s
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime '$(FUZZTIME)' ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessionBodies$$' -fuzztime '$(FUZZTIME)' ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
 
 ## image: build the Dockerfile, unchanged, with podman from Debian's packages;

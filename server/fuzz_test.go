@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -175,4 +176,47 @@ func inputExtremes(raw []byte) (depth, digits int, inf bool) {
 			inf = inf || math.IsInf(f, 0)
 		}
 	}
+}
+
+// FuzzDecodeSessionBodies feeds raw bytes to the decoders of POST
+// /sessions's body and a cell's: they never panic, answer every input with
+// a value or an invalid_request, and keep limits within the service's caps
+// (a cell's memory never set).
+func FuzzDecodeSessionBodies(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `[]`, `null`, `{"code": "x = 1"}`, `{"code": ""}`, `{"code": null}`, `{"code": 1}`,
+		`{"code": "x", "stdin": "a"}`, `{"code": "x", "stdin": 1}`, `{"code": "\ud800"}`, "{\"code\": \"\xff\"}",
+		`{"code": "x", "limits": {"timeout_seconds": 1}}`, `{"code": "x", "limits": {"memory_mb": 10}}`,
+		`{"code": "x", "files": [{"path": "a", "content": "AP8=", "encoding": "base64"}]}`,
+		`{"files": [{"path": "d.csv", "content": "a\n1\n"}], "limits": {"memory_mb": 64, "timeout_seconds": 5}}`,
+		`{"limits": {"timeout_seconds": 1e400}}`, `{"limits": []}`, `{"files": null, "limits": null}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	caps := executor.Limits{Timeout: 30 * time.Second, MemoryBytes: 512 << 20, MaxInputFiles: 100, MaxInputFilesBytes: 1 << 10}
+	dec := decoder{maxBytes: fuzzCap, caps: caps}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		onlyInvalid := func(err error) {
+			if t := executor.TypeOf(err); t != api.ErrorTypeInvalidRequest {
+				panic(fmt.Sprintf("%q answered %s: %v", data, t, err))
+			}
+		}
+		req, err := dec.decodeSessionRequest(data)
+		if err != nil {
+			onlyInvalid(err)
+		} else if req.Timeout < 0 || req.Timeout > caps.Timeout || req.MemoryBytes < 0 || req.MemoryBytes > caps.MemoryBytes {
+			t.Fatalf("%q: session limits %v, %d beyond the caps", data, req.Timeout, req.MemoryBytes)
+		}
+		cell, err := dec.decodeCell(data)
+		if err != nil {
+			onlyInvalid(err)
+			return
+		}
+		if !utf8.ValidString(cell.Code) || !utf8.ValidString(cell.Stdin) {
+			t.Fatalf("%q: a cell with invalid UTF-8 accepted", data)
+		}
+		if cell.Timeout < 0 || cell.Timeout > caps.Timeout {
+			t.Fatalf("%q: cell timeout %v beyond the cap", data, cell.Timeout)
+		}
+	})
 }

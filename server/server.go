@@ -201,7 +201,7 @@ type Server struct {
 	mcp     http.Handler // POST /mcp, built once by New
 	// sessions holds the live sessions; nil: the session paths answer 404.
 	sessions *sessions.Registry
-	guard   *guard       // what every state-changing request must pass
+	guard    *guard // what every state-changing request must pass
 
 	// answering counts the requests being answered, so that Shutdown can
 	// let their answers out.

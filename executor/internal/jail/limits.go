@@ -79,8 +79,8 @@ func serviceLimits(cfg Config) limits {
 }
 
 // limitsOf is the limits req runs under: the service's, or those req asks
-// for. package executor's Run has checked that a request's only tighten the service's; the
-// self-test's own scripts may have a longer timeout.
+// for. Package executor's Run has checked that a request's only tighten
+// the service's; the self-test's own scripts may have a longer timeout.
 func limitsOf(cfg Config, req Request) limits {
 	l := serviceLimits(cfg)
 	if req.Timeout > 0 {

@@ -152,7 +152,7 @@ FUZZTIME ?= 20s
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime '$(FUZZTIME)' ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessionBodies$$' -fuzztime '$(FUZZTIME)' ./server
-	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor
+	$(GO) test -run '^$$' -fuzz '^FuzzJudgeReport$$' -fuzztime '$(FUZZTIME)' ./executor/internal/jail
 
 ## image: build the Dockerfile, unchanged, with podman from Debian's packages;
 ## base images that cannot be pulled are built locally (image/bases.sh)

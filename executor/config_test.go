@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/api"
-	"github.com/pyexec/pyexec/internal/size"
 )
 
 // envOf is a getenv over a fixed map.
@@ -238,18 +237,5 @@ func TestRequestsAreValidatedBeforeAnythingRuns(t *testing.T) {
 	// Before Start, nothing runs: a valid script is refused, not run.
 	if _, err := e.Run(t.Context(), Request{Script: "def main():\n    return 1\n"}); TypeOf(err) != api.ErrorTypeSandboxUnavailable {
 		t.Errorf("Run before Start = %v, want sandbox_unavailable", err)
-	}
-}
-
-func TestSizeTextNamesTheUnitThatDividesEvenly(t *testing.T) {
-	for n, want := range map[int]string{100 * 1024: "100KB", 1 << 20: "1MB", 1000: "1000 bytes", 1536: "1536 bytes"} {
-		if got := size.Text(int64(n), ""); got != want {
-			t.Errorf("size.Text(%d) = %q, want %q", n, got, want)
-		}
-	}
-	for n, want := range map[int]string{1 << 20: "Output limit exceeded (1 MB)", 64 << 10: "Output limit exceeded (64 KB)", 1000: "Output limit exceeded (1000 bytes)"} {
-		if got := outputLimitMessage(n); got != want {
-			t.Errorf("outputLimitMessage(%d) = %q, want %q", n, got, want)
-		}
 	}
 }

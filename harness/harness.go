@@ -2,7 +2,7 @@
 // every jail: it reads its job (the user's script and what comes with it),
 // runs the script's main() and reports the outcome, with the files the
 // script left under outputs/, on a channel of its own. harness.py's docstring is the protocol
-// between it and the executor (executor/result.go reads the report).
+// between it and the executor (executor/internal/jail/result.go reads the report).
 package harness
 
 import _ "embed"
@@ -16,7 +16,7 @@ var Source []byte
 // --preload, it has imported numpy and pandas (its PRELOADED).
 const Preloaded = 'P'
 
-// Zygote is zygote.py, the fork server's program (executor/mode_fork.go).
+// Zygote is zygote.py, the fork server's program (executor/internal/jail/mode_fork.go).
 //
 //go:embed zygote.py
 var Zygote []byte

@@ -68,7 +68,7 @@ SCRIPT_FD = 3
 REPORT_FD = 4
 # Written on the report channel once a --preload is done: from then on the
 # process holds what it will hold when its job arrives, which is what a
-# request's tighter memory limit counts from (executor/mode_pool.go).
+# request's tighter memory limit counts from (executor/internal/jail/mode_pool.go).
 PRELOADED = b"P"
 SCRIPT_FILENAME = "<script>"
 OUTPUTS_DIR = "outputs"

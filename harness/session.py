@@ -11,7 +11,7 @@ the answer carries its text form, repr() capped at MAX_TEXT_CHARS, and
 "exception" with the traceback of the cells' own frames; the namespace keeps
 everything the cell bound before it raised.
 
-Protocol (the executor's side is to be executor/session.go):
+Protocol (the executor's side is to be executor/internal/jail/session.go):
   fd 3  the session's control socket (SOCK_SEQPACKET). Each message b"cell"
         carries four descriptors (SCM_RIGHTS): the cell's job (read end; the
         JSON object of harness.py's fd 3, with the cell's code as "script"),

@@ -7,7 +7,7 @@ seccomp policy). It never runs user code itself: every execution runs in a
 process forked from it that first builds a sandbox of its own, and that
 sandbox is the only place user code ever runs.
 
-Protocol (the Go side is executor/mode_fork.go):
+Protocol (the Go side is executor/internal/jail/mode_fork.go):
   fd 3  the control socket (SOCK_SEQPACKET). The server writes b"ready" once
         its imports are done. Then each message from the executor, b"fork"
         with five descriptors (SCM_RIGHTS), asks for one sandbox:

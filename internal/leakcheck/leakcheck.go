@@ -1,6 +1,7 @@
 // Package leakcheck finds what a test run may leave behind: descendant
-// processes of a process, and files matching a pattern. Tests assert both are
-// empty once everything they started has shut down.
+// processes of a process, files matching a pattern, and an executor's
+// cgroups (ExecutorLeftovers). Tests assert all are empty once everything
+// they started has shut down.
 package leakcheck
 
 import (

@@ -129,7 +129,7 @@ func AssertNothingLeft(t testing.TB, exec *executor.Executor) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		procs := leakcheck.Descendants(os.Getpid())
-		left := exec.Leftovers()
+		left := leakcheck.ExecutorLeftovers(exec)
 		if len(procs) == 0 && len(left) == 0 {
 			return
 		}

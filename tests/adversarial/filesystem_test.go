@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pyexec/pyexec/harness"
+	"github.com/pyexec/pyexec/internal/leakcheck"
 	"github.com/pyexec/pyexec/internal/testsupport"
 )
 
@@ -100,7 +101,7 @@ def main():
 		}
 		// On the host, the only things the service made for the jail are
 		// its cgroups, gone once the execution is over.
-		testsupport.PollUntil(t, 10*time.Second, "the execution's cgroups to go", func() bool { return len(ts.Executor.Leftovers()) == 0 })
+		testsupport.PollUntil(t, 10*time.Second, "the execution's cgroups to go", func() bool { return len(leakcheck.ExecutorLeftovers(ts.Executor)) == 0 })
 	})
 
 	// /tmp is a 16 MiB tmpfs with a bounded inode count here: filling it

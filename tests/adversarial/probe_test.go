@@ -171,7 +171,7 @@ func assertBackToIdle(t *testing.T, ts *testsupport.Service, idle int, name stri
 	for {
 		procs := leakcheck.Descendants(os.Getpid())
 		named := leakcheck.DescendantsNamed(os.Getpid(), name)
-		left := ts.Executor.Leftovers()
+		left := leakcheck.ExecutorLeftovers(ts.Executor)
 		if len(procs) <= idle && len(named) == 0 && len(left) == 0 {
 			return
 		}

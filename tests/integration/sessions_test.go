@@ -239,7 +239,7 @@ func TestSessionRequestsAreChecked(t *testing.T) {
 		{"/sessions", `{"limits": {"memory_mb": 999999}}`, "memory_mb", 400},
 		{"/sessions", `{"files": [{"path": "../x", "content": ""}]}`, "files[0]", 400},
 		{"/sessions/" + s.ID + "/execute", `{}`, "'code'", 400},
-		{"/sessions/" + s.ID + "/execute", `{"code": "   "}`, "'code'", 400},
+		{"/sessions/" + s.ID + "/execute", `{"code": "   "}`, "Code must be", 400},
 		{"/sessions/" + s.ID + "/execute", `{"code": "1", "limits": {"memory_mb": 10}}`, "memory_mb is the session's", 400},
 		{"/sessions/" + s.ID + "/execute", `{"code": "1", "limits": {"timeout_seconds": 1e9}}`, "timeout_seconds", 400},
 		{"/sessions/AAAAAAAAAAAAAAAAAAAAAA/execute", `{"code": "1"}`, "another instance", 404},

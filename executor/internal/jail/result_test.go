@@ -1,4 +1,4 @@
-package executor
+package jail
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/pyexec/pyexec/api"
+
+	"github.com/pyexec/pyexec/internal/size"
 )
 
 // judgeConfig is the configuration judge reads: limits for the messages.
@@ -354,6 +356,19 @@ func TestTypeOfNamesEveryFailure(t *testing.T) {
 	} {
 		if got := TypeOf(tt.err); got != tt.want {
 			t.Errorf("TypeOf(%v) = %s, want %s", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestSizeTextNamesTheUnitThatDividesEvenly(t *testing.T) {
+	for n, want := range map[int]string{100 * 1024: "100KB", 1 << 20: "1MB", 1000: "1000 bytes", 1536: "1536 bytes"} {
+		if got := size.Text(int64(n), ""); got != want {
+			t.Errorf("size.Text(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for n, want := range map[int]string{1 << 20: "Output limit exceeded (1 MB)", 64 << 10: "Output limit exceeded (64 KB)", 1000: "Output limit exceeded (1000 bytes)"} {
+		if got := outputLimitMessage(n); got != want {
+			t.Errorf("outputLimitMessage(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

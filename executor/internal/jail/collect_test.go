@@ -1,4 +1,4 @@
-package executor
+package jail
 
 import (
 	"context"

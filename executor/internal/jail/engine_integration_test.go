@@ -1,6 +1,6 @@
 //go:build integration
 
-package executor
+package jail
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func realConfig(t *testing.T) Config {
 
 // startExecutor starts an executor whose self-test must pass, and shuts it
 // down at cleanup, failing if it leaves a cgroup or file behind.
-func startExecutor(t *testing.T, cfg Config) *Executor {
+func startExecutor(t *testing.T, cfg Config) *Engine {
 	t.Helper()
 	e, err := New(cfg)
 	if err != nil {

@@ -1,4 +1,4 @@
-package executor
+package jail
 
 import (
 	"encoding/json"
@@ -93,7 +93,7 @@ func checkJudgedFiles(t *testing.T, data []byte, files []File, cfg Config) {
 	}
 	total := 0
 	for i, f := range files {
-		if !strings.HasPrefix(f.Path, "outputs/") || pathProblem(f.Path) != "" || (i > 0 && f.Path <= files[i-1].Path) {
+		if !strings.HasPrefix(f.Path, "outputs/") || PathProblem(f.Path) != "" || (i > 0 && f.Path <= files[i-1].Path) {
 			t.Fatalf("judge(%q) returned output file path %q (after %d others)", data, f.Path, i)
 		}
 		total += len(f.Content)

@@ -1,4 +1,4 @@
-package executor
+package jail
 
 import (
 	"bytes"
@@ -190,7 +190,7 @@ func checkOutputFiles(files []reportFile, cfg Config) error {
 	}
 	total := 0
 	for i, f := range files {
-		if !strings.HasPrefix(f.Path, outputsDir+"/") || pathProblem(f.Path) != "" {
+		if !strings.HasPrefix(f.Path, outputsDir+"/") || PathProblem(f.Path) != "" {
 			return fmt.Errorf("output file path %q", f.Path)
 		}
 		if i > 0 && f.Path <= files[i-1].Path {
@@ -270,7 +270,7 @@ func truncate(s string, n int) string {
 }
 
 func timeoutMessage(lim limits) string {
-	return fmt.Sprintf("Execution timed out after %s seconds", secondsText(lim.timeout))
+	return fmt.Sprintf("Execution timed out after %s seconds", SecondsText(lim.timeout))
 }
 
 func memoryLimitMessage(lim limits) string {

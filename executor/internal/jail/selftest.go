@@ -1,4 +1,4 @@
-package executor
+package jail
 
 import (
 	"context"
@@ -85,14 +85,14 @@ const selfTestMemoryLimit = 48 << 20
 
 // selfTest runs the isolation check and the memory-limit probe through the
 // same path as every execution.
-func (e *Executor) selfTest(ctx context.Context, box sandbox) error {
+func (e *Engine) selfTest(ctx context.Context, box sandbox) error {
 	return e.selfTestWith(ctx, func(ctx context.Context, req Request) (Result, error) {
 		return e.runIn(ctx, box, req, false)
 	})
 }
 
 // selfTestWith is the self-test, each of its scripts run by run.
-func (e *Executor) selfTestWith(ctx context.Context, run func(context.Context, Request) (Result, error)) error {
+func (e *Engine) selfTestWith(ctx context.Context, run func(context.Context, Request) (Result, error)) error {
 	res, err := run(ctx, Request{ID: "self-test", Script: selfTestScript, Timeout: selfTestTimeout})
 	if err != nil {
 		return fmt.Errorf("self-test script failed: %w", err)

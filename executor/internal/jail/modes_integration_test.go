@@ -1,6 +1,6 @@
 //go:build integration
 
-package executor
+package jail
 
 import (
 	"context"
@@ -22,7 +22,7 @@ var allModes = []Mode{ModeCold, ModePool, ModeFork}
 
 // modeExecutor starts an executor in mode whose self-test must pass, and
 // shuts it down at cleanup, failing if it leaves a cgroup behind.
-func modeExecutor(t *testing.T, mode Mode) *Executor {
+func modeExecutor(t *testing.T, mode Mode) *Engine {
 	t.Helper()
 	cfg := realConfig(t)
 	cfg.Mode = mode
@@ -32,7 +32,7 @@ func modeExecutor(t *testing.T, mode Mode) *Executor {
 	return startExecutor(t, cfg)
 }
 
-func runJSON(t *testing.T, e *Executor, script string, into any) {
+func runJSON(t *testing.T, e *Engine, script string, into any) {
 	t.Helper()
 	res, err := e.Run(context.Background(), Request{Script: script})
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package executor
+package jail
 
 import (
 	"bufio"

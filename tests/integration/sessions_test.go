@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,15 +96,19 @@ func mustCell(t *testing.T, base, id, code, want string) cellAnswer {
 	return a
 }
 
-// sessionCgroups lists the cgroups of sessions that exist on the host.
-func sessionCgroups(t *testing.T) []string {
+// sessionCgroups lists the cgroups of sessions of the service in process
+// pid that exist on the host: those under its executors' parents, named
+// "<pid>-<n>". Other services on the host (tests of other packages) are
+// not counted.
+func sessionCgroups(t *testing.T, pid int) []string {
 	t.Helper()
+	owner := strconv.Itoa(pid) + "-"
 	var found []string
 	_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), "session-") {
+		if strings.HasPrefix(d.Name(), "session-") && strings.HasPrefix(filepath.Base(filepath.Dir(path)), owner) {
 			found = append(found, path)
 			return fs.SkipDir
 		}
@@ -140,14 +146,14 @@ func TestASessionKeepsStateAcrossCells(t *testing.T) {
 	if status != 200 || st.State != api.SessionIdle || st.Cells != 5 || st.MemoryBytes <= 0 || st.ID != s.ID {
 		t.Fatalf("GET /sessions/{id} = %d %s, want an idle session with 5 cells and its memory", status, testsupport.Clip(raw))
 	}
-	before := sessionCgroups(t)
+	before := sessionCgroups(t, os.Getpid())
 	if len(before) == 0 {
 		t.Fatal("no session cgroup found while a session lives")
 	}
 	if status, raw, _ := sessionCall(t, ts.URL, http.MethodDelete, "/sessions/"+s.ID, nil, nil); status != http.StatusNoContent || len(raw) != 0 {
 		t.Fatalf("DELETE = %d %q, want 204 and no body", status, raw)
 	}
-	if left := sessionCgroups(t); len(left) != 0 {
+	if left := sessionCgroups(t, os.Getpid()); len(left) != 0 {
 		t.Fatalf("cgroups left after DELETE: %v", left)
 	}
 	a = runCell(t, ts.URL, s.ID, api.Cell{Code: "1"})
@@ -223,7 +229,7 @@ func TestAnIdleSessionEndsAndLeavesNothing(t *testing.T) {
 		status, _, _ := sessionCall(t, ts.URL, http.MethodGet, "/sessions/"+s.ID, nil, &f)
 		return status == 404 && strings.Contains(f.Error, "idle")
 	})
-	if left := sessionCgroups(t); len(left) != 0 {
+	if left := sessionCgroups(t, os.Getpid()); len(left) != 0 {
 		t.Fatalf("cgroups left after the session expired: %v", left)
 	}
 }
@@ -287,8 +293,8 @@ func TestSIGTERMEndsLiveSessionsCleanly(t *testing.T) {
 		running <- resp.StatusCode
 	}()
 	time.Sleep(500 * time.Millisecond) // the cell is running
-	if len(sessionCgroups(t)) < 2 {
-		t.Fatalf("session cgroups before SIGTERM: %v, want two", sessionCgroups(t))
+	if len(sessionCgroups(t, b.Pid())) < 2 {
+		t.Fatalf("session cgroups before SIGTERM: %v, want two", sessionCgroups(t, b.Pid()))
 	}
 	if err := b.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -304,7 +310,7 @@ func TestSIGTERMEndsLiveSessionsCleanly(t *testing.T) {
 	if status := <-running; status != 0 && status != 400 {
 		t.Errorf("the running cell was answered %d at SIGTERM, want 400 (its session ended) or a closed connection", status)
 	}
-	if left := sessionCgroups(t); len(left) != 0 {
+	if left := sessionCgroups(t, b.Pid()); len(left) != 0 {
 		t.Fatalf("session cgroups left after SIGTERM: %v", left)
 	}
 }

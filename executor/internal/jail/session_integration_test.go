@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -243,6 +244,73 @@ func TestCPUTimeOfManyCellsDoesNotAddUpToAKill(t *testing.T) {
 		res, err := s.Run(context.Background(), Cell{Code: burn})
 		if err != nil || string(res.Value) != strconv.Itoa(i) {
 			t.Fatalf("cell %d, with %d CPU-seconds spent before it = %+v, %v; want it to run", i, i-1, res, err)
+		}
+	}
+}
+
+// sessionCPUTicks is the CPU time, in clock ticks, that the session's
+// processes have used, all their threads included.
+func sessionCPUTicks(t *testing.T, s *Session) int64 {
+	t.Helper()
+	procs := filepath.Join(s.proc.cg.PidsDir(), "cgroup.procs")
+	if _, err := os.Stat(procs); err != nil {
+		procs = filepath.Join(s.proc.cg.MemDir(), "run", "cgroup.procs") // cgroup v2's leaf
+	}
+	data, err := os.ReadFile(procs)
+	if err != nil {
+		t.Fatalf("reading the session's processes: %v", err)
+	}
+	var ticks int64
+	for _, pid := range strings.Fields(string(data)) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the line.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		for _, f := range fields[11:13] {
+			n, _ := strconv.ParseInt(f, 10, 64)
+			ticks += n
+		}
+	}
+	return ticks
+}
+
+func TestAnIdleSessionIsFrozenWithTheThreadItLeft(t *testing.T) {
+	e := modeExecutor(t, ModeFork)
+	ctx := context.Background()
+	s, err := e.StartSession(ctx, SessionRequest{})
+	if err != nil {
+		t.Fatalf("StartSession: %v", err)
+	}
+	defer s.End()
+	spin := "import threading\n" +
+		"spins = [0]\n" +
+		"def spin():\n" +
+		"    while True:\n" +
+		"        spins[0] += 1\n" +
+		"threading.Thread(target=spin, daemon=True).start()"
+	if _, err := s.Run(ctx, Cell{Code: spin}); err != nil {
+		t.Fatalf("the cell that leaves a busy thread: %v", err)
+	}
+	before := sessionCPUTicks(t, s)
+	time.Sleep(time.Second)
+	if used := sessionCPUTicks(t, s) - before; used > 2 {
+		t.Fatalf("an idle session with a busy thread used %d ticks of CPU in a second, want none: it is not frozen", used)
+	}
+	// The thread resumes with the next cell: it spins while the cell sleeps.
+	res, err := s.Run(ctx, Cell{Code: "import time\nn = spins[0]\ntime.sleep(0.3)\nspins[0] > n"})
+	if err != nil || string(res.Value) != "true" {
+		t.Fatalf("the thread during the next cell = %+v, %v; want it spinning again", res, err)
+	}
+	dirs := []string{s.proc.cg.MemDir(), s.proc.cg.PidsDir()}
+	if err := s.End(); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the session's cgroup %s is left after End: %v", dir, err)
 		}
 	}
 }

@@ -631,7 +631,7 @@ function showFiles(files) {
 const keepState = $("keep-state");
 const restartButton = $("restart");
 const sessionBlock = $("session-block");
-const history = $("history");
+const historyList = $("history");
 
 // session is the current session, { id, cells }, with cells the number of
 // cells sent to it so far (the service numbers them alike: "<cell 2>");
@@ -650,7 +650,7 @@ function endSession() {
 }
 
 function clearHistory() {
-  history.replaceChildren();
+  historyList.replaceChildren();
 }
 
 keepState.addEventListener("change", () => {
@@ -708,7 +708,7 @@ async function startSession(started) {
     show({ response, elapsed: performance.now() - started, answer, failed });
     return null;
   }
-  if (history.childElementCount > 0) addNote("A new session started: the names of the cells above are gone.");
+  if (historyList.childElementCount > 0) addNote("A new session started: the names of the cells above are gone.");
   return { id, cells: 0 };
 }
 
@@ -721,7 +721,16 @@ async function runCell() {
   const source = code.value;
   let s, response, text;
   try {
-    if (!session) session = await startSession(started);
+    if (!session) {
+      const created = await startSession(started);
+      session = created;
+      // The switch may have gone off while the session started.
+      if (created && !keepState.checked) {
+        endSession();
+        statusLine.textContent = "Not run: Keep state went off while the session started.";
+        return;
+      }
+    }
     s = session;
     if (!s) return;
     s.cells++;
@@ -797,15 +806,15 @@ function addCell(n, source, answer) {
     value.className = "cell-result";
     item.appendChild(value);
   }
-  history.appendChild(item);
-  history.scrollTop = history.scrollHeight;
+  historyList.appendChild(item);
+  historyList.scrollTop = historyList.scrollHeight;
 }
 
 function addNote(text) {
   const item = document.createElement("li");
   item.className = "note";
   item.textContent = text;
-  history.appendChild(item);
+  historyList.appendChild(item);
 }
 
 // formatValue is a cell's value as it shows: a value with no JSON form

@@ -1,6 +1,7 @@
 // Package playground is pyexec's browser page: a small editor that runs
-// scripts through POST /execute on the page's own origin and shows what came
-// back.
+// scripts through POST /execute on the page's own origin, or, with "Keep
+// state" on, runs each as the next cell of a session (/sessions), and shows
+// what came back.
 //
 // Its files are embedded in the binary and served with a strict
 // Content-Security-Policy: the page loads nothing from another origin and

@@ -247,3 +247,20 @@ func TestExamplesMenuHoldsREADMEsExamplesThenTheExtensions(t *testing.T) {
 		t.Errorf("output example does not write outputs/result.csv, or takes input:\n%s", outputExample.Script)
 	}
 }
+
+// Keep state runs cells of a session, and the page ends its session when it
+// is left: sendBeacon cannot DELETE, so a keepalive fetch does.
+func TestPageOffersKeepStateAndEndsItsSessionWhenLeft(t *testing.T) {
+	page := string(files[pagePath].body)
+	for _, want := range []string{`id="keep-state" type="checkbox" role="switch"`, `id="restart"`, `id="history"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("index.html does not hold %s", want)
+		}
+	}
+	script := string(files[assetPrefix+"app.js"].body)
+	for _, want := range []string{`fetch("/sessions", { method: "POST"`, `"/execute", {`, `method: "DELETE", keepalive: true`, `addEventListener("pagehide"`} {
+		if !strings.Contains(script, want) {
+			t.Errorf("app.js does not hold %s", want)
+		}
+	}
+}

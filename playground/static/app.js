@@ -1,5 +1,5 @@
 // pyexec playground: a small code editor over a textarea, and a client of
-// POST /execute on this page's own origin. No dependencies; the page's
+// POST /execute and of sessions (/sessions) on this page's own origin. No dependencies; the page's
 // Content-Security-Policy allows no other origin and no inline code, so
 // everything the service returns is put in the page as text, never as HTML.
 "use strict";
@@ -393,6 +393,10 @@ let downloadURLs = [];
 
 async function run() {
   if (running) return;
+  if (keepState.checked) {
+    runCell();
+    return;
+  }
   const input = checkInput();
   if (input === undefined) {
     $("request-extras").open = true;
@@ -434,8 +438,9 @@ async function run() {
 
 runButton.addEventListener("click", run);
 
-// show puts one answer in the output pane.
-function show({ response, elapsed, answer, failed }) {
+// show puts one answer in the output pane. cell is the number of the
+// session's cell the answer is of, 0 for a one-shot run.
+function show({ response, elapsed, answer, failed, cell = 0 }) {
   for (const url of downloadURLs) URL.revokeObjectURL(url);
   downloadURLs = [];
   const field = (name) => (answer instanceof Map ? answer.get(name) : undefined);
@@ -454,11 +459,13 @@ function show({ response, elapsed, answer, failed }) {
   showErrorMessage(typeof errorText === "string" ? errorText : "");
   const traceback = field("traceback");
   $("traceback").hidden = typeof traceback !== "string" || traceback === "";
-  showTraceback(typeof traceback === "string" ? traceback : "");
+  showTraceback(typeof traceback === "string" ? traceback : "", cell ? "<cell " + cell + ">" : "<script>");
 
   const ok = answer instanceof Map && answer.has("result") && errorText === undefined;
-  $("result-block").hidden = !ok;
-  $("result").textContent = ok ? formatJSON(answer.get("result"), "") : "";
+  // A cell that ends with a statement has no value (null), and shows none.
+  const valued = ok && !(cell && answer.get("result") === null);
+  $("result-block").hidden = !valued;
+  $("result").textContent = valued ? (cell ? formatValue(answer) : formatJSON(answer.get("result"), "")) : "";
 
   const stdout = field("stdout");
   $("stdout-block").hidden = typeof stdout !== "string";
@@ -480,9 +487,10 @@ function show({ response, elapsed, answer, failed }) {
 }
 
 // Line references in errors become buttons that select the line in the
-// editor: "line N" in the script's traceback frames, and "(line N)" at the
-// end of a syntax error.
-const FRAME_LINE = /^(\s*File "<script>", )line (\d+)(.*)$/;
+// editor: "line N" in the traceback frames of the script (or of the cell
+// just run, whose code the editor holds), and "(line N)" at the end of a
+// syntax error.
+const FRAME_LINE = /^(\s*File "(<[^">]*>)", )line (\d+)(.*)$/;
 const SYNTAX_LINE = /^(.*\()line (\d+)(\).*)$/s;
 
 function lineButton(n) {
@@ -506,12 +514,13 @@ function showErrorMessage(text) {
   target.replaceChildren(match[1], lineButton(match[2]), match[3]);
 }
 
-function showTraceback(text) {
+// showTraceback shows a traceback with the frames of file linked.
+function showTraceback(text, file) {
   const target = $("traceback");
   target.replaceChildren();
   text.split("\n").forEach((line, i, lines) => {
     const match = FRAME_LINE.exec(line);
-    if (match) target.append(match[1], lineButton(match[2]), match[3]);
+    if (match && match[2] === file) target.append(match[1], lineButton(match[3]), match[4]);
     else target.append(line);
     if (i < lines.length - 1) target.append("\n");
   });
@@ -611,6 +620,209 @@ function showFiles(files) {
     }
     list.appendChild(item);
   }
+}
+
+// ------------------------------------------------------------- sessions
+
+// With "Keep state" on, each Run is the next cell of one session (SPEC §11):
+// names, imports and files stay from one Run to the next. The session starts
+// on the first Run and ends on Restart, when the switch goes off, when the
+// page is left, or when a cell ends it; the history lists its cells.
+const keepState = $("keep-state");
+const restartButton = $("restart");
+const sessionBlock = $("session-block");
+const historyList = $("history");
+
+// session is the current session, { id, cells }, with cells the number of
+// cells sent to it so far (the service numbers them alike: "<cell 2>");
+// null when the next Run starts one.
+let session = null;
+
+const JSON_HEADERS = { "Content-Type": "application/json", Accept: "application/json" };
+
+// endSession deletes the session, if there is one. keepalive lets the
+// DELETE outlive a page that is being left (sendBeacon can only POST).
+function endSession() {
+  if (!session) return;
+  const id = session.id;
+  session = null;
+  fetch("/sessions/" + encodeURIComponent(id), { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+function clearHistory() {
+  historyList.replaceChildren();
+}
+
+keepState.addEventListener("change", () => {
+  endSession();
+  clearHistory();
+  sessionBlock.hidden = !keepState.checked;
+  restartButton.hidden = !keepState.checked;
+  statusLine.textContent = keepState.checked
+    ? "Keep state is on: the next Run starts a session, and each Run after it adds a cell."
+    : "Keep state is off: each Run runs the script on its own.";
+});
+
+restartButton.addEventListener("click", () => {
+  endSession();
+  clearHistory();
+  statusLine.textContent = "Restarted: the session's state is gone, and the next Run starts a new session.";
+});
+
+window.addEventListener("pagehide", () => {
+  if (!session) return;
+  endSession();
+  addNote("The session ended when the page was left; the next Run starts a new one.");
+});
+
+// cellBody is the body of POST /sessions/{id}/execute: the editor's code,
+// stdin when given, and the uploads this session has not had yet.
+function cellBody(s) {
+  const body = { code: code.value };
+  if (stdinBox.value !== "") body.stdin = stdinBox.value;
+  const fresh = uploads.filter((u) => u.sentTo !== s.id);
+  if (fresh.length > 0) {
+    body.files = fresh.map((u) => ({ path: u.path, content: u.content, encoding: "base64" }));
+    for (const u of fresh) u.sentTo = s.id;
+  }
+  return JSON.stringify(body);
+}
+
+// startSession creates a session; it answers it, or null after showing why
+// there is none.
+async function startSession(started) {
+  statusLine.textContent = "Starting a session…";
+  const response = await fetch("/sessions", { method: "POST", headers: JSON_HEADERS, body: "{}" });
+  const text = await response.text();
+  let answer;
+  try {
+    answer = parseJSON(text);
+  } catch (err) {
+    answer = undefined;
+  }
+  const id = answer instanceof Map ? answer.get("session_id") : undefined;
+  if (response.status !== 201 || typeof id !== "string") {
+    const failed = answer instanceof Map && answer.has("error")
+      ? undefined
+      : "Could not start a session: the service answered HTTP " + response.status + ".";
+    show({ response, elapsed: performance.now() - started, answer, failed });
+    return null;
+  }
+  if (historyList.childElementCount > 0) addNote("A new session started: the names of the cells above are gone.");
+  return { id, cells: 0 };
+}
+
+// runCell runs the editor's code as the next cell of the session.
+async function runCell() {
+  running = true;
+  runButton.disabled = true;
+  output.setAttribute("aria-busy", "true");
+  const started = performance.now();
+  const source = code.value;
+  let s, response, text;
+  try {
+    if (!session) {
+      const created = await startSession(started);
+      session = created;
+      // The switch may have gone off while the session started.
+      if (created && !keepState.checked) {
+        endSession();
+        statusLine.textContent = "Not run: Keep state went off while the session started.";
+        return;
+      }
+    }
+    s = session;
+    if (!s) return;
+    s.cells++;
+    statusLine.textContent = "Running cell " + s.cells + "…";
+    response = await fetch("/sessions/" + encodeURIComponent(s.id) + "/execute", {
+      method: "POST",
+      headers: JSON_HEADERS,
+      body: cellBody(s),
+    });
+    text = await response.text();
+  } catch (err) {
+    show({ failed: "Could not reach the service: " + err.message });
+    return;
+  } finally {
+    running = false;
+    runButton.disabled = false;
+    output.removeAttribute("aria-busy");
+  }
+  const elapsed = performance.now() - started;
+  let answer;
+  try {
+    answer = parseJSON(text);
+  } catch (err) {
+    show({ response, elapsed, failed: "The service answered HTTP " + response.status + " with something that is not JSON." });
+    return;
+  }
+  const field = (name) => (answer instanceof Map ? answer.get(name) : undefined);
+  const errorType = field("error_type");
+  const notFound = errorType === "session_not_found";
+  const ran = !notFound && errorType !== "session_busy" && errorType !== "busy";
+  show({ response, elapsed, answer, cell: ran ? s.cells : 0 });
+  // Restart, or the switch, may have ended this session while the cell
+  // ran; its history is gone then, and the answer only shows.
+  if (session !== s) return;
+  if (ran) addCell(s.cells, source, answer);
+  else s.cells--;
+  if (notFound || field("session_ended") === true) {
+    session = null;
+    const why = typeof field("error") === "string" ? field("error") : "";
+    addNote("The session ended" + (why ? " (" + why + ")" : "") + ". The next Run starts a new session.");
+    statusLine.textContent = "The session has ended" + (notFound ? "" : " (" + errorType + ")") +
+      ": its state is gone. The next Run starts a new session.";
+  } else if (!field("error")) {
+    statusLine.textContent = "Cell " + s.cells + " finished in " + Math.round(elapsed) + " ms.";
+  }
+}
+
+// addCell adds a cell's code and a short account of its answer to the
+// history, newest last.
+function addCell(n, source, answer) {
+  const item = document.createElement("li");
+  item.className = "cell";
+  const label = document.createElement("span");
+  label.className = "cell-label";
+  label.textContent = "[" + n + "]";
+  const input = textBlock(source);
+  input.className = "cell-code";
+  item.append(label, input);
+  const stdout = answer instanceof Map ? answer.get("stdout") : undefined;
+  if (typeof stdout === "string" && stdout !== "") {
+    const out = textBlock(stdout);
+    out.className = "cell-stdout";
+    item.appendChild(out);
+  }
+  const error = answer instanceof Map ? answer.get("error") : undefined;
+  if (typeof error === "string") {
+    item.classList.add("failed");
+    const line = textBlock(error);
+    line.className = "cell-error";
+    item.appendChild(line);
+  } else if (answer instanceof Map && answer.get("result") !== null && answer.has("result")) {
+    const value = textBlock(formatValue(answer));
+    value.className = "cell-result";
+    item.appendChild(value);
+  }
+  historyList.appendChild(item);
+  historyList.scrollTop = historyList.scrollHeight;
+}
+
+function addNote(text) {
+  const item = document.createElement("li");
+  item.className = "note";
+  item.textContent = text;
+  historyList.appendChild(item);
+}
+
+// formatValue is a cell's value as it shows: a value with no JSON form
+// comes as the text of its repr(), shown as it is, not as a JSON string.
+function formatValue(answer) {
+  const result = answer.get("result");
+  if (answer.get("result_format") === "text" && typeof result === "string") return result;
+  return formatJSON(result, "");
 }
 
 // ---------------------------------------------------------------- JSON

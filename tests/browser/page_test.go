@@ -139,15 +139,24 @@ func (p *tab) record(ev any) {
 		}
 	case *log.EventEntryAdded:
 		e := ev.Entry
-		// A 4xx answer of /execute is logged as a failed load; it is the
-		// script's error the page shows, not a fault of the page.
-		if e.Source == log.EntrySourceNetwork && e.URL == p.origin+"/execute" {
+		// A 4xx answer of /execute, or of a session's cell, is logged as a
+		// failed load; it is the script's error the page shows, not a fault
+		// of the page.
+		if e.Source == log.EntrySourceNetwork && (e.URL == p.origin+"/execute" || isCellURL(p.origin, e.URL)) {
 			return
 		}
 		if e.Level == log.EntryLevelError || e.Level == log.EntryLevelWarning {
 			p.problems = append(p.problems, string(e.Source)+" "+string(e.Level)+": "+e.Text+" ("+e.URL+")")
 		}
 	}
+}
+
+// isCellURL reports whether u is the URL of a session's cell,
+// origin/sessions/{id}/execute.
+func isCellURL(origin, u string) bool {
+	id, ok := strings.CutPrefix(u, origin+"/sessions/")
+	id, cell := strings.CutSuffix(id, "/execute")
+	return ok && cell && id != "" && !strings.Contains(id, "/")
 }
 
 func describeException(d *runtime.ExceptionDetails) string {

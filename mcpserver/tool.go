@@ -118,14 +118,18 @@ func failureResult(executionID string, f *api.Failure, body any) (*mcp.CallToolR
 // body as the HTTP API writes it.
 func jsonResult(executionID string, body any, isError bool) *mcp.CallToolResult {
 	text := encodeJSON(body)
-	return &mcp.CallToolResult{
-		Meta:    mcp.Meta{MetaExecutionID: executionID},
+	res := &mcp.CallToolResult{
 		Content: []mcp.Content{&mcp.TextContent{Text: string(text)}},
 		// A json.RawMessage goes out as it is: the result's numbers stay
 		// exactly as main returned them.
 		StructuredContent: json.RawMessage(text),
 		IsError:           isError,
 	}
+	// Calls refused before they reached the service have no execution.
+	if executionID != "" {
+		res.Meta = mcp.Meta{MetaExecutionID: executionID}
+	}
+	return res
 }
 
 // successResult is jsonResult of a success body, with its rich outputs

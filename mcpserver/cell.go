@@ -148,11 +148,12 @@ func cellCall(arguments json.RawMessage) (CellCall, *api.Failure) {
 		return CellCall{Arguments: arguments}, nil
 	}
 	raw, ok := fields["session_id"]
-	if !ok || string(raw) == "null" {
+	if !ok {
 		return CellCall{Arguments: arguments}, nil
 	}
+	// A null session_id is an absent one: a new session.
 	var call CellCall
-	if json.Unmarshal(raw, &call.SessionID) != nil || call.SessionID == "" {
+	if string(raw) != "null" && (json.Unmarshal(raw, &call.SessionID) != nil || call.SessionID == "") {
 		return call, invalidArguments("'session_id' must be the string an earlier run_python_cell answered, or absent to start a new session")
 	}
 	delete(fields, "session_id")

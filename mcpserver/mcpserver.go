@@ -1,11 +1,14 @@
-// Package mcpserver serves pyexec as a Model Context Protocol server: one tool,
-// run_python, over Streamable HTTP, built with the official Go SDK.
+// Package mcpserver serves pyexec as a Model Context Protocol server over
+// Streamable HTTP, built with the official Go SDK: the tool run_python, and,
+// when the service holds sessions, run_python_cell and end_python_session
+// (cell.go), whose state lasts from one call to the next.
 //
-// The server is stateless: every HTTP request stands alone (no Mcp-Session-Id,
-// nothing kept between requests), so any instance can answer any request and
-// Cloud Run may scale or restart instances freely. Answers are application/json,
-// not event streams: a tool call has exactly one answer and sends no
-// notifications.
+// The transport is stateless: every HTTP request stands alone (no
+// Mcp-Session-Id, nothing kept between requests), so any instance can answer
+// any request and Cloud Run may scale or restart instances freely. A Python
+// session is named by the ID its tools answer, not by the transport.
+// Answers are application/json, not event streams: a tool call has exactly
+// one answer and sends no notifications.
 //
 // The package knows nothing of the executor. It hands each tool call's
 // arguments (the body POST /execute takes) to a RunFunc and turns the answer
@@ -85,6 +88,9 @@ type Options struct {
 	// MaxRequestBytes caps the body of one HTTP request to the MCP endpoint;
 	// a larger one is answered 413 without reading past the cap.
 	MaxRequestBytes int64
+	// Sessions, when set, runs the tools of Python sessions
+	// (run_python_cell and end_python_session); nil offers run_python only.
+	Sessions Sessions
 	// Logger receives the SDK's own diagnostics (malformed messages and the
 	// like); nil discards them. Executions are logged by the RunFunc.
 	Logger *slog.Logger
@@ -107,6 +113,9 @@ func New(run RunFunc, opts Options) http.Handler {
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 	})
 	addRunPython(server, run, opts)
+	if opts.Sessions != nil {
+		addSessionTools(server, opts.Sessions, opts)
+	}
 
 	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Stateless:    true,

@@ -5,7 +5,10 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pyexec/pyexec/api"
@@ -90,5 +93,85 @@ func TestIndependentPythonClientCatchesAWrongAnswer(t *testing.T) {
 				t.Errorf("client_check.py output does not say %q:\n%s", tc.want, out)
 			}
 		})
+	}
+}
+
+// notebook plays the service's sessions for cell_check.py: each session
+// remembers whether its DataFrame was loaded.
+type notebook struct {
+	mu     sync.Mutex
+	loaded map[string]bool // by session ID; absent: ended or never started
+	next   int
+}
+
+func (n *notebook) RunCell(_ context.Context, call CellCall) CellAnswer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var cell struct{ Code string }
+	_ = json.Unmarshal(call.Arguments, &cell)
+	a := CellAnswer{ExecutionID: "exec", SessionID: call.SessionID}
+	if a.SessionID == "" {
+		n.next++
+		a.SessionID = strconv.Itoa(n.next)
+		n.loaded[a.SessionID] = false
+	}
+	loaded, live := n.loaded[a.SessionID]
+	switch {
+	case !live:
+		a.Failure = &api.Failure{Error: "Session not found", ErrorType: "session_not_found"}
+	case strings.Contains(cell.Code, "read_csv"):
+		n.loaded[a.SessionID] = true
+		a.Success = &api.CellSuccess{Result: json.RawMessage("null"), ResultFormat: api.ResultFormatJSON}
+	case !loaded:
+		a.Failure = &api.Failure{Error: "NameError: name 'df' is not defined", ErrorType: "exception"}
+	case cell.Code == "df":
+		a.Success = &api.CellSuccess{Result: json.RawMessage(`"   a  b\n0  1  2\n1  3  4"`), ResultFormat: api.ResultFormatText}
+	default:
+		a.Success = &api.CellSuccess{Result: json.RawMessage("4"), ResultFormat: api.ResultFormatJSON}
+	}
+	return a
+}
+
+func (n *notebook) EndSession(_ context.Context, id string) *api.Failure {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, live := n.loaded[id]; !live {
+		return &api.Failure{Error: "Session not found", ErrorType: "session_not_found"}
+	}
+	delete(n.loaded, id)
+	return nil
+}
+
+func TestIndependentPythonClientKeepsASessionAcrossCalls(t *testing.T) {
+	opts := testOptions
+	opts.Sessions = &notebook{loaded: map[string]bool{}}
+	srv := httptest.NewServer(New(answering(Answer{}).run, opts))
+	t.Cleanup(srv.Close)
+	for _, protocol := range []string{"auto", "legacy"} {
+		t.Run(protocol, func(t *testing.T) {
+			out, passed := mcpcheck.Run(t, "../tests/mcp/cell_check.py", srv.URL, protocol)
+			if !passed || !strings.Contains(out, "all checks passed") {
+				t.Fatalf("cell_check.py --protocol %s failed:\n%s", protocol, out)
+			}
+		})
+	}
+}
+
+func TestIndependentPythonClientCatchesALostSession(t *testing.T) {
+	// A service that starts a new session on every call forgets the
+	// DataFrame: the second call cannot answer 4.
+	forgetful := &fakeSessions{cell: func(call CellCall) CellAnswer {
+		if strings.Contains(string(call.Arguments), "read_csv") {
+			return CellAnswer{ExecutionID: "exec", SessionID: "fresh", Success: &api.CellSuccess{Result: json.RawMessage("null"), ResultFormat: api.ResultFormatJSON}}
+		}
+		return CellAnswer{ExecutionID: "exec", SessionID: "fresh", Failure: &api.Failure{Error: "NameError: name 'df' is not defined", ErrorType: "exception"}}
+	}}
+	opts := testOptions
+	opts.Sessions = forgetful
+	srv := httptest.NewServer(New(answering(Answer{}).run, opts))
+	t.Cleanup(srv.Close)
+	out, passed := mcpcheck.Run(t, "../tests/mcp/cell_check.py", srv.URL, "auto")
+	if passed || !strings.Contains(out, "FAIL  the second call reads the first call's DataFrame") {
+		t.Fatalf("cell_check.py against a service that forgets passed or said otherwise:\n%s", out)
 	}
 }

@@ -79,24 +79,38 @@ func addRunPython(server *mcp.Server, run RunFunc, opts Options) {
 // toolResult turns the answer into the tool's result or a JSON-RPC error,
 // by the failure's error type.
 func toolResult(a Answer) (*mcp.CallToolResult, error) {
-	if a.Failure == nil {
-		if a.Success == nil {
-			// An answer that is neither: the service broke its own contract.
-			return nil, protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", a.ExecutionID), a.ExecutionID, string(api.ErrorTypeInternal))
-		}
-		return successResult(a.ExecutionID, a.Success), nil
+	if a.Failure != nil {
+		return failureResult(a.ExecutionID, a.Failure, a.Failure)
 	}
-	failed := api.ErrorType(a.Failure.ErrorType)
+	if a.Success == nil {
+		return nil, brokenContract(a.ExecutionID)
+	}
+	brief := *a.Success
+	brief.Display = nil
+	return successResult(a.ExecutionID, a.Success, &brief, a.Success.Display), nil
+}
+
+// brokenContract answers an answer that is neither a success nor a
+// failure: the service broke its own contract.
+func brokenContract(executionID string) error {
+	return protocolError(CodeInternal, fmt.Sprintf("Internal error (execution %s)", executionID), executionID, string(api.ErrorTypeInternal))
+}
+
+// failureResult turns a failure into the tool's result or a JSON-RPC
+// error, by its error type; body is what a result holds (f, or f with more
+// fields beside it).
+func failureResult(executionID string, f *api.Failure, body any) (*mcp.CallToolResult, error) {
+	failed := api.ErrorType(f.ErrorType)
 	switch {
 	case failed.Retryable():
 		// Nothing ran and the service may run it later.
-		return nil, protocolError(CodeUnavailable, a.Failure.Error+"; retry the call in a few seconds", a.ExecutionID, a.Failure.ErrorType)
+		return nil, protocolError(CodeUnavailable, f.Error+"; retry the call in a few seconds", executionID, f.ErrorType)
 	case failed.Status() >= 400 && failed.Status() < 500:
 		// The request or the script was at fault: a result the agent
 		// reads, with the traceback it needs to fix the script.
-		return jsonResult(a.ExecutionID, a.Failure, true), nil
+		return jsonResult(executionID, body, true), nil
 	default:
-		return nil, protocolError(CodeInternal, a.Failure.Error, a.ExecutionID, a.Failure.ErrorType)
+		return nil, protocolError(CodeInternal, f.Error, executionID, f.ErrorType)
 	}
 }
 
@@ -104,30 +118,32 @@ func toolResult(a Answer) (*mcp.CallToolResult, error) {
 // body as the HTTP API writes it.
 func jsonResult(executionID string, body any, isError bool) *mcp.CallToolResult {
 	text := encodeJSON(body)
-	return &mcp.CallToolResult{
-		Meta:    mcp.Meta{MetaExecutionID: executionID},
+	res := &mcp.CallToolResult{
 		Content: []mcp.Content{&mcp.TextContent{Text: string(text)}},
 		// A json.RawMessage goes out as it is: the result's numbers stay
 		// exactly as main returned them.
 		StructuredContent: json.RawMessage(text),
 		IsError:           isError,
 	}
+	// Calls refused before they reached the service have no execution.
+	if executionID != "" {
+		res.Meta = mcp.Meta{MetaExecutionID: executionID}
+	}
+	return res
 }
 
-// successResult is jsonResult of a success, with its rich outputs as
-// content blocks of their own as well: each PNG an image the client can
-// show (and a model can see), each text a text block. The JSON text block
-// leaves the display out, so a model does not read a PNG as base64; the
-// structured content has it whole.
-func successResult(executionID string, success *api.Success) *mcp.CallToolResult {
-	if len(success.Display) == 0 {
-		return jsonResult(executionID, success, false)
+// successResult is jsonResult of a success body, with its rich outputs
+// (display) as content blocks of their own as well: each PNG an image the
+// client can show (and a model can see), each text a text block. The JSON
+// text block holds brief, the body without its display, so a model does
+// not read a PNG as base64; the structured content has it whole.
+func successResult(executionID string, body, brief any, display []api.DisplayItem) *mcp.CallToolResult {
+	res := jsonResult(executionID, body, false)
+	if len(display) == 0 {
+		return res
 	}
-	res := jsonResult(executionID, success, false)
-	brief := *success
-	brief.Display = nil
-	res.Content = []mcp.Content{&mcp.TextContent{Text: string(encodeJSON(&brief))}}
-	for _, d := range success.Display {
+	res.Content = []mcp.Content{&mcp.TextContent{Text: string(encodeJSON(brief))}}
+	for _, d := range display {
 		switch d.Type {
 		case "image/png":
 			// The SDK writes Data as base64: it takes the decoded bytes.

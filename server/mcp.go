@@ -16,13 +16,17 @@ import (
 const mcpPath = "/mcp"
 
 // newMCPHandler builds the handler of POST /mcp: the run_python tool,
-// described with the executor's limits, run by runTool.
+// described with the executor's limits, run by runTool, and the tools of
+// Python sessions, run by sessionTools. The session tools are offered even
+// when the service holds no sessions (no registry, or a mode without
+// them): a call then answers why, as the session paths do.
 func (s *Server) newMCPHandler() http.Handler {
 	caps := s.exec.Limits()
 	return mcpserver.New(s.runTool, mcpserver.Options{
 		Timeout:         caps.Timeout,
 		MemoryMB:        int(caps.MemoryBytes >> 20),
 		MaxRequestBytes: s.cfg.requestCap(),
+		Sessions:        sessionTools{s},
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/pyexec/pyexec/executor"
 	ts "github.com/pyexec/pyexec/internal/testsupport"
 	"github.com/pyexec/pyexec/server"
+	"github.com/pyexec/pyexec/sessions"
 )
 
 // fakeExecutor stands in for the sandbox: Run answers with a function of
@@ -74,6 +75,12 @@ func startServer(t *testing.T, exec server.Executor, results server.Publisher) *
 // the caller's to start.
 func serve(t *testing.T, cfg server.Config, exec server.Executor, results server.Publisher) *testServer {
 	t.Helper()
+	return serveLive(t, cfg, exec, results, nil)
+}
+
+// serveLive is serve with the sessions of live (nil: none).
+func serveLive(t *testing.T, cfg server.Config, exec server.Executor, results server.Publisher, live *sessions.Registry) *testServer {
+	t.Helper()
 	logs := &ts.Buffer{}
 	log, err := execlog.New(context.Background(), execlog.Config{
 		Mode: execlog.ModeStdout, ProjectID: "proj", Out: logs,
@@ -82,7 +89,7 @@ func serve(t *testing.T, cfg server.Config, exec server.Executor, results server
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(cfg, exec, log, results, nil)
+	srv := server.New(cfg, exec, log, results, live)
 	execute := httptest.NewServer(http.HandlerFunc(srv.Execute))
 	event := httptest.NewServer(http.HandlerFunc(srv.ExecuteEvent))
 	t.Cleanup(func() {

@@ -66,18 +66,26 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, id string
 		writeJSON(w, http.StatusOK, sessionState(info))
 		return true, nil
 	case http.MethodDelete:
-		if err := s.sessions.Delete(rest); err != nil {
-			if executor.TypeOf(err) == api.ErrorTypeSessionNotFound {
-				return true, err
-			}
-			// The session is gone from the registry; what its teardown
-			// left is the log's (the executor sweeps it at next start).
-			s.log.Log(sessionEntry(execlog.Error, "ending a session left something behind", id, rest, map[string]any{fieldError: err.Error()}))
+		if err := s.deleteSession(id, rest); err != nil {
+			return true, err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return true, nil
 	}
 	return true, methodNotAllowed("GET, HEAD, DELETE")
+}
+
+// deleteSession ends the session sessionID; its error is session_not_found
+// only. id is the execution ID of the request that asked.
+func (s *Server) deleteSession(id, sessionID string) error {
+	err := s.sessions.Delete(sessionID)
+	if err == nil || executor.TypeOf(err) == api.ErrorTypeSessionNotFound {
+		return err
+	}
+	// The session is gone from the registry; what its teardown left is
+	// the log's (the executor sweeps it at next start).
+	s.log.Log(sessionEntry(execlog.Error, "ending a session left something behind", id, sessionID, map[string]any{fieldError: err.Error()}))
+	return nil
 }
 
 // noSuchSession is an unknown session ID's answer.
@@ -110,16 +118,10 @@ func (s *Server) serveCreateSession(w http.ResponseWriter, r *http.Request, id s
 	if err != nil {
 		return err
 	}
-	s.awaitFirstSelfTest(r.Context())
-	started := time.Now()
-	info, err := s.sessions.Create(r.Context(), req)
+	info, err := s.createSession(r.Context(), id, req)
 	if err != nil {
 		return err
 	}
-	s.log.Log(sessionEntry(execlog.Info, "session started", id, info.ID, map[string]any{
-		fieldDurationMS: time.Since(started).Milliseconds(),
-		fieldFiles:      len(req.Files),
-	}))
 	writeJSON(w, http.StatusCreated, api.Session{
 		ID:                 info.ID,
 		IdleTimeoutSeconds: int(info.IdleTimeout / time.Second),
@@ -138,28 +140,54 @@ func (s *Server) serveCell(w http.ResponseWriter, r *http.Request, id, sessionID
 	if err != nil {
 		return err
 	}
+	success, f := s.runCell(r.Context(), id, sessionID, cell)
+	if f != nil {
+		writeFailure(w, *f)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, success)
+	return nil
+}
+
+// createSession starts a session and logs it; id is the execution ID of
+// the request that asked for it.
+func (s *Server) createSession(ctx context.Context, id string, req executor.SessionRequest) (sessions.Info, error) {
+	s.awaitFirstSelfTest(ctx)
 	started := time.Now()
-	res, err := s.sessions.Run(r.Context(), sessionID, cell)
-	s.log.Log(cellEntry(id, sessionID, cell, res, err, time.Since(started), r.Context()))
+	info, err := s.sessions.Create(ctx, req)
+	if err != nil {
+		return info, err
+	}
+	s.log.Log(sessionEntry(execlog.Info, "session started", id, info.ID, map[string]any{
+		fieldDurationMS: time.Since(started).Milliseconds(),
+		fieldFiles:      len(req.Files),
+	}))
+	return info, nil
+}
+
+// runCell runs cell in the session sessionID and logs it: its answer, or
+// the failure to answer with.
+func (s *Server) runCell(ctx context.Context, id, sessionID string, cell executor.Cell) (api.CellSuccess, *failure) {
+	started := time.Now()
+	res, err := s.sessions.Run(ctx, sessionID, cell)
+	s.log.Log(cellEntry(id, sessionID, cell, res, err, time.Since(started), ctx))
 	if err != nil {
 		f := mapError(err, id)
 		f.body.Stdout = res.Stdout
 		f.body.SessionEnded = res.SessionEnded
-		writeFailure(w, f)
-		return nil
+		return api.CellSuccess{}, &f
 	}
 	format := api.ResultFormatJSON
 	if res.Text {
 		format = api.ResultFormatText
 	}
-	writeJSON(w, http.StatusOK, api.CellSuccess{
+	return api.CellSuccess{
 		Result:       res.Value,
 		ResultFormat: format,
 		Stdout:       res.Stdout,
 		Files:        outputFiles(res.Files),
 		Display:      display(res.Display),
-	})
-	return nil
+	}, nil
 }
 
 // sessionState is GET /sessions/{id}'s answer.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,8 +61,13 @@ func TestMCPListsRunPythonAndRunsThePandasExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("tools/list: %v", err)
 	}
-	if len(tools.Tools) != 1 || tools.Tools[0].Name != mcpserver.ToolName {
-		t.Fatalf("tools/list = %v, want run_python alone", tools.Tools)
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if want := []string{mcpserver.EndSessionToolName, mcpserver.ToolName, mcpserver.CellToolName}; !slices.Equal(names, want) {
+		t.Fatalf("tools/list = %v, want %v", names, want)
 	}
 
 	res := testsupport.CallRunPython(t, cs, map[string]string{"script": exampleScript(t, "pandas_sum.py")})
@@ -261,5 +267,36 @@ func TestIndependentPythonMCPClientAgainstTheBinary(t *testing.T) {
 	}
 	if ok != len(protocols) || failed != len(protocols) {
 		t.Errorf("log entries with function mcp = %v, want %d ok and %d exceptions", entries, len(protocols), len(protocols))
+	}
+}
+
+// The Python SDK's client keeps state across two calls: the first loads a
+// CSV into a DataFrame, the second's answer (4) depends on it.
+func TestIndependentPythonMCPClientKeepsASessionAgainstTheBinary(t *testing.T) {
+	b := testsupport.StartBinary(t, nil)
+	b.Health(t, http.StatusOK)
+	script := filepath.Join(testsupport.RepoRoot(t), "tests", "mcp", "cell_check.py")
+	protocols := []string{"auto", "legacy"}
+	for _, protocol := range protocols {
+		t.Run(protocol, func(t *testing.T) {
+			out, passed := mcpcheck.Run(t, script, b.URL+"/mcp", protocol)
+			if !passed || !strings.Contains(out, "all checks passed") {
+				t.Fatalf("cell_check.py --protocol %s against the service failed:\n%s", protocol, out)
+			}
+		})
+	}
+	// Each run started one session and ran three cells in it, logged as
+	// the session paths log them.
+	var started, ok int
+	for _, e := range b.Entries(t) {
+		switch {
+		case e["function"] == "session" && e["message"] == "session started":
+			started++
+		case e["function"] == "session" && e["message"] == "cell ok":
+			ok++
+		}
+	}
+	if started != len(protocols) || ok != 3*len(protocols) {
+		t.Errorf("logged %d sessions started and %d cells ok, want %d and %d", started, ok, len(protocols), 3*len(protocols))
 	}
 }

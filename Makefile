@@ -116,6 +116,8 @@ test-python: runtime
 ## cores turn the tests' short wall-clock limits into spurious timeouts.
 test-go: runtime mcp-client chromium
 	$(GO) test -race -count=1 -p 1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./...
+	# The adversarial suite again, every script as a session's cell.
+	PYEXEC_ADVERSARIAL_AS_CELLS=1 $(GO) test -race -count=1 -tags '$(GO_TAGS)' -timeout '$(GO_TEST_TIMEOUT)' ./tests/adversarial/
 
 ## test-conformance: schemathesis (pinned, installed into its own venv by
 ## scripts/install-schemathesis.sh) against a running service in the default

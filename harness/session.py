@@ -11,7 +11,7 @@ the answer carries its text form, repr() capped at MAX_TEXT_CHARS, and
 "exception" with the traceback of the cells' own frames; the namespace keeps
 everything the cell bound before it raised.
 
-Protocol (the executor's side is to be executor/internal/jail/session.go):
+Protocol (the executor's side is executor/internal/jail/session.go):
   fd 3  the session's control socket (SOCK_SEQPACKET). Each message b"cell"
         carries four descriptors (SCM_RIGHTS): the cell's job (read end; the
         JSON object of harness.py's fd 3, with the cell's code as "script"),
@@ -19,9 +19,10 @@ Protocol (the executor's side is to be executor/internal/jail/session.go):
         the job to its end, puts stdout and stderr on fds 1 and 2 and stdin
         (the job's, or /dev/null) on fd 0, writes the job's files, runs the
         cell and writes exactly one report on the report descriptor. Then
-        fds 0, 1 and 2 point at /dev/null again and every descriptor of the
-        cell is closed, so the executor sees the end of each channel even
-        while a thread the cell started keeps printing.
+        fds 0, 1 and 2 point at /dev/null again, every descriptor of the
+        cell is closed, and the session sends b"done" on the control socket:
+        a process the cell started holds copies of the cell's descriptors,
+        so the end of its channels cannot tell the executor the cell is over.
         End of file on the control socket ends the session's process.
 
 Standard library only, like harness.py, whose JSON rules and limits it uses.
@@ -40,6 +41,7 @@ import harness
 MODULE_NAME = "__main__"
 CELL_FILENAME_PREFIX = "<cell "
 MAX_TEXT_CHARS = 64 * 1024
+CELL_DONE = b"done"
 
 
 class Session:
@@ -162,6 +164,12 @@ def serve(control_fd=harness.SCRIPT_FD):
                 os.dup2(null, fd)
             for fd in (job_fd, stdout_fd, stderr_fd, report_fd):
                 os.close(fd)
+        # The cell is done: processes it left may hold copies of its
+        # descriptors, so their end of file would not say so.
+        try:
+            control.send(CELL_DONE)
+        except OSError:
+            break
     os._exit(0)
 
 

@@ -73,7 +73,7 @@ def main():
 		t.Run(tt.name, func(t *testing.T) {
 			idle := idleProcesses(t)
 			start := time.Now()
-			r := ts.Execute(t, testsupport.NameProcess(orphanName)+tt.script)
+			r := execute(t, ts, testsupport.NameProcess(orphanName)+tt.script)
 			if r.Status != http.StatusOK || string(r.Result) != `"spawned"` {
 				t.Fatalf("answered %d %s, want 200 spawned", r.Status, testsupport.Clip(r.Raw))
 			}

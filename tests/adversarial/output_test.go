@@ -23,6 +23,9 @@ type adversarialCase struct {
 	errorType string
 	// check, if set, inspects the answer further.
 	check func(t *testing.T, r testsupport.Response)
+	// oneShotProtocol: the case attacks what only POST /execute has
+	// (oneShotProtocol in spoofing_test.go).
+	oneShotProtocol bool
 }
 
 // runCases runs every case as a parallel subtest and checks, besides each
@@ -33,18 +36,28 @@ func runCases(t *testing.T, ts *testsupport.Service, cases []adversarialCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := ts.Execute(t, tc.script)
+			r := execute(t, ts, tc.script)
 			if r.Status >= 500 {
 				t.Fatalf("a script made the service answer %d %s", r.Status, testsupport.Clip(r.Raw))
-			}
-			if r.Status != tc.status || !slices.Contains(strings.Split(tc.errorType, "|"), r.ErrorType) {
-				t.Fatalf("answered %d %q: %s; want %d %q", r.Status, r.ErrorType, testsupport.Clip(r.Raw), tc.status, tc.errorType)
 			}
 			if !utf8.Valid(r.Raw) || !json.Valid(r.Raw) {
 				t.Errorf("the body is not strict UTF-8 JSON: %q", testsupport.Clip(r.Raw))
 			}
 			if r.Stdout == nil {
 				t.Errorf("the body has no stdout field: %s", testsupport.Clip(r.Raw))
+			}
+			if asCells && tc.oneShotProtocol {
+				return
+			}
+			if asCells && tc.errorType == "invalid_result" {
+				// A cell answers a value without a JSON form as its text.
+				if r.Status != 200 || !strings.Contains(string(r.Raw), `"result_format":"text"`) {
+					t.Fatalf("as a cell: answered %d %s; want 200 with the value's text form", r.Status, testsupport.Clip(r.Raw))
+				}
+				return
+			}
+			if r.Status != tc.status || !slices.Contains(strings.Split(tc.errorType, "|"), r.ErrorType) {
+				t.Fatalf("answered %d %q: %s; want %d %q", r.Status, r.ErrorType, testsupport.Clip(r.Raw), tc.status, tc.errorType)
 			}
 			if tc.check != nil {
 				tc.check(t, r)

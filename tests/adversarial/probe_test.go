@@ -90,11 +90,26 @@ const (
 	econnre = 111
 )
 
+// asCells: the suite runs every script as the cell of a session of its
+// own rather than through POST /execute (PYEXEC_ADVERSARIAL_AS_CELLS=1;
+// make test runs the suite both ways), so that a session's process is held
+// to what an execution's is.
+var asCells = os.Getenv("PYEXEC_ADVERSARIAL_AS_CELLS") == "1"
+
+// execute runs script as asCells says.
+func execute(t testing.TB, ts *testsupport.Service, script string) testsupport.Response {
+	t.Helper()
+	if asCells {
+		return ts.RunAsCell(t, script)
+	}
+	return ts.Execute(t, script)
+}
+
 // runProbe runs prelude+script, which must succeed, and decodes its result into
 // out. It fails t if the answer is not a 200.
 func runProbe(t *testing.T, ts *testsupport.Service, script string, out any) testsupport.Response {
 	t.Helper()
-	r := ts.Execute(t, probePrelude+script)
+	r := execute(t, ts, probePrelude+script)
 	if r.Status != http.StatusOK {
 		t.Fatalf("probe answered %d %s, want 200", r.Status, testsupport.Clip(r.Raw))
 	}

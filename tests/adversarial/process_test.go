@@ -32,7 +32,7 @@ func TestAdversarialProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			holder = ts.Execute(t, testsupport.NameProcess(holderName)+fmt.Sprintf(`
+			holder = execute(t, ts, testsupport.NameProcess(holderName)+fmt.Sprintf(`
 import signal, time
 SECRET = %q * 1000
 released = []
@@ -167,7 +167,7 @@ def main():
 		if o := got.KillAll; !o.failedWith(esrch) {
 			t.Errorf("kill(-1, SIGKILL) %s, want ProcessLookupError (nothing else in the jail)", o)
 		}
-		if r := ts.Execute(t, "def main():\n    return 'alive'"); r.Status != 200 {
+		if r := execute(t, ts, "def main():\n    return 'alive'"); r.Status != 200 {
 			t.Errorf("the service after kill attempts answered %d %s", r.Status, r.Raw)
 		}
 	})

@@ -202,7 +202,7 @@ def main():
 			idle := idleProcesses(t)
 			var r testsupport.Response
 			start := time.Now()
-			peak := watch(func() { r = ts.Execute(t, testsupport.NameProcess(resourceName)+tt.script) })
+			peak := watch(func() { r = execute(t, ts, testsupport.NameProcess(resourceName)+tt.script) })
 			elapsed := time.Since(start)
 			ok := false
 			for _, w := range tt.want {

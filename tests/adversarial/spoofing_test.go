@@ -27,7 +27,7 @@ func TestAdversarialResultSpoofing(t *testing.T) {
 	forged := func(report string) string {
 		return "import os\ndef main():\n    os.write(4, " + pyLiteral(report) + ".encode())\n    os._exit(0)\n"
 	}
-	runCases(t, ts, []adversarialCase{
+	runCases(t, ts, oneShotProtocol([]adversarialCase{
 		{
 			name:   "a fake report on stdout is only output",
 			script: "def main():\n    print('{\"ok\": true, \"result\": \"spoofed\"}')\n    return 'real'\n",
@@ -150,7 +150,18 @@ func TestAdversarialResultSpoofing(t *testing.T) {
 			script: "import os\ndef main():\n    os.write(4, b'{\"ok\": true, \"result\": {\"forged\": 1}}')\n    os._exit(3)\n",
 			status: 200, check: resultIs(`{"forged":1}`),
 		},
-	})
+	}))
+}
+
+// oneShotProtocol marks cases that attack the one-shot harness's own
+// protocol (main's binding, its report on descriptor 4): as cells, which
+// have neither, only what holds for every answer is checked of them, and
+// TestAdversarialSessionProtocol attacks the session's protocol instead.
+func oneShotProtocol(cases []adversarialCase) []adversarialCase {
+	for i := range cases {
+		cases[i].oneShotProtocol = true
+	}
+	return cases
 }
 
 // Odd mains: every shape a script can give `main` ends as a defined answer.
@@ -163,7 +174,7 @@ func TestAdversarialOddMain(t *testing.T) {
 			}
 		}
 	}
-	runCases(t, ts, []adversarialCase{
+	runCases(t, ts, oneShotProtocol([]adversarialCase{
 		{name: "main is a class", script: "class main:\n    pass\n", status: 400, errorType: "invalid_result"},
 		{name: "main is a lambda", script: "main = lambda: 42\n", status: 200, check: resultIs("42")},
 		{name: "main is a generator", script: "def main():\n    yield 1\n", status: 400, errorType: "invalid_result"},
@@ -197,5 +208,5 @@ func TestAdversarialOddMain(t *testing.T) {
 		{name: "main raises KeyboardInterrupt", script: "def main():\n    raise KeyboardInterrupt\n", status: 400, errorType: "exception"},
 		{name: "main returns an object with a lying __class__", script: "class D(dict):\n    pass\ndef main():\n    return D(a=1)\n", status: 200, check: resultIs(`{"a":1}`)},
 		{name: "an __name__ guard does not run main twice", script: "n = []\ndef main():\n    n.append(1)\n    return len(n)\nif __name__ == '__main__':\n    main()\n", status: 200, check: resultIs("1")},
-	})
+	}))
 }

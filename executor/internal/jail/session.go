@@ -110,21 +110,36 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 type cellRun struct {
 	Report []byte
 	Stdout []byte
-	// Ended says the session's process is gone (killed at the timeout, or
-	// by the kernel at the memory limit); its cell has no report.
+	// Ended says the session's process is gone (killed at the timeout, at
+	// the stdout cap, or by the kernel at the memory limit); its cell has
+	// no report.
 	Ended          bool
 	TimedOut       bool
+	StdoutOverflow bool
 	MemoryLimitHit bool
 }
 
 // errSessionEnded is a cell asked of a session whose process is gone.
 var errSessionEnded = errors.New("the session has ended")
 
-// runCell runs one cell's job, at most timeout. A cell that outlives it, or
-// a process that dies, ends the session: the process is killed.
+// cellDone is what the session's process says on its control socket once a
+// cell's report is written.
+const cellDone = "done"
+
+// drainAfterDone is how long a cell's stdout and report are read after
+// the session said the cell is done: what is in the pipes by then is the
+// cell's, and a process the cell left, which holds copies of the pipes,
+// must not keep the answer waiting.
+const drainAfterDone = 100 * time.Millisecond
+
+// runCell runs one cell's job, at most timeout. A cell that outlives it,
+// prints past the stdout cap, or whose process dies, ends the session:
+// the process is killed.
 func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Duration, cfg Config) (cellRun, error) {
 	if !s.proc.alive() {
-		return cellRun{}, errSessionEnded
+		// It ended between cells: only the last cell could have ended it.
+		_ = s.proc.wait()
+		return cellRun{Ended: true}, nil
 	}
 	var p pipes
 	defer p.close()
@@ -163,28 +178,56 @@ func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Dura
 	go func() { _, _ = io.Copy(io.Discard, errR) }()
 	stdout := make(chan []byte, 1)
 	go func() {
-		b, _ := io.ReadAll(io.LimitReader(outR, int64(cfg.MaxOutputBytes)))
+		b, _ := io.ReadAll(io.LimitReader(outR, int64(cfg.MaxOutputBytes)+1))
+		if len(b) > cfg.MaxOutputBytes {
+			mu.Lock()
+			run.StdoutOverflow = true
+			mu.Unlock()
+			s.proc.kill()
+			b = b[:cfg.MaxOutputBytes]
+		}
 		stdout <- b
 		_, _ = io.Copy(io.Discard, outR)
 	}()
-	// The report ends when the cell is over, or when the process is gone.
-	rep, _ := io.ReadAll(io.LimitReader(repR, int64(reportCap(cfg))+1))
-	select {
-	case run.Stdout = <-stdout:
-	case <-time.After(100 * time.Millisecond):
-		// A process the cell left holds its stdout open.
-	}
+	report := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(repR, int64(reportCap(cfg))+1))
+		report <- b
+	}()
+	// The cell is over when the session says so, or when its process is
+	// gone (the control socket's end of file).
+	s.awaitDone()
+	deadline := time.Now().Add(drainAfterDone)
+	_ = outR.SetReadDeadline(deadline)
+	_ = errR.SetReadDeadline(deadline)
+	_ = repR.SetReadDeadline(deadline)
+	rep := <-report
+	run.Stdout = <-stdout
+
 	mu.Lock()
 	defer mu.Unlock()
-	if !s.proc.alive() || run.TimedOut || len(rep) == 0 {
+	if !s.proc.alive() || run.TimedOut || run.StdoutOverflow || len(rep) == 0 {
 		s.proc.kill()
 		_ = s.proc.wait()
 		run.Ended = true
-		run.MemoryLimitHit = !run.TimedOut && s.cg.HitMemoryLimit()
+		run.MemoryLimitHit = !run.TimedOut && !run.StdoutOverflow && s.cg.HitMemoryLimit()
 		return run, nil
 	}
 	run.Report = rep
 	return run, nil
+}
+
+// awaitDone waits for the session's word that its cell is done, or for the
+// end of its control socket. Other messages, which only a cell could have
+// sent, are dropped.
+func (s *sessionProc) awaitDone() {
+	buf := make([]byte, 64)
+	for {
+		n, _, _, _, err := s.ctl.ReadMsgUnix(buf, nil)
+		if err != nil || n == 0 || string(buf[:n]) == cellDone {
+			return
+		}
+	}
 }
 
 // kill kills the session's process, and with it its whole pid namespace.
@@ -351,7 +394,7 @@ func (s *Session) run(ctx context.Context, req Request, timeout time.Duration) (
 	if err := s.Ended(); err != nil {
 		return CellResult{}, fmt.Errorf("%w: %w", errSessionEnded, err)
 	}
-	job, err := newJob(req, s.cfg, true, 0)
+	job, err := newJob(req, s.cfg, req.extended(), 0)
 	if err != nil {
 		return CellResult{}, err
 	}
@@ -370,6 +413,8 @@ func (s *Session) run(ctx context.Context, req Request, timeout time.Duration) (
 		switch {
 		case run.TimedOut:
 			return res, s.endWith(&Error{Type: api.ErrorTypeTimeout, Message: timeoutMessage(lim) + "; the session has ended"}, nil)
+		case run.StdoutOverflow:
+			return res, s.endWith(&Error{Type: api.ErrorTypeOutputLimit, Message: outputLimitMessage(s.cfg.MaxOutputBytes) + "; the session has ended"}, nil)
 		case run.MemoryLimitHit:
 			return res, s.endWith(&Error{Type: api.ErrorTypeMemoryLimit, Message: memoryLimitMessage(lim) + "; the session has ended"}, nil)
 		case ctx.Err() != nil:

@@ -19,6 +19,10 @@
 // with any other work on the machine's CPUs; the CPU time per execution
 // changes much less, so it is the figure to compare across noisy runs.
 //
+// On the fork-mode service it also measures sessions (sessions.go): the
+// start of a session and a trivial cell beside the one-shot trivial
+// execution, and the memory of 100 idle sessions.
+//
 // The idle memory of a service is the resident set of its whole process tree
 // (the service, nsjail, the jails and any warm interpreters), summed from
 // /proc. Summed RSS counts pages that forked processes share once per process,
@@ -126,6 +130,7 @@ type options struct {
 	soak       time.Duration
 	window     time.Duration
 	mix        string
+	sessions   bool
 }
 
 func main() {
@@ -135,6 +140,7 @@ func main() {
 	flag.StringVar(&o.url, "url", "", "measure this running service instead of starting services (loopback only)")
 	flag.IntVar(&o.pid, "pid", 0, "with -url: the service's pid, to measure the CPU of its process tree")
 	flag.StringVar(&names, "workloads", "trivial,pandas,numpy,chart,mix", "the workloads to run")
+	flag.BoolVar(&o.sessions, "sessions", true, "measure sessions on the fork-mode service (needs the trivial workload for its targets)")
 	flag.StringVar(&o.profile, "profile", "", "profile the default mode under one workload at saturation with perf and Go's profiler, writing to this directory (the binary must be built with -tags pprof)")
 	flag.StringVar(&modes, "modes", "cold,default", "PYEXEC_MODE values to start and compare; default means unset")
 	flag.DurationVar(&o.duration, "duration", 6*time.Second, "time spent on each workload and concurrency")
@@ -222,7 +228,9 @@ func run(o options) error {
 		services = append(services, s)
 	} else {
 		for _, mode := range o.modes {
-			s, err := startService(o, strings.TrimSpace(mode))
+			// Room for the idle sessions measureSessions holds at once,
+			// whatever the machine's memory.
+			s, err := startService(o, strings.TrimSpace(mode), fmt.Sprintf("PYEXEC_MAX_SESSIONS=%d", 2*idleSessions))
 			if err != nil {
 				return err
 			}
@@ -232,6 +240,7 @@ func run(o options) error {
 	printMachine(services)
 
 	var results []measurement
+	var sessions *sessionFigures
 	for _, s := range services {
 		// A few requests warm the service up before anything is measured,
 		// then the idle footprint is taken once it has settled. Charts come
@@ -270,8 +279,11 @@ func run(o options) error {
 				results = append(results, m)
 			}
 		}
+		if sessions == nil && o.sessions {
+			sessions = measureSessions(s)
+		}
 	}
-	missed := report(services, results, o)
+	missed := report(services, results, o, sessions)
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		// Other work on the machine during the run shows here; it slows
 		// both modes.
@@ -596,7 +608,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(
 
 // report prints the table, the ratios and the targets, and returns how many
 // targets were missed.
-func report(services []*service, results []measurement, o options) int {
+func report(services []*service, results []measurement, o options, sessions *sessionFigures) int {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\tworkload\tclients\tn\tfailed\tbusy\tp50 ms\tp90 ms\tp99 ms\texec/s\tCPU ms/exec\t")
 	for _, m := range results {
@@ -713,6 +725,11 @@ func report(services []*service, results []measurement, o options) int {
 	}
 	if fast.startup != 0 {
 		target(fast.startup <= time.Second, "instance start, process start to first answered execution: %s ms <= 1000 ms", ms(fast.startup))
+	}
+	if sessions != nil {
+		if m, ok := find(fast.mode, "trivial", 1); ok {
+			reportSessions(sessions, m.p50, target)
+		}
 	}
 	errs := 0
 	for _, m := range results {

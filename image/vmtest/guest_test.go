@@ -370,3 +370,30 @@ func (g *guest) logEntries(service string) []map[string]any {
 	}
 	return entries
 }
+
+// call sends body (nil: none) to the service's path with method and decodes
+// the answer into v, returning its status.
+func (g *guest) call(service, method, path string, body any, v any) (int, string, error) {
+	var reader io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, g.urls[service]+path, reader)
+	if err != nil {
+		return 0, "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && v != nil && len(data) > 0 {
+		err = json.Unmarshal(data, v)
+	}
+	return resp.StatusCode, string(data), err
+}

@@ -57,6 +57,7 @@ func TestCgroupV2(t *testing.T) {
 	t.Run("the examples answer as documented", func(t *testing.T) { checkExamples(t, g, "execute") })
 	t.Run("the jail sees no nsjail, source, build file or service binary", func(t *testing.T) { checkJailView(t, g, "execute") })
 	t.Run("limits hold", func(t *testing.T) { checkLimits(t, g, "execute") })
+	t.Run("a session keeps state and is frozen between cells", func(t *testing.T) { checkSessions(t, g, "execute") })
 	t.Run("an ExecuteEvent delivery is logged with its result", func(t *testing.T) {
 		if err := os.WriteFile(vm.StartFile(g.share, "events"), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -340,6 +341,55 @@ func checkEvent(t *testing.T, g *guest, service string) {
 	result, _ := json.Marshal(last["result"])
 	if last["status"] != "ok" || last["stdout"] != "Calculating..." || !testenv.SameJSON(result, []byte(`{"answer": 4}`)) || last["message_id"] != "1000000000000001" {
 		t.Errorf("log entry of the delivery = %v, want status ok, result {\"answer\": 4}, stdout Calculating..., message_id 1000000000000001", last)
+	}
+}
+
+// checkSessions runs cells of one session: state carries over, and under
+// cgroup v2's freezer a thread a cell left spinning does not run between
+// cells (its counter barely moves while the session idles for 2 s, against
+// how far it moves in 0.3 s of a cell), then resumes with the next cell.
+func checkSessions(t *testing.T, g *guest, service string) {
+	var s struct {
+		ID string `json:"session_id"`
+	}
+	if status, raw, err := g.call(service, http.MethodPost, "/sessions", map[string]any{}, &s); err != nil || status != 201 {
+		t.Fatalf("POST /sessions = %d %s (%v), want 201", status, raw, err)
+	}
+	cell := func(code string) json.RawMessage {
+		t.Helper()
+		var a struct {
+			Result json.RawMessage `json:"result"`
+		}
+		status, raw, err := g.call(service, http.MethodPost, "/sessions/"+s.ID+"/execute", map[string]string{"code": code}, &a)
+		if err != nil || status != 200 {
+			t.Fatalf("cell %q = %d %s (%v), want 200", code, status, raw, err)
+		}
+		return a.Result
+	}
+	cell("import threading, time\nspins = [0]\ndef spin():\n    while True:\n        spins[0] += 1\nthreading.Thread(target=spin, daemon=True).start()\ntime.sleep(0.3)")
+	before := cell("spins[0]")
+	time.Sleep(2 * time.Second)
+	var idle, busy int64
+	_ = json.Unmarshal(cell("n = spins[0]\nn"), &idle)
+	_ = json.Unmarshal(cell("m = spins[0]\ntime.sleep(0.3)\nspins[0] - m"), &busy)
+	var start int64
+	_ = json.Unmarshal(before, &start)
+	idle -= start
+	if busy <= 0 || idle*2 > busy {
+		t.Errorf("the thread counted %d while the session idled 2 s, and %d in 0.3 s of a cell: want it frozen while idle", idle, busy)
+	}
+	var st struct {
+		MemoryBytes int64 `json:"memory_bytes"`
+		Cells       int   `json:"cells"`
+	}
+	if status, raw, err := g.call(service, http.MethodGet, "/sessions/"+s.ID, nil, &st); err != nil || status != 200 || st.MemoryBytes <= 0 || st.Cells != 4 {
+		t.Errorf("GET /sessions/{id} = %d %s (%v), want its memory and 4 cells", status, raw, err)
+	}
+	if status, raw, _ := g.call(service, http.MethodDelete, "/sessions/"+s.ID, nil, nil); status != 204 {
+		t.Errorf("DELETE /sessions/{id} = %d %s, want 204", status, raw)
+	}
+	if status, raw, _ := g.call(service, http.MethodGet, "/sessions/"+s.ID, nil, nil); status != 404 {
+		t.Errorf("GET after DELETE = %d %s, want 404", status, raw)
 	}
 }
 

@@ -43,18 +43,21 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, id string
 		return true, s.serveCreateSession(w, r, id)
 	}
 	rest := strings.TrimPrefix(path, sessionPrefix)
-	if sessionID, ok := strings.CutSuffix(rest, cellSuffix); ok && validSessionID(sessionID) {
+	if sessionID, ok := strings.CutSuffix(rest, cellSuffix); ok && !strings.Contains(sessionID, "/") {
 		if r.Method != http.MethodPost {
 			return true, methodNotAllowed(http.MethodPost)
 		}
+		if !validSessionID(sessionID) {
+			return true, s.noSuchSession()
+		}
 		return true, s.serveCell(w, r, id, sessionID)
+	}
+	if strings.Contains(rest, "/") {
+		return true, errNotFound
 	}
 	if !validSessionID(rest) {
 		// An ID of another shape is one no session has: the same answer
-		// as an unknown one, so that a typo reads as what it is.
-		if strings.Contains(rest, "/") {
-			return true, errNotFound
-		}
+		// as an unknown one.
 		return true, s.noSuchSession()
 	}
 	switch r.Method {

@@ -176,6 +176,11 @@ func TestAnExceptionKeepsTheSessionAndATimeoutEndsIt(t *testing.T) {
 		t.Fatalf("a raising cell = %d %s, want 400 exception with its traceback", a.status, testsupport.Clip(a.raw))
 	}
 	mustCell(t, ts.URL, s.ID, "x", "42")
+	a = runCell(t, ts.URL, s.ID, api.Cell{Code: "import sys\nsys.exit(3)"})
+	if a.status != 400 || a.ErrorType != string(api.ErrorTypeExited) || a.SessionEnded {
+		t.Fatalf("sys.exit in a cell = %d %s, want 400 exited with the session kept", a.status, testsupport.Clip(a.raw))
+	}
+	mustCell(t, ts.URL, s.ID, "x", "42")
 	a = runCell(t, ts.URL, s.ID, api.Cell{Code: "while True: pass", Limits: &api.Limits{TimeoutSeconds: 0.5}})
 	if a.status != 400 || a.ErrorType != string(api.ErrorTypeTimeout) || !a.SessionEnded || !strings.Contains(a.Error, "session has ended") {
 		t.Fatalf("a cell past its timeout = %d %s, want 400 timeout ending the session", a.status, testsupport.Clip(a.raw))
@@ -249,7 +254,8 @@ func TestSessionRequestsAreChecked(t *testing.T) {
 		{"/sessions/" + s.ID + "/execute", `{"code": "1", "limits": {"memory_mb": 10}}`, "memory_mb is the session's", 400},
 		{"/sessions/" + s.ID + "/execute", `{"code": "1", "limits": {"timeout_seconds": 1e9}}`, "timeout_seconds", 400},
 		{"/sessions/AAAAAAAAAAAAAAAAAAAAAA/execute", `{"code": "1"}`, "another instance", 404},
-		{"/sessions/short/execute", `{"code": "1"}`, "Not found", 404},
+		{"/sessions/short/execute", `{"code": "1"}`, "another instance", 404},
+		{"/sessions/" + s.ID + "/execute/more", `{"code": "1"}`, "Not found", 404},
 	} {
 		r := ts.Post(t, c.path, "application/json", []byte(c.body))
 		if r.Status != c.status || !strings.Contains(r.Error, c.want) {

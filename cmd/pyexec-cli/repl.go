@@ -48,13 +48,8 @@ func parseReplArgs(args []string, getenv func(string) string) (replArgs, error) 
 // another in a new session, which ends with the command.
 func replCommand(ctx context.Context, args []string, con console) int {
 	a, err := parseReplArgs(args, con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	c, err := newClient(ctx, a.url)
 	if err != nil {

@@ -140,13 +140,8 @@ func isCloudRun(serviceURL string) bool {
 // runCommand is "pyexec-cli run".
 func runCommand(ctx context.Context, args []string, con console) int {
 	a, err := parseRunArgs(args, con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	req, err := a.request(con.stdin)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,13 +68,8 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 		return exitUsage
 	}
 	a, err := parseSessionArgs(verb, args[1:], con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	var opts []client.SessionOption
 	for _, spec := range a.files {

@@ -82,11 +82,8 @@ func replCommand(ctx context.Context, args []string, con console) int {
 		}
 		res, err := s.Run(ctx, code)
 		if err != nil {
+			reportRunFailure(con, err, false) // the repl has no --json, and its own exit status
 			var e *client.Error
-			if errors.As(err, &e) && e.Stdout != "" {
-				fmt.Fprintln(con.stdout, e.Stdout)
-			}
-			reportFailure(con.stderr, err)
 			if errors.As(err, &e) && (e.SessionEnded || e.Type == client.ErrorTypeSessionNotFound) {
 				return exitScriptError // nothing is left to run cells in
 			}

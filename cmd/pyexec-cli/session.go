@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pyexec/pyexec/client"
@@ -73,8 +70,7 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 	}
 	var opts []client.SessionOption
 	for _, spec := range a.files {
-		path, name, _ := strings.Cut(spec, "=")
-		f, err := client.ReadFile(path, name)
+		f, err := readFileFlag(spec)
 		if err != nil {
 			fmt.Fprintf(con.stderr, "pyexec-cli: --file %s: %v\n", spec, err)
 			return exitUsage
@@ -104,9 +100,7 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 			reportFailure(con.stderr, err)
 			return exitStatus(err)
 		}
-		var pretty bytes.Buffer
-		json.Indent(&pretty, st.Body, "", "  ")
-		fmt.Fprintln(con.stdout, pretty.String())
+		printJSON(con.stdout, st.Body)
 	case "end":
 		if err := c.AttachSession(a.id).Close(ctx); err != nil {
 			reportFailure(con.stderr, err)

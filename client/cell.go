@@ -117,15 +117,7 @@ func (s *Session) Run(ctx context.Context, code string, opts ...CellOption) (*Ce
 	if err != nil {
 		return nil, fmt.Errorf("pyexec: encoding request: %w", err)
 	}
-	var res *CellResult
-	err = s.c.retrying(ctx, nothingRan, func() error {
-		resp, raw, err := s.c.send(ctx, s.http, http.MethodPost, s.url+"/execute", body)
-		if err != nil {
-			return err
-		}
-		res, err = readCellAnswer(resp, raw)
-		return err
-	})
+	res, err := call(ctx, s.c, s.http, nothingRan, http.MethodPost, s.url+"/execute", body, readCellAnswer)
 	if err != nil {
 		return nil, err
 	}
@@ -149,13 +141,9 @@ func readCellAnswer(resp *http.Response, raw []byte) (*CellResult, error) {
 		(s.ResultFormat != ResultFormatJSON && s.ResultFormat != ResultFormatText) {
 		return nil, notPyexec(resp, raw)
 	}
-	files, err := outputFiles(s.Files)
+	files, shown, err := readOutputs(resp, raw, s.Files, s.Display)
 	if err != nil {
-		return nil, unreadable(resp, raw, err.Error())
-	}
-	shown, err := displayItems(s.Display)
-	if err != nil {
-		return nil, unreadable(resp, raw, err.Error())
+		return nil, err
 	}
 	return &CellResult{Value: s.Result, ResultFormat: s.ResultFormat, Stdout: s.Stdout, Files: files, Display: shown,
 		ExecutionID: resp.Header.Get(api.HeaderExecutionID), Body: raw}, nil

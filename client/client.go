@@ -118,20 +118,28 @@ func (c *Client) Execute(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var res *Result
-	err = c.retrying(ctx, (*Error).retryable, func() error {
-		resp, raw, err := c.send(ctx, c.http, http.MethodPost, c.endpoint, body)
-		if err != nil {
-			return err
-		}
-		res, err = readAnswer(resp, raw)
-		return err
-	})
+	res, err := call(ctx, c, c.http, (*Error).retryable, http.MethodPost, c.endpoint, body, readAnswer)
 	if err != nil {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// call sends a request with hc until an answer that retry does not send
+// again (see retrying), and turns the last answer into a T with read.
+func call[T any](ctx context.Context, c *Client, hc *http.Client, retry func(*Error) bool,
+	method, url string, body []byte, read func(*http.Response, []byte) (T, error)) (T, error) {
+	var res T
+	err := c.retrying(ctx, retry, func() error {
+		resp, raw, err := c.send(ctx, hc, method, url, body)
+		if err != nil {
+			return err
+		}
+		res, err = read(resp, raw)
+		return err
+	})
+	return res, err
 }
 
 // retrying calls attempt until it succeeds, fails with an error that is
@@ -199,16 +207,26 @@ func readAnswer(resp *http.Response, raw []byte) (*Result, error) {
 	if json.Unmarshal(raw, &s) != nil || s.Result == nil {
 		return nil, notPyexec(resp, raw)
 	}
-	files, err := outputFiles(s.Files)
+	files, shown, err := readOutputs(resp, raw, s.Files, s.Display)
 	if err != nil {
-		return nil, unreadable(resp, raw, err.Error())
-	}
-	shown, err := displayItems(s.Display)
-	if err != nil {
-		return nil, unreadable(resp, raw, err.Error())
+		return nil, err
 	}
 	return &Result{Value: s.Result, Stdout: s.Stdout, Files: files, Display: shown,
 		ExecutionID: resp.Header.Get(api.HeaderExecutionID), Body: raw}, nil
+}
+
+// readOutputs decodes the files and the rich outputs of a successful
+// answer; an error is the *Error of an answer the client could not read.
+func readOutputs(resp *http.Response, raw []byte, files []api.OutputFile, display []api.DisplayItem) ([]OutputFile, []Display, error) {
+	decoded, err := outputFiles(files)
+	if err != nil {
+		return nil, nil, unreadable(resp, raw, err.Error())
+	}
+	shown, err := displayItems(display)
+	if err != nil {
+		return nil, nil, unreadable(resp, raw, err.Error())
+	}
+	return decoded, shown, nil
 }
 
 // failed is the *Error of an answer that is no success (not a 2xx status,

@@ -38,16 +38,7 @@ type SessionState struct {
 // State asks the service for the session's state (GET /sessions/{id}).
 // An ended session is an *Error of ErrorTypeSessionNotFound.
 func (s *Session) State(ctx context.Context) (*SessionState, error) {
-	var state *SessionState
-	err := s.c.retrying(ctx, (*Error).retryable, func() error {
-		resp, raw, err := s.c.send(ctx, s.http, http.MethodGet, s.url, nil)
-		if err != nil {
-			return err
-		}
-		state, err = readState(resp, raw)
-		return err
-	})
-	return state, err
+	return call(ctx, s.c, s.http, (*Error).retryable, http.MethodGet, s.url, nil, readState)
 }
 
 // readState turns an answer of GET /sessions/{id} into a SessionState or

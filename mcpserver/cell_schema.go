@@ -39,10 +39,7 @@ func cellInputSchema(opts Options) *jsonschema.Schema {
 
 // cellOutputSchema is cellSuccess's schema.
 func cellOutputSchema() *jsonschema.Schema {
-	s, err := jsonschema.For[cellSuccess](&jsonschema.ForOptions{TypeSchemas: anyJSON})
-	if err != nil {
-		panic(fmt.Sprintf("mcpserver: schema of a cell's success: %v", err))
-	}
+	s := schemaFor[cellSuccess]()
 	s.Properties["session_id"].Description = "the session the cell ran in: pass it to the next call"
 	s.Properties["result"].Description = "the value of the cell's last expression (null when it ends with a statement)"
 	s.Properties["result_format"].Enum = []any{api.ResultFormatJSON, api.ResultFormatText}
@@ -63,11 +60,7 @@ func endInputSchema() *jsonschema.Schema {
 
 // endOutputSchema is sessionEnded's schema.
 func endOutputSchema() *jsonschema.Schema {
-	s, err := jsonschema.For[sessionEnded](nil)
-	if err != nil {
-		panic(fmt.Sprintf("mcpserver: schema of an ended session: %v", err))
-	}
-	return s
+	return schemaFor[sessionEnded]()
 }
 
 // describeCell is run_python_cell's description.

@@ -191,13 +191,20 @@ func encodeJSON(v any) json.RawMessage {
 // integers.
 var anyJSON = map[reflect.Type]*jsonschema.Schema{reflect.TypeFor[json.RawMessage](): {}}
 
+// schemaFor is T's schema, a raw JSON value in it any JSON value. T is
+// this package's choice, so a T without a schema is a bug: it panics.
+func schemaFor[T any]() *jsonschema.Schema {
+	s, err := jsonschema.For[T](&jsonschema.ForOptions{TypeSchemas: anyJSON})
+	if err != nil {
+		panic(fmt.Sprintf("mcpserver: schema of %v: %v", reflect.TypeFor[T](), err))
+	}
+	return s
+}
+
 // inputSchema is api.Request's schema, with the encodings a file may have
 // and the service's caps as the maxima of the per-execution limits.
 func inputSchema(opts Options) *jsonschema.Schema {
-	s, err := jsonschema.For[api.Request](&jsonschema.ForOptions{TypeSchemas: anyJSON})
-	if err != nil {
-		panic(fmt.Sprintf("mcpserver: schema of api.Request: %v", err))
-	}
+	s := schemaFor[api.Request]()
 	s.Properties["files"].Items.Properties["encoding"].Enum = []any{api.EncodingUTF8, api.EncodingBase64}
 	limits := s.Properties["limits"].Properties
 	limits["timeout_seconds"].ExclusiveMinimum = new(0.0)
@@ -210,10 +217,7 @@ func inputSchema(opts Options) *jsonschema.Schema {
 // outputSchema is api.Success's schema: the structured content of a
 // successful call.
 func outputSchema() *jsonschema.Schema {
-	s, err := jsonschema.For[api.Success](&jsonschema.ForOptions{TypeSchemas: anyJSON})
-	if err != nil {
-		panic(fmt.Sprintf("mcpserver: schema of api.Success: %v", err))
-	}
+	s := schemaFor[api.Success]()
 	s.Properties["result"].Description = "main()'s return value: any JSON value"
 	s.Properties["stdout"].Description = "what the script printed, trailing newlines removed"
 	s.Properties["files"].Description = "regular files the script left under outputs/, sorted by path, base64-encoded"

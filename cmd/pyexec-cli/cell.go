@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -18,15 +15,7 @@ func runCell(ctx context.Context, s *client.Session, req client.Request, a runAr
 	res, err := s.Run(ctx, req.Script, client.WithStdin(req.Stdin), client.WithFiles(req.Files...),
 		client.WithCellTimeout(req.Limits.Timeout))
 	if err != nil {
-		var e *client.Error
-		switch {
-		case a.json && errors.As(err, &e) && e.Type != "":
-			con.stdout.Write(withNewline(e.Body))
-		case errors.As(err, &e) && e.Stdout != "":
-			fmt.Fprintln(con.stdout, e.Stdout)
-		}
-		reportFailure(con.stderr, err)
-		return exitStatus(err)
+		return reportRunFailure(con, err, a.json)
 	}
 	if a.json {
 		con.stdout.Write(withNewline(res.Body))
@@ -49,10 +38,6 @@ func printCell(w io.Writer, res *client.CellResult, printNull bool) {
 		fmt.Fprintln(w, res.Text())
 	case string(res.Value) == "null" && !printNull:
 	default:
-		// Indent keeps numbers as they came; Value is valid JSON, as the
-		// client decoded it.
-		var pretty bytes.Buffer
-		json.Indent(&pretty, res.Value, "", "  ")
-		fmt.Fprintln(w, pretty.String())
+		printJSON(w, res.Value)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 )
 
@@ -47,4 +48,21 @@ func serviceURL(getenv func(string) string) string {
 		return u
 	}
 	return defaultURL
+}
+
+// argsExit ends a command whose arguments did not parse or asked for
+// help: it prints the usage text for -h, else err and where help is, and
+// returns the exit status and true. For a nil err it returns false, and
+// the command goes on.
+func argsExit(err error, con console) (int, bool) {
+	switch {
+	case err == nil:
+		return exitOK, false
+	case errors.Is(err, errHelp):
+		fmt.Fprint(con.stdout, usage)
+		return exitOK, true
+	default:
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
+		return exitUsage, true
+	}
 }

@@ -48,13 +48,8 @@ func parseReplArgs(args []string, getenv func(string) string) (replArgs, error) 
 // another in a new session, which ends with the command.
 func replCommand(ctx context.Context, args []string, con console) int {
 	a, err := parseReplArgs(args, con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	c, err := newClient(ctx, a.url)
 	if err != nil {
@@ -87,11 +82,8 @@ func replCommand(ctx context.Context, args []string, con console) int {
 		}
 		res, err := s.Run(ctx, code)
 		if err != nil {
+			reportRunFailure(con, err, false) // the repl has no --json, and its own exit status
 			var e *client.Error
-			if errors.As(err, &e) && e.Stdout != "" {
-				fmt.Fprintln(con.stdout, e.Stdout)
-			}
-			reportFailure(con.stderr, err)
 			if errors.As(err, &e) && (e.SessionEnded || e.Type == client.ErrorTypeSessionNotFound) {
 				return exitScriptError // nothing is left to run cells in
 			}

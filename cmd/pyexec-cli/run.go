@@ -97,15 +97,20 @@ func (a runArgs) request(stdin io.Reader) (client.Request, error) {
 		req.Stdin = string(text)
 	}
 	for _, spec := range a.files {
-		// PATH=NAME: a PATH with "=" in it needs an explicit NAME.
-		path, name, _ := strings.Cut(spec, "=")
-		f, err := client.ReadFile(path, name)
+		f, err := readFileFlag(spec)
 		if err != nil {
 			return client.Request{}, fmt.Errorf("--file %s: %w", spec, err)
 		}
 		req.Files = append(req.Files, f)
 	}
 	return req, nil
+}
+
+// readFileFlag reads the local file that a --file PATH[=NAME] names. A
+// PATH with "=" in it needs an explicit NAME.
+func readFileFlag(spec string) (client.File, error) {
+	path, name, _ := strings.Cut(spec, "=")
+	return client.ReadFile(path, name)
 }
 
 // textOrFile is v itself, the content of the file @v names, or, for "-"
@@ -140,13 +145,8 @@ func isCloudRun(serviceURL string) bool {
 // runCommand is "pyexec-cli run".
 func runCommand(ctx context.Context, args []string, con console) int {
 	a, err := parseRunArgs(args, con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	req, err := a.request(con.stdin)
 	if err != nil {
@@ -164,15 +164,7 @@ func runCommand(ctx context.Context, args []string, con console) int {
 
 	res, err := c.Execute(ctx, req)
 	if err != nil {
-		var e *client.Error
-		switch {
-		case a.json && errors.As(err, &e) && e.Type != "":
-			con.stdout.Write(withNewline(e.Body))
-		case errors.As(err, &e) && e.Stdout != "":
-			fmt.Fprintln(con.stdout, e.Stdout)
-		}
-		reportFailure(con.stderr, err)
-		return exitStatus(err)
+		return reportRunFailure(con, err, a.json)
 	}
 
 	if a.json {
@@ -181,13 +173,33 @@ func runCommand(ctx context.Context, args []string, con console) int {
 		if res.Stdout != "" {
 			fmt.Fprintln(con.stdout, res.Stdout)
 		}
-		// Indent keeps numbers as they came; Value is valid JSON, as the
-		// client decoded it.
-		var pretty bytes.Buffer
-		json.Indent(&pretty, res.Value, "", "  ")
-		fmt.Fprintln(con.stdout, pretty.String())
+		printJSON(con.stdout, res.Value)
 	}
 	return saveOutputs(a.out, append(res.Files, displayFiles(res.Display)...), con.stderr)
+}
+
+// reportRunFailure reports a script or cell that failed and returns the
+// exit status: first on stdout, with --json (asJSON) pyexec's answer as it
+// came, else what the code printed before it failed; then the error on
+// stderr.
+func reportRunFailure(con console, err error, asJSON bool) int {
+	var e *client.Error
+	switch {
+	case asJSON && errors.As(err, &e) && e.Type != "":
+		con.stdout.Write(withNewline(e.Body))
+	case errors.As(err, &e) && e.Stdout != "":
+		fmt.Fprintln(con.stdout, e.Stdout)
+	}
+	reportFailure(con.stderr, err)
+	return exitStatus(err)
+}
+
+// printJSON prints the JSON value v indented. Indent keeps numbers as they
+// came; v is JSON the client has decoded, so Indent does not fail.
+func printJSON(w io.Writer, v []byte) {
+	var pretty bytes.Buffer
+	json.Indent(&pretty, v, "", "  ")
+	fmt.Fprintln(w, pretty.String())
 }
 
 func withNewline(b []byte) []byte {

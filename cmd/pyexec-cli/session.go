@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pyexec/pyexec/client"
@@ -69,18 +65,12 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 		return exitUsage
 	}
 	a, err := parseSessionArgs(verb, args[1:], con.getenv)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(con.stdout, usage)
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(con.stderr, "pyexec-cli: %v; run 'pyexec-cli help'\n", err)
-		return exitUsage
+	if status, exit := argsExit(err, con); exit {
+		return status
 	}
 	var opts []client.SessionOption
 	for _, spec := range a.files {
-		path, name, _ := strings.Cut(spec, "=")
-		f, err := client.ReadFile(path, name)
+		f, err := readFileFlag(spec)
 		if err != nil {
 			fmt.Fprintf(con.stderr, "pyexec-cli: --file %s: %v\n", spec, err)
 			return exitUsage
@@ -110,9 +100,7 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 			reportFailure(con.stderr, err)
 			return exitStatus(err)
 		}
-		var pretty bytes.Buffer
-		json.Indent(&pretty, st.Body, "", "  ")
-		fmt.Fprintln(con.stdout, pretty.String())
+		printJSON(con.stdout, st.Body)
 	case "end":
 		if err := c.AttachSession(a.id).Close(ctx); err != nil {
 			reportFailure(con.stderr, err)

@@ -404,36 +404,43 @@ async function run() {
     inputBox.focus();
     return;
   }
+  const exchanged = await exchange(() => {
+    statusLine.textContent = "Running…";
+    return fetch("/execute", { method: "POST", headers: JSON_HEADERS, body: requestBody(input) });
+  });
+  if (exchanged) show(exchanged);
+}
+
+// exchange marks the page busy while the request that send makes runs, and
+// answers { response, elapsed, answer }, answer parsed; or undefined after
+// showing why there is none: the service could not be reached, its answer
+// is not JSON, or send made no request (and has shown why). send gets the
+// time the run started, and answers the response, or null.
+async function exchange(send) {
   running = true;
   runButton.disabled = true;
   output.setAttribute("aria-busy", "true");
-  statusLine.textContent = "Running…";
   const started = performance.now();
   let response, text;
   try {
-    response = await fetch("/execute", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: requestBody(input),
-    });
+    response = await send(started);
+    if (!response) return undefined;
     text = await response.text();
   } catch (err) {
     show({ failed: "Could not reach the service: " + err.message });
-    return;
+    return undefined;
   } finally {
     running = false;
     runButton.disabled = false;
     output.removeAttribute("aria-busy");
   }
   const elapsed = performance.now() - started;
-  let answer;
   try {
-    answer = parseJSON(text);
+    return { response, elapsed, answer: parseJSON(text) };
   } catch (err) {
     show({ response, elapsed, failed: "The service answered HTTP " + response.status + " with something that is not JSON." });
-    return;
+    return undefined;
   }
-  show({ response, elapsed, answer });
 }
 
 runButton.addEventListener("click", run);
@@ -714,13 +721,9 @@ async function startSession(started) {
 
 // runCell runs the editor's code as the next cell of the session.
 async function runCell() {
-  running = true;
-  runButton.disabled = true;
-  output.setAttribute("aria-busy", "true");
-  const started = performance.now();
   const source = code.value;
-  let s, response, text;
-  try {
+  let s;
+  const exchanged = await exchange(async (started) => {
     if (!session) {
       const created = await startSession(started);
       session = created;
@@ -728,35 +731,21 @@ async function runCell() {
       if (created && !keepState.checked) {
         endSession();
         statusLine.textContent = "Not run: Keep state went off while the session started.";
-        return;
+        return null;
       }
     }
     s = session;
-    if (!s) return;
+    if (!s) return null;
     s.cells++;
     statusLine.textContent = "Running cell " + s.cells + "…";
-    response = await fetch("/sessions/" + encodeURIComponent(s.id) + "/execute", {
+    return fetch("/sessions/" + encodeURIComponent(s.id) + "/execute", {
       method: "POST",
       headers: JSON_HEADERS,
       body: cellBody(s),
     });
-    text = await response.text();
-  } catch (err) {
-    show({ failed: "Could not reach the service: " + err.message });
-    return;
-  } finally {
-    running = false;
-    runButton.disabled = false;
-    output.removeAttribute("aria-busy");
-  }
-  const elapsed = performance.now() - started;
-  let answer;
-  try {
-    answer = parseJSON(text);
-  } catch (err) {
-    show({ response, elapsed, failed: "The service answered HTTP " + response.status + " with something that is not JSON." });
-    return;
-  }
+  });
+  if (!exchanged) return;
+  const { response, elapsed, answer } = exchanged;
   const field = (name) => (answer instanceof Map ? answer.get(name) : undefined);
   const errorType = field("error_type");
   const notFound = errorType === "session_not_found";

@@ -22,13 +22,11 @@ Run it with the interpreter scripts/install-mcp-client.sh installs.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 
 import mcp
 
-from client_check import Checks, leaves, text_json
+from client_check import Checks, main, text_json
 
 LOAD_CSV = 'import pandas as pd, io; df = pd.read_csv(io.StringIO("a,b\\n1,2\\n3,4\\n"))'
 
@@ -75,33 +73,5 @@ async def check_conversation(client: mcp.Client, checks: Checks) -> None:
                   "a cell in the ended session is session_not_found", content)
 
 
-async def run(url: str, protocol: str, timeout: float) -> int:
-    checks = Checks()
-    async with mcp.Client(url, mode=protocol, read_timeout_seconds=timeout) as client:
-        await check_tools(client, checks)
-        await check_conversation(client, checks)
-    return checks.failed
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="the MCP endpoint, e.g. http://localhost:8080/mcp")
-    parser.add_argument("--protocol", choices=["auto", "legacy"], default="auto",
-                        help="auto: the newest protocol both sides speak; legacy: the initialize handshake of 2025")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
-    args = parser.parse_args()
-    try:
-        failed = asyncio.run(run(args.url, args.protocol, args.timeout))
-    except Exception as exc:  # any failure to get an answer is a failed check
-        for leaf in leaves(exc):
-            print(f"FAIL  {type(leaf).__name__}: {leaf}", file=sys.stderr)
-        return 1
-    if failed:
-        print(f"{failed} check(s) failed", file=sys.stderr)
-        return 1
-    print("all checks passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, [check_tools, check_conversation]))

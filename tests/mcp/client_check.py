@@ -28,6 +28,7 @@ import asyncio
 import json
 import pathlib
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp
@@ -60,6 +61,10 @@ class Checks:
             self.failed += 1
             print(f"FAIL  {what}: got {got!r}")
         return ok
+
+
+# Step is one part of a check script: it makes its checks over the client.
+Step = Callable[[mcp.Client, Checks], Awaitable[None]]
 
 
 def text_json(result: mcp.types.CallToolResult) -> Any:
@@ -121,12 +126,12 @@ async def check_failure(client: mcp.Client, checks: Checks) -> None:
     checks.expect(text_json(result) == content, "the text block holds the same JSON", result.content)
 
 
-async def run(url: str, protocol: str, timeout: float) -> int:
+async def run(url: str, protocol: str, timeout: float, steps: list[Step]) -> int:
+    """Takes the steps in turn over one connection; returns how many checks failed."""
     checks = Checks()
     async with mcp.Client(url, mode=protocol, read_timeout_seconds=timeout) as client:
-        await check_tools(client, checks)
-        await check_pandas(client, checks)
-        await check_failure(client, checks)
+        for step in steps:
+            await step(client, checks)
     return checks.failed
 
 
@@ -137,15 +142,16 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(doc: str, steps: list[Step]) -> int:
+    """The command line of a check script: doc is its docstring, steps its checks."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="the MCP endpoint, e.g. http://localhost:8080/mcp")
     parser.add_argument("--protocol", choices=["auto", "legacy"], default="auto",
                         help="auto: the newest protocol both sides speak; legacy: the initialize handshake of 2025")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
     args = parser.parse_args()
     try:
-        failed = asyncio.run(run(args.url, args.protocol, args.timeout))
+        failed = asyncio.run(run(args.url, args.protocol, args.timeout, steps))
     except Exception as exc:  # any failure to get an answer is a failed check
         for leaf in leaves(exc):
             print(f"FAIL  {type(leaf).__name__}: {leaf}", file=sys.stderr)
@@ -158,4 +164,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, [check_tools, check_pandas, check_failure]))

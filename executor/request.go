@@ -18,6 +18,10 @@ import (
 // The rules a request keeps, whichever transport brought it. Run applies
 // them before anything runs; every violation is an invalid_request whose
 // message names the field, the file and the rule, in the API's own terms.
+// The rules of the limits (TimeoutSeconds, MemoryMiB) also turn the numbers
+// a request sends into its limits: the server's decoder applies them as it
+// decodes, so that a number no duration can hold is refused in the
+// caller's terms.
 
 // maxInputFiles caps how many files a request may bring.
 const maxInputFiles = 100
@@ -88,8 +92,9 @@ func checkSource(src, name string, maxBytes int) error {
 
 // checkLimits applies the rules of the limits a request, a session or a
 // cell asks for, as Go values: zero keeps the service's cap; any other
-// value keeps the rule of TimeoutSeconds and MemoryMiB, which the message
-// quotes it by.
+// value is held to the rule of TimeoutSeconds or MemoryMiB, whose message
+// quotes it in seconds, or in MiB (in bytes when not a whole number of
+// them).
 func checkLimits(timeout time.Duration, memoryBytes int64, caps Limits) error {
 	if timeout != 0 {
 		if _, err := caps.TimeoutSeconds(timeout.Seconds(), jail.SecondsText(timeout)); err != nil {

@@ -3,6 +3,7 @@ package executor
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -17,6 +18,10 @@ import (
 // The rules a request keeps, whichever transport brought it. Run applies
 // them before anything runs; every violation is an invalid_request whose
 // message names the field, the file and the rule, in the API's own terms.
+// The rules of the limits (TimeoutSeconds, MemoryMiB) also turn the numbers
+// a request sends into its limits: the server's decoder applies them as it
+// decodes, so that a number no duration can hold is refused in the
+// caller's terms.
 
 // maxInputFiles caps how many files a request may bring.
 const maxInputFiles = 100
@@ -86,15 +91,49 @@ func checkSource(src, name string, maxBytes int) error {
 }
 
 // checkLimits applies the rules of the limits a request, a session or a
-// cell asks for: they may only tighten the service's caps.
+// cell asks for, as Go values: zero keeps the service's cap; any other
+// value is held to the rule of TimeoutSeconds or MemoryMiB, whose message
+// quotes it in seconds, or in MiB (in bytes when not a whole number of
+// them).
 func checkLimits(timeout time.Duration, memoryBytes int64, caps Limits) error {
-	switch {
-	case timeout < 0 || timeout > caps.Timeout:
-		return invalid(fmt.Sprintf("%s, got %s", caps.TimeoutRule(), jail.SecondsText(timeout)))
-	case memoryBytes < 0 || (memoryBytes > 0 && memoryBytes < 1<<20) || memoryBytes > caps.MemoryBytes:
-		return invalid(fmt.Sprintf("%s, got %s", caps.MemoryRule(), mebibytesText(memoryBytes)))
+	if timeout != 0 {
+		if _, err := caps.TimeoutSeconds(timeout.Seconds(), jail.SecondsText(timeout)); err != nil {
+			return err
+		}
+	}
+	if memoryBytes != 0 {
+		if _, err := caps.MemoryMiB(float64(memoryBytes)/(1<<20), mebibytesText(memoryBytes)); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// TimeoutSeconds applies the rule of limits.timeout_seconds (TimeoutRule)
+// to a number of seconds as a request sends it, and returns the timeout it
+// asks for. sent is the number as written, which the message quotes: a
+// number past any duration (1e400, which is +Inf here) is refused by the
+// same rule, in the caller's own terms. NaN stands for a value that is no
+// number at all, which no rule takes.
+//
+// It is the one rule of a timeout: the server's decoder applies it to the
+// JSON number, Run to a Request's Timeout.
+func (l Limits) TimeoutSeconds(seconds float64, sent string) (time.Duration, error) {
+	if !(seconds > 0 && seconds <= l.Timeout.Seconds()) {
+		return 0, invalid(fmt.Sprintf("%s, got %s", l.TimeoutRule(), sent))
+	}
+	// Rounded up, so that no positive number becomes no limit.
+	return time.Duration(math.Ceil(seconds * float64(time.Second))), nil
+}
+
+// MemoryMiB applies the rule of limits.memory_mb (MemoryRule) to a number
+// of MiB as a request sends it, and returns the memory limit it asks for,
+// in bytes. sent and NaN are as for TimeoutSeconds.
+func (l Limits) MemoryMiB(mib float64, sent string) (int64, error) {
+	if !(mib >= 1 && mib == math.Trunc(mib) && mib <= float64(l.MemoryBytes>>20)) {
+		return 0, invalid(fmt.Sprintf("%s, got %s", l.MemoryRule(), sent))
+	}
+	return int64(mib) << 20, nil
 }
 
 // checkFiles applies the rules of a request's files: at most

@@ -20,23 +20,13 @@ import (
 	"github.com/pyexec/pyexec/internal/size"
 )
 
-// request is what a caller asks to run. /execute's body and ExecuteEvent's
-// message data carry the same JSON object, and decoder.decode is the one
-// decoder of both: a field of that object is added here, once.
+// request is what a caller asks to run, decoded: the executor's Request,
+// which runs as it is, and beside it the caller ID a Pub/Sub message may
+// bring, which the executor does not need. /execute's body and
+// ExecuteEvent's message data carry the same JSON object, and decoder.decode
+// is the one decoder of both: a field of that object is added here, once.
 type request struct {
-	script string
-	// input is the "input" member's JSON text exactly as sent (null
-	// included); nil when the request has none.
-	input json.RawMessage
-	stdin string
-	files []executor.File
-	// timeout and memoryBytes are the request's limits; zero where it
-	// sets none.
-	timeout     time.Duration
-	memoryBytes int64
-	// extended: the request names input, stdin, files or limits, even as
-	// empty values.
-	extended bool
+	executor.Request
 	// callerID is the message data's optional "id", which ExecuteEvent
 	// logs and publishes with the outcome. /execute ignores an "id" like
 	// any other unknown field.
@@ -45,16 +35,15 @@ type request struct {
 
 // executorRequest is the request as the executor runs it, as execution id.
 func (r request) executorRequest(id string) executor.Request {
-	return executor.Request{
-		ID: id, Script: r.script, Input: r.input, Stdin: r.stdin, Files: r.files,
-		Timeout: r.timeout, MemoryBytes: r.memoryBytes, Extended: r.extended,
-	}
+	req := r.Request
+	req.ID = id
+	return req
 }
 
 // inputFilesBytes is the decoded size of the request's files together.
 func (r request) inputFilesBytes() int {
 	n := 0
-	for _, f := range r.files {
+	for _, f := range r.Files {
 		n += len(f.Content)
 	}
 	return n
@@ -93,7 +82,7 @@ var (
 type decoder struct {
 	// maxBytes caps a request's JSON: /execute's body, a message's data.
 	maxBytes int64
-	// caps are the executor's, which the messages about "limits" state.
+	// caps are the executor's, whose rules the limits are held to.
 	caps executor.Limits
 }
 
@@ -107,10 +96,11 @@ func (s *Server) decoder() decoder {
 // missing.
 //
 // It checks what JSON can say: that each member has its type, that
-// encodings decode, that limits are numbers within the caps. The executor
-// applies the rest of the request's rules (request.go there): whether the
-// script is blank or too large, whether paths are plain, and the counts and
-// sizes of files.
+// encodings decode, that limits are numbers. The executor's rules (request.go
+// there) say the rest: the limits' numbers are turned into a timeout and a
+// memory size by its rule of each, which alone knows their ranges; Run
+// applies the others (whether the script is blank or too large, whether
+// paths are plain, the counts and sizes of files).
 func (d decoder) decode(data []byte, p payload) (request, error) {
 	var req request
 	// encoding/json would quietly replace invalid UTF-8, running a script
@@ -135,7 +125,7 @@ func (d decoder) decode(data []byte, p payload) (request, error) {
 		return req, invalidRequest(p.noScript)
 	}
 	// Unmarshal takes null for an empty string; a null script is no string.
-	if isNull(raw) || json.Unmarshal(raw, &req.script) != nil {
+	if isNull(raw) || json.Unmarshal(raw, &req.Script) != nil {
 		return req, invalidRequest(p.badScript)
 	}
 	if hasLoneSurrogate(raw) {
@@ -155,19 +145,19 @@ func (d decoder) decodeExtensions(fields map[string]json.RawMessage, req *reques
 	// members are absent when null.
 	for _, name := range []string{"stdin", "files", "limits"} {
 		if raw, ok := fields[name]; ok && !isNull(raw) {
-			req.extended = true
+			req.Extended = true
 		}
 	}
 	if raw, ok := fields["input"]; ok {
-		req.extended = true
+		req.Extended = true
 		if err := checkInput(raw); err != nil {
 			return err
 		}
-		req.input = raw
+		req.Input = raw
 	}
 	var err error
 	if raw, ok := fields["stdin"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &req.stdin) != nil {
+		if json.Unmarshal(raw, &req.Stdin) != nil {
 			return invalidRequest("'stdin' must be a string")
 		}
 		if hasLoneSurrogate(raw) {
@@ -175,12 +165,12 @@ func (d decoder) decodeExtensions(fields map[string]json.RawMessage, req *reques
 		}
 	}
 	if raw, ok := fields["files"]; ok && !isNull(raw) {
-		if req.files, err = decodeFiles(raw); err != nil {
+		if req.Files, err = decodeFiles(raw); err != nil {
 			return err
 		}
 	}
 	if raw, ok := fields["limits"]; ok && !isNull(raw) {
-		if req.timeout, req.memoryBytes, err = decodeLimits(raw, d.caps); err != nil {
+		if req.Timeout, req.MemoryBytes, err = decodeLimits(raw, d.caps); err != nil {
 			return err
 		}
 	}
@@ -237,9 +227,10 @@ func decodeFiles(raw json.RawMessage) ([]executor.File, error) {
 	return files, nil
 }
 
-// decodeLimits decodes the "limits" member. Each limit must be a number
-// above zero and within the service's cap (caps): the executor checks that
-// again, but a number past the cap could not even be held as a duration.
+// decodeLimits decodes the "limits" member: each limit a JSON number,
+// which the executor's rule of it (caps') turns into the limit, or refuses
+// in a message that quotes it as sent. A value that is no number is handed
+// to the rule as NaN, so that its message is the rule's too.
 func decodeLimits(raw json.RawMessage, caps executor.Limits) (time.Duration, int64, error) {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(raw, &fields) != nil || fields == nil {
@@ -247,33 +238,29 @@ func decodeLimits(raw json.RawMessage, caps executor.Limits) (time.Duration, int
 	}
 	var timeout time.Duration
 	var memory int64
+	var err error
 	if raw, ok := fields["timeout_seconds"]; ok && !isNull(raw) {
-		seconds, isNumber := number(raw)
-		if !isNumber || seconds <= 0 || seconds > caps.Timeout.Seconds() {
-			return 0, 0, invalidRequest(fmt.Sprintf("%s, got %s", caps.TimeoutRule(), clip(raw)))
+		if timeout, err = caps.TimeoutSeconds(number(raw), clip(raw)); err != nil {
+			return 0, 0, err
 		}
-		// Rounded up, so that no positive number becomes no limit.
-		timeout = time.Duration(math.Ceil(seconds * float64(time.Second)))
 	}
 	if raw, ok := fields["memory_mb"]; ok && !isNull(raw) {
-		mib, isNumber := number(raw)
-		if !isNumber || mib < 1 || mib != math.Trunc(mib) || mib > float64(caps.MemoryBytes>>20) {
-			return 0, 0, invalidRequest(fmt.Sprintf("%s, got %s", caps.MemoryRule(), clip(raw)))
+		if memory, err = caps.MemoryMiB(number(raw), clip(raw)); err != nil {
+			return 0, 0, err
 		}
-		memory = int64(mib) << 20
 	}
 	return timeout, memory, nil
 }
 
-// number reads a JSON number. A number too large for a float64 is not one
-// any limit can take.
-func number(raw json.RawMessage) (float64, bool) {
+// number reads a JSON number as a float64: ±Inf past a float's range, NaN
+// when raw is no number (a string holding one included).
+func number(raw json.RawMessage) float64 {
 	var n json.Number
 	if json.Unmarshal(raw, &n) != nil || !bytes.Equal(bytes.TrimSpace(raw), []byte(n)) {
-		return 0, false // not a number (a string holding one included)
+		return math.NaN()
 	}
-	f, err := n.Float64()
-	return f, err == nil && !math.IsInf(f, 0)
+	f, _ := n.Float64() // ±Inf, with an error, past a float's range
+	return f
 }
 
 // clip is a member's JSON text as a message quotes it: at most 40 bytes.

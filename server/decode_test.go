@@ -32,26 +32,26 @@ func TestTheDecoderReadsEveryFieldExactly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decode = %v, want the request", err)
 	}
-	want := request{
-		script: "def main(d):\n    return d\n",
-		input:  json.RawMessage(`{"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827, "l": [1, null]}`),
-		stdin:  "first\nsecond",
-		files: []executor.File{
+	want := request{Request: executor.Request{
+		Script: "def main(d):\n    return d\n",
+		Input:  json.RawMessage(`{"big": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827, "l": [1, null]}`),
+		Stdin:  "first\nsecond",
+		Files: []executor.File{
 			{Path: "data/in.csv", Content: []byte("x\n1\n")},
 			{Path: "bin/blob", Content: []byte{0, 0xff, '\n', 0xff}},
 			{Path: "explicit.txt", Content: []byte("é")},
 			{Path: "null-encoding.txt", Content: []byte("n")},
 		},
-		timeout:     2500 * time.Millisecond,
-		memoryBytes: 64 << 20,
-		extended:    true,
-	}
+		Timeout:     2500 * time.Millisecond,
+		MemoryBytes: 64 << 20,
+		Extended:    true,
+	}}
 	if !reflect.DeepEqual(req, want) {
 		t.Errorf("decode =\n%+v\nwant\n%+v", req, want)
 	}
 	got := req.executorRequest("id-1")
-	if got.ID != "id-1" || got.Script != want.script || string(got.Input) != string(want.input) || got.Stdin != want.stdin ||
-		!reflect.DeepEqual(got.Files, want.files) || got.Timeout != want.timeout || got.MemoryBytes != want.memoryBytes {
+	if got.ID != "id-1" || got.Script != want.Script || string(got.Input) != string(want.Input) || got.Stdin != want.Stdin ||
+		!reflect.DeepEqual(got.Files, want.Files) || got.Timeout != want.Timeout || got.MemoryBytes != want.MemoryBytes {
 		t.Errorf("executorRequest = %+v, want every field of %+v", got, want)
 	}
 }
@@ -72,10 +72,10 @@ func TestAbsentAndNullFieldsAreNoneButANullInputIsAnInput(t *testing.T) {
 			t.Errorf("decode(%s) = %v", tt.body, err)
 			continue
 		}
-		if string(req.input) != string(tt.wantInput) || (req.input == nil) != (tt.wantInput == nil) {
-			t.Errorf("decode(%s).input = %q, want %q", tt.body, req.input, tt.wantInput)
+		if string(req.Input) != string(tt.wantInput) || (req.Input == nil) != (tt.wantInput == nil) {
+			t.Errorf("decode(%s).input = %q, want %q", tt.body, req.Input, tt.wantInput)
 		}
-		if req.stdin != "" || len(req.files) != 0 || req.timeout != 0 || req.memoryBytes != 0 {
+		if req.Stdin != "" || len(req.Files) != 0 || req.Timeout != 0 || req.MemoryBytes != 0 {
 			t.Errorf("decode(%s) = %+v, want no stdin, files or limits", tt.body, req)
 		}
 	}
@@ -141,7 +141,7 @@ func TestEveryFieldOfTheWrongShapeIsAClearInvalidRequest(t *testing.T) {
 				if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || !strings.HasPrefix(e.Message, tt.want) {
 					t.Errorf("decode(%s) = %v, want invalid_request starting %q", tt.fields, err, tt.want)
 				}
-				if req.script != "" || req.files != nil || req.input != nil {
+				if req.Script != "" || req.Files != nil || req.Input != nil {
 					t.Errorf("decode(%s) = %+v with its error, want nothing to run", tt.fields, req)
 				}
 				if p.withCallerID && req.callerID != "c1" {
@@ -167,8 +167,8 @@ func TestLimitsMayBeFractionsAndWholeNumbersWrittenAsDecimals(t *testing.T) {
 		{`{"memory_mb": 1}`, 0, 1 << 20},
 	} {
 		req, err := testDecoder.decode([]byte(`{"script": "x", "limits": `+tt.limits+`}`), requestBody)
-		if err != nil || req.timeout != tt.wantTimeout || req.memoryBytes != tt.wantMemory {
-			t.Errorf("decode(limits %s) = %v, %d, %v; want %v, %d", tt.limits, req.timeout, req.memoryBytes, err, tt.wantTimeout, tt.wantMemory)
+		if err != nil || req.Timeout != tt.wantTimeout || req.MemoryBytes != tt.wantMemory {
+			t.Errorf("decode(limits %s) = %v, %d, %v; want %v, %d", tt.limits, req.Timeout, req.MemoryBytes, err, tt.wantTimeout, tt.wantMemory)
 		}
 	}
 }
@@ -206,8 +206,8 @@ func TestInputsJustWithinTheRulesAreTakenAsSent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode(%s) = %v, want it taken", tt.fields, err)
 			}
-			if raw, ok := strings.CutPrefix(tt.fields, `"input": `); ok && string(req.input) != raw {
-				t.Errorf("input = %.80s, want %.80s exactly", req.input, raw)
+			if raw, ok := strings.CutPrefix(tt.fields, `"input": `); ok && string(req.Input) != raw {
+				t.Errorf("input = %.80s, want %.80s exactly", req.Input, raw)
 			}
 		})
 	}

@@ -113,37 +113,37 @@ func check(t *testing.T, what string, data []byte, req request, err error, caps 
 		if !errors.As(err, &e) || e.Type != api.ErrorTypeInvalidRequest || e.Message == "" {
 			t.Fatalf("%s(%q) error %v, want an invalid_request with a message", what, data, err)
 		}
-		if req.script != "" {
-			t.Fatalf("%s(%q) returned script %q with error %v", what, data, req.script, err)
+		if req.Script != "" {
+			t.Fatalf("%s(%q) returned script %q with error %v", what, data, req.Script, err)
 		}
 		return
 	}
 	if !utf8.Valid(data) {
 		t.Fatalf("%s accepted input that is not UTF-8: %q", what, data)
 	}
-	if !utf8.ValidString(req.script) || !utf8.ValidString(req.callerID) || !utf8.ValidString(req.stdin) {
-		t.Fatalf("%s(%q) returned text that is not UTF-8: %q, %q, %q", what, data, req.script, req.callerID, req.stdin)
+	if !utf8.ValidString(req.Script) || !utf8.ValidString(req.callerID) || !utf8.ValidString(req.Stdin) {
+		t.Fatalf("%s(%q) returned text that is not UTF-8: %q, %q, %q", what, data, req.Script, req.callerID, req.Stdin)
 	}
-	if req.input != nil && !json.Valid(req.input) {
-		t.Fatalf("%s(%q) returned input %q that is not JSON", what, data, req.input)
+	if req.Input != nil && !json.Valid(req.Input) {
+		t.Fatalf("%s(%q) returned input %q that is not JSON", what, data, req.Input)
 	}
-	if req.input != nil {
-		if depth, digits, inf := inputExtremes(req.input); depth > maxInputDepth || digits > maxInputIntDigits || inf {
+	if req.Input != nil {
+		if depth, digits, inf := inputExtremes(req.Input); depth > maxInputDepth || digits > maxInputIntDigits || inf {
 			t.Fatalf("%s(%q) accepted input nested %d deep, with an integer of %d digits, a number beyond a float: %v", what, data, depth, digits, inf)
 		}
 	}
-	for _, f := range req.files {
+	for _, f := range req.Files {
 		if strings.ContainsRune(f.Path, utf8.RuneError) && !strings.Contains(string(data), "\ufffd") && !strings.Contains(string(data), "\uFFFD") && !strings.ContainsRune(string(data), utf8.RuneError) {
 			t.Fatalf("%s(%q) made a path %q with U+FFFD out of none", what, data, f.Path)
 		}
 	}
-	for _, f := range req.files {
+	for _, f := range req.Files {
 		if !utf8.ValidString(f.Path) {
 			t.Fatalf("%s(%q) returned a file path that is not UTF-8: %q", what, data, f.Path)
 		}
 	}
-	if req.timeout < 0 || req.timeout > caps.Timeout || req.memoryBytes < 0 || req.memoryBytes > caps.MemoryBytes || req.memoryBytes%(1<<20) != 0 {
-		t.Fatalf("%s(%q) returned limits %v and %d bytes, past the caps %v and %d", what, data, req.timeout, req.memoryBytes, caps.Timeout, caps.MemoryBytes)
+	if req.Timeout < 0 || req.Timeout > caps.Timeout || req.MemoryBytes < 0 || req.MemoryBytes > caps.MemoryBytes || req.MemoryBytes%(1<<20) != 0 {
+		t.Fatalf("%s(%q) returned limits %v and %d bytes, past the caps %v and %d", what, data, req.Timeout, req.MemoryBytes, caps.Timeout, caps.MemoryBytes)
 	}
 }
 

@@ -61,19 +61,19 @@ func executionEntry(via entryPoint, x execution, o outcome, elapsed time.Duratio
 		fieldExecutionID: x.id,
 		fieldStatus:      api.OutcomeOK,
 		fieldDurationMS:  elapsed.Milliseconds(),
-		fieldScriptBytes: len(x.req.script),
+		fieldScriptBytes: len(x.req.Script),
 		fieldStdoutBytes: len(o.result.Stdout),
 	}
 	// What came with the script and what came back, as sizes: never their
 	// content. Absent for a script alone.
-	if x.req.input != nil {
-		fields[fieldInputBytes] = len(x.req.input)
+	if x.req.Input != nil {
+		fields[fieldInputBytes] = len(x.req.Input)
 	}
-	if x.req.stdin != "" {
-		fields[fieldStdinBytes] = len(x.req.stdin)
+	if x.req.Stdin != "" {
+		fields[fieldStdinBytes] = len(x.req.Stdin)
 	}
-	if len(x.req.files) > 0 {
-		fields[fieldFiles], fields[fieldFilesBytes] = len(x.req.files), x.req.inputFilesBytes()
+	if len(x.req.Files) > 0 {
+		fields[fieldFiles], fields[fieldFilesBytes] = len(x.req.Files), x.req.inputFilesBytes()
 	}
 	if n := len(o.result.Files); n > 0 {
 		total := 0

@@ -86,7 +86,7 @@ func TestCollectAnswersAWholeReportBeforeTheProcessHasEnded(t *testing.T) {
 		if !proc.killed() {
 			t.Errorf("collect answered without killing the process")
 		}
-		if string(run.Stdout) != "printed\n" || !run.reportValid {
+		if string(run.Stdout) != "printed\n" || !run.settled() {
 			t.Errorf("collect = stdout %q, report %q; want the whole of both", run.Stdout, run.Report)
 		}
 	case <-time.After(10 * time.Second):
@@ -132,7 +132,7 @@ func TestCollectWaitsForTheProcessWhenTheReportIsInvalid(t *testing.T) {
 		t.Errorf("collect killed a process whose report does not settle the outcome")
 	}
 	proc.end()
-	if run := <-done; !run.Gone || run.reportValid {
-		t.Errorf("collect = gone %v, report valid %v; want gone and invalid", run.Gone, run.reportValid)
+	if run := <-done; !run.Gone || run.settled() {
+		t.Errorf("collect = gone %v, report valid %v; want gone and invalid", run.Gone, run.settled())
 	}
 }

@@ -49,7 +49,7 @@ func FuzzJudgeReport(f *testing.F) {
 			t.Fatalf("parseReport(%q) error %v, not errReportInvalid", data, err)
 		}
 		run := jailRun{Report: data, Ended: true, ExitCode: exitCode, MemoryLimitHit: memoryHit, Signal: sigOf(signal)}
-		res, err := judge(run, cfg, serviceLimits(cfg))
+		res, err := judge(reportRead(run, cfg), cfg, serviceLimits(cfg))
 		if err == nil {
 			checkJudgedFiles(t, data, res.Files, cfg)
 			if !json.Valid(res.Value) {

@@ -46,14 +46,11 @@ type jailRun struct {
 	// the execution (procExit.lost).
 	SandboxLost bool
 	NsjailLog   string
-	// report is Report parsed, once it is final (checkReport), and
-	// reportErr why it is not a report; reportValid tells that it is a
-	// valid report, whole: the execution is judged by it, not by how its
-	// process ended.
-	report        report
-	reportErr     error
-	reportValid   bool
-	reportChecked bool
+	// report is Report parsed, which collect does once, as soon as it is
+	// final: collect needs to know whether the report settles the
+	// execution (settled), judge what it says. nil when Report is not a
+	// valid report.
+	report *report
 	// Gone tells that no process of the execution is left; when false,
 	// the execution was answered by its report while its process ended.
 	Gone bool
@@ -305,7 +302,7 @@ func (j *jail) finish(ctx context.Context, x execution, cfg Config) (jailRun, er
 	err := j.fit(x.limits)
 	if err == nil {
 		run, err = collect(ctx, j.proc, j.ch, x.job, x.limits.timeout, cfg)
-		if j.cg != nil && err == nil && !run.reportValid {
+		if j.cg != nil && err == nil && !run.settled() {
 			// Only an execution without a valid report is judged by its
 			// end; its processes are gone by now, so the counters are final.
 			run.MemoryLimitHit = run.MemoryLimitHit || j.cg.HitMemoryLimit()
@@ -485,6 +482,9 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	// the answer, by Cleanup.
 	var waitErr error
 	gone := true
+	// parsed tells that the report, final, has been parsed: whichever
+	// comes first, the process's end or every channel's, it is parsed once.
+	parsed := false
 	ended := make(chan error, 1)
 	go func() { ended <- proc.wait() }()
 	drained := make(chan struct{})
@@ -494,13 +494,13 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	case <-drained:
 		// Every reader is done: the report is final.
 		mu.Lock()
-		run.checkReport(cfg)
-		valid := run.reportValid
+		run.report, parsed = readReport(run.Report, cfg), true
+		settled := run.settled()
 		mu.Unlock()
 		select {
 		case waitErr = <-ended:
 		default:
-			if valid {
+			if settled {
 				killOnce.Do(proc.kill)
 				gone = false
 			} else {
@@ -526,7 +526,9 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	mu.Lock()
 	defer mu.Unlock()
 	run.Gone = gone
-	run.checkReport(cfg)
+	if !parsed {
+		run.report = readReport(run.Report, cfg)
+	}
 	if ch.logR != nil {
 		// An nsjail per execution: its log says how the interpreter ended.
 		run.NsjailLog = string(nsjailLog)
@@ -537,7 +539,7 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 		parseNsjailLog(&run)
 	} else {
 		ex := procExit{ended: true}
-		if !run.reportValid {
+		if !run.settled() {
 			// The report does not settle the outcome: how the process
 			// ended does.
 			mu.Unlock()
@@ -555,16 +557,9 @@ func collect(ctx context.Context, proc process, ch *channels, job []byte, timeou
 	return run, nil
 }
 
-// checkReport parses Report, which must be final, once: collect needs its
-// validity to decide when the execution is over, judge the report itself.
-func (run *jailRun) checkReport(cfg Config) {
-	if run.reportChecked {
-		return
-	}
-	run.reportChecked = true
-	run.report, run.reportErr = parseReport(run.Report, cfg)
-	run.reportValid = run.reportErr == nil && !run.ReportOverflow
-}
+// settled tells that the run's report is valid and whole: the execution
+// is judged by it, not by how its process ended.
+func (run jailRun) settled() bool { return run.report != nil && !run.ReportOverflow }
 
 // readCapped reads r to EOF (or its read deadline), keeping at most limit
 // bytes and discarding the rest, so a writer is never blocked. overflow, if

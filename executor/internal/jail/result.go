@@ -29,7 +29,14 @@ type report struct {
 	Files []reportFile `json:"files"`
 	// Display are the rich outputs of a success.
 	Display []reportDisplay `json:"display"`
+	// ResultText, when JSON true, marks a session cell's result as the
+	// text form of a value that has no JSON form (resultText). Anything
+	// else marks nothing, and does not make the report invalid.
+	ResultText json.RawMessage `json:"result_text"`
 }
+
+// resultText tells that the report marks its result as a text form.
+func (rep report) resultText() bool { return string(rep.ResultText) == "true" }
 
 // reportDisplay is a rich output as the harness reports it.
 type reportDisplay struct {
@@ -77,9 +84,8 @@ func judge(run jailRun, cfg Config, lim limits) (Result, error) {
 	case run.StdoutOverflow:
 		return fail(api.ErrorTypeOutputLimit, outputLimitMessage(cfg.MaxOutputBytes))
 	}
-	run.checkReport(cfg)
-	if run.reportErr == nil {
-		return judgeReport(res, run.report, cfg, lim)
+	if run.report != nil {
+		return judgeReport(res, *run.report, cfg, lim)
 	}
 	switch {
 	case run.MemoryLimitHit:
@@ -136,6 +142,16 @@ func judgeReport(res Result, rep report, cfg Config, lim limits) (Result, error)
 		e.Traceback = truncate(rep.Traceback, maxTracebackText)
 	}
 	return res, e
+}
+
+// readReport parses a report that is final: nil when it is not a valid
+// one.
+func readReport(data []byte, cfg Config) *report {
+	rep, err := parseReport(data, cfg)
+	if err != nil {
+		return nil
+	}
+	return &rep
 }
 
 // parseReport checks that data is exactly one report object with a valid

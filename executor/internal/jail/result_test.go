@@ -198,7 +198,7 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 			if tt.tighter != nil {
 				lim = *tt.tighter
 			}
-			res, err := judge(tt.run, cfg, lim)
+			res, err := judge(reportRead(tt.run, cfg), cfg, lim)
 			if tt.wantType == "" {
 				if err != nil || string(res.Value) != tt.wantResult {
 					t.Errorf("judge(%s) = %s, %v; want %s", tt.name, res.Value, err, tt.wantResult)
@@ -223,9 +223,15 @@ func TestJudgeTurnsAJailRunIntoTheAPIOutcome(t *testing.T) {
 	})
 }
 
+// reportRead is run as collect returns it: with its report parsed.
+func reportRead(run jailRun, cfg Config) jailRun {
+	run.report = readReport(run.Report, cfg)
+	return run
+}
+
 func TestJudgeReturnsTheOutputFilesDecoded(t *testing.T) {
 	report := `{"ok":true,"result":null,"files":[{"path":"outputs/a.bin","content":"AP8K","bytes":3},{"path":"outputs/sub/b.csv","content":"eAox","bytes":3}]}`
-	res, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
+	res, err := judge(reportRead(jailRun{Report: []byte(report), Ended: true}, judgeConfig()), judgeConfig(), serviceLimits(judgeConfig()))
 	if err != nil {
 		t.Fatalf("judge(output files) = %v, want success", err)
 	}
@@ -233,7 +239,7 @@ func TestJudgeReturnsTheOutputFilesDecoded(t *testing.T) {
 	if !reflect.DeepEqual(res.Files, want) {
 		t.Errorf("judge(output files).Files = %q, want %q", res.Files, want)
 	}
-	res, err = judge(jailRun{Report: []byte(`{"ok":true,"result":1}`), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
+	res, err = judge(reportRead(jailRun{Report: []byte(`{"ok":true,"result":1}`), Ended: true}, judgeConfig()), judgeConfig(), serviceLimits(judgeConfig()))
 	if err != nil || res.Files != nil {
 		t.Errorf("judge(no output files) = %v, %v; want no files", res.Files, err)
 	}
@@ -250,7 +256,7 @@ func manyOutputFiles(n int) string {
 
 func TestJudgeCapsTheHarnessTexts(t *testing.T) {
 	report := `{"ok":false,"error_type":"exception","error":"` + strings.Repeat("é", 10000) + `","traceback":"` + strings.Repeat("t", 200<<10) + `"}`
-	_, err := judge(jailRun{Report: []byte(report), Ended: true}, judgeConfig(), serviceLimits(judgeConfig()))
+	_, err := judge(reportRead(jailRun{Report: []byte(report), Ended: true}, judgeConfig()), judgeConfig(), serviceLimits(judgeConfig()))
 	var e *Error
 	if !errors.As(err, &e) || e.Type != api.ErrorTypeException {
 		t.Fatalf("judge(a long exception) = %v, want an exception", err)
@@ -271,7 +277,7 @@ func TestJudgeKeepsStdoutOnEveryOutcome(t *testing.T) {
 		{Stdout: stdout, Ended: true, ExitCode: 1},
 		{Stdout: stdout, Ended: true, Report: []byte(`{"ok":false,"error_type":"exception","error":"E"}`)},
 	} {
-		res, err := judge(run, judgeConfig(), serviceLimits(judgeConfig()))
+		res, err := judge(reportRead(run, judgeConfig()), judgeConfig(), serviceLimits(judgeConfig()))
 		if res.Stdout != "line 1\nline \uFFFD2" {
 			t.Errorf("judge(%+v) stdout = %q (err %v), want %q", run, res.Stdout, err, "line 1\nline \uFFFD2")
 		}

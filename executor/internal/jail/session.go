@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -429,12 +428,8 @@ func (s *Session) run(ctx context.Context, req Request, timeout time.Duration) (
 	if err := s.proc.hold(); err != nil {
 		return res, s.endWith(&Error{Type: api.ErrorTypeExited, Message: "The session could not be frozen after its cell; the session has ended"}, err)
 	}
-	var marked struct {
-		Text bool `json:"result_text"`
-	}
-	_ = json.Unmarshal(run.Report, &marked)
 	res.Result, err = judgeReport(res.Result, rep, s.cfg, lim)
-	res.Text = marked.Text && err == nil
+	res.Text = rep.resultText() && err == nil
 	return res, err
 }
 

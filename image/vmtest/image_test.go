@@ -87,6 +87,16 @@ func TestCgroupReadOnly(t *testing.T) {
 	})
 	t.Run("the examples answer as documented", func(t *testing.T) { checkExamples(t, g, "execute") })
 	t.Run("a memory bomb meets the memory limit", func(t *testing.T) { checkMemoryBomb(t, g, "execute") })
+	t.Run("sessions are refused, saying they need fork mode", func(t *testing.T) {
+		var f struct {
+			Error     string `json:"error"`
+			ErrorType string `json:"error_type"`
+		}
+		status, raw, err := g.call("execute", http.MethodPost, "/sessions", map[string]any{}, &f)
+		if err != nil || status != 400 || f.ErrorType != "invalid_request" || !strings.Contains(f.Error, "fork mode") {
+			t.Errorf("POST /sessions without cgroups = %d %s (%v), want 400 invalid_request saying sessions need fork mode", status, raw, err)
+		}
+	})
 	t.Run("the jail sees no nsjail, source, build file or service binary", func(t *testing.T) { checkJailView(t, g, "execute") })
 }
 

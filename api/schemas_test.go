@@ -58,8 +58,14 @@ func TestSchemasMatchTheGoTypes(t *testing.T) {
 				t.Errorf("%s.%s: required in the schema = %v, want %v (omitempty in Go = %v)",
 					name, jsonName, !required, required, !required)
 			}
-			// A field of another wire type must point to that type's schema.
+			// A field of another wire type must point to that type's schema
+			// (or be that schema or null, for a member null leaves absent).
 			elem, target := f.Type, prop
+			for _, alt := range prop.Value.AnyOf {
+				if alt.Ref != "" {
+					target = alt
+				}
+			}
 			for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Slice {
 				if elem.Kind() == reflect.Slice && elem.Elem().Kind() != reflect.Uint8 {
 					if target.Value.Items == nil {

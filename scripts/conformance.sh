@@ -25,7 +25,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 # The operations (operationId in api/openapi.yaml) each service serves.
-execute_operations=(execute health healthHead openapi openapiHead playground mcp)
+execute_operations=(execute health healthHead openapi openapiHead playground mcp createSession getSession deleteSession executeCell)
 event_operations=(executeEvent health healthHead)
 
 max_examples=${CONFORMANCE_MAX_EXAMPLES:-200}
@@ -80,7 +80,9 @@ PY
 start_service() {
   local target=$1 mode=$2 logfile=$work/$1-$2.log
   port=$(free_port)
-  local env=(PORT="$port" FUNCTION_TARGET="$target" PYEXEC_LOG=stdout)
+  # The sessions schemathesis starts (and never ends) stay few, whatever
+  # the machine's memory: past them, POST /sessions answers busy.
+  local env=(PORT="$port" FUNCTION_TARGET="$target" PYEXEC_LOG=stdout PYEXEC_MAX_SESSIONS=8)
   [[ $mode == default ]] || env+=(PYEXEC_MODE="$mode")
   env "${env[@]}" "$work/pyexec" >"$logfile" 2>&1 &
   service_pid=$!

@@ -1,4 +1,5 @@
-"""schemathesis hooks of scripts/conformance.sh: generated scripts that run.
+"""schemathesis hooks of scripts/conformance.sh: generated scripts that run,
+and the sessions generated requests start, ended again.
 
 A generated `script` is nearly always random text, which the service rejects
 before running any of it (no_main, syntax_error), and a generated Pub/Sub
@@ -13,6 +14,8 @@ as everything else.
 
 import base64
 import json
+import urllib.error
+import urllib.request
 import uuid
 
 import schemathesis
@@ -98,3 +101,41 @@ def flatmap_body(context, body):
     with_runnable = runnable_scripts.map(lambda script: replace(body, script, str(uuid.uuid4())))
     # Hypothesis draws the first alternative of one_of most often.
     return st.one_of(with_runnable, st.just(body))
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """Ends every session a generated POST /sessions started, so that they do
+    not pile up to PYEXEC_MAX_SESSIONS, whose 503 busy would then answer every
+    later one."""
+    if case.operation.path != "/sessions" or response.status_code != 201:
+        return
+    session_id = json.loads(response.content)["session_id"]
+    base = response.request.url.rsplit("/sessions", 1)[0]
+    urllib.request.urlopen(urllib.request.Request(f"{base}/sessions/{session_id}", method="DELETE"), timeout=30).close()
+
+
+_live_session = {}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Points half the generated cells and state reads at a live session, so
+    that they reach a session's cells rather than only session_not_found.
+    One live session serves them all; a generated DELETE keeps its own ID, so
+    that it never ends that session. Where sessions are refused (cold mode),
+    calls keep their generated IDs."""
+    if case.method.upper() == "DELETE" or not case.operation.path.startswith("/sessions/{session_id}"):
+        return
+    if case.path_parameters is None or uuid.uuid4().int % 2:
+        return
+    base = case.operation.schema.config.base_url
+    if base not in _live_session:
+        request = urllib.request.Request(f"{base}/sessions", data=b"{}", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                _live_session[base] = json.loads(response.read())["session_id"]
+        except urllib.error.HTTPError:
+            _live_session[base] = None
+    if _live_session[base] is not None:
+        case.path_parameters = {**case.path_parameters, "session_id": _live_session[base]}

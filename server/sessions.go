@@ -52,12 +52,10 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, id string
 		}
 		return true, s.serveCell(w, r, id, sessionID)
 	}
-	if strings.Contains(rest, "/") {
-		return true, errNotFound
-	}
 	if !validSessionID(rest) {
-		// An ID of another shape is one no session has: the same answer
-		// as an unknown one.
+		// An ID of another shape, or a path under a session's that is
+		// none of its own, names no session: the same answer as an
+		// unknown ID.
 		return true, s.noSuchSession()
 	}
 	switch r.Method {

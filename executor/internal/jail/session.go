@@ -363,8 +363,10 @@ func (e *Engine) StartSession(ctx context.Context, req SessionRequest) (*Session
 	s := &Session{cfg: e.cfg, proc: proc, lim: lim}
 	if len(req.Files) > 0 {
 		// The files are written by a cell of no code: the session's
-		// process writes them as any cell's, inside its jail.
-		if _, err := s.run(ctx, Request{Files: req.Files}, lim.timeout); err != nil {
+		// process writes them as any cell's, inside its jail, within the
+		// service's timeout (writing them is the service's work, not a
+		// cell's).
+		if _, err := s.run(ctx, Request{Files: req.Files}, e.cfg.Timeout); err != nil {
 			_ = s.End()
 			return nil, err
 		}

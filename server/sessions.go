@@ -109,13 +109,19 @@ func validSessionID(id string) bool {
 	return true
 }
 
+// readDecoded reads r's body within d's cap and decodes it with decode.
+func readDecoded[T any](w http.ResponseWriter, r *http.Request, d decoder, decode func(decoder, []byte) (T, error)) (T, error) {
+	body, err := d.readBody(w, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(d, body)
+}
+
 // serveCreateSession answers POST /sessions.
 func (s *Server) serveCreateSession(w http.ResponseWriter, r *http.Request, id string) error {
-	body, err := s.decoder().readBody(w, r)
-	if err != nil {
-		return err
-	}
-	req, err := s.decoder().decodeSessionRequest(body)
+	req, err := readDecoded(w, r, s.decoder(), decoder.decodeSessionRequest)
 	if err != nil {
 		return err
 	}
@@ -133,11 +139,7 @@ func (s *Server) serveCreateSession(w http.ResponseWriter, r *http.Request, id s
 
 // serveCell answers POST /sessions/{id}/execute.
 func (s *Server) serveCell(w http.ResponseWriter, r *http.Request, id, sessionID string) error {
-	body, err := s.decoder().readBody(w, r)
-	if err != nil {
-		return err
-	}
-	cell, err := s.decoder().decodeCell(body)
+	cell, err := readDecoded(w, r, s.decoder(), decoder.decodeCell)
 	if err != nil {
 		return err
 	}

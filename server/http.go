@@ -60,7 +60,7 @@ func (s *Server) Execute(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		if served, err := s.serveSessions(w, r, id); served {
-			return err
+			return withAdvice(err, httpNewSession)
 		}
 		// The page goes only to a browser's GET (it asks for HTML). To an
 		// API client / is no path, whatever the method: it keeps the JSON

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/executor"
@@ -37,7 +36,7 @@ func (t sessionTools) RunCell(ctx context.Context, call mcpserver.CellCall) mcps
 		}
 		a.SessionID = info.ID
 	}
-	success, f := s.runCell(ctx, id, a.SessionID, cell)
+	success, f := s.runCell(ctx, id, a.SessionID, cell, toolNewSession)
 	if f != nil {
 		return failedCell(a, *f)
 	}
@@ -54,7 +53,7 @@ func (t sessionTools) EndSession(ctx context.Context, sessionID string) *api.Fai
 		return &f.body
 	}
 	if err := s.deleteSession(id, sessionID); err != nil {
-		f := forTools(mapError(err, id))
+		f := mapError(withAdvice(err, toolNewSession), id)
 		return &f.body
 	}
 	return nil
@@ -62,24 +61,6 @@ func (t sessionTools) EndSession(ctx context.Context, sessionID string) *api.Fai
 
 // failedCell is a with the failure f.
 func failedCell(a mcpserver.CellAnswer, f failure) mcpserver.CellAnswer {
-	f = forTools(f)
 	a.Failure = &f.body
 	return a
-}
-
-// httpNewSession and toolNewSession are how a session_not_found message
-// says to start a new session, to a caller of the session paths and to an
-// agent, who has only the tools.
-const (
-	httpNewSession = "Start a new session with POST /sessions"
-	toolNewSession = "Call run_python_cell without session_id to start a new session, and load its data again"
-)
-
-// forTools is f as the tools say it: its advice names the tool, not the
-// path.
-func forTools(f failure) failure {
-	if f.body.ErrorType == string(api.ErrorTypeSessionNotFound) {
-		f.body.Error = strings.Replace(f.body.Error, httpNewSession, toolNewSession, 1)
-	}
-	return f
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -47,16 +48,16 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, id string
 		if r.Method != http.MethodPost {
 			return true, methodNotAllowed(http.MethodPost)
 		}
-		if !validSessionID(sessionID) {
-			return true, s.noSuchSession()
+		if !sessions.ValidID(sessionID) {
+			return true, sessions.ErrUnknown
 		}
 		return true, s.serveCell(w, r, id, sessionID)
 	}
-	if !validSessionID(rest) {
+	if !sessions.ValidID(rest) {
 		// An ID of another shape, or a path under a session's that is
 		// none of its own, names no session: the same answer as an
 		// unknown ID.
-		return true, s.noSuchSession()
+		return true, sessions.ErrUnknown
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -89,25 +90,23 @@ func (s *Server) deleteSession(id, sessionID string) error {
 	return nil
 }
 
-// noSuchSession is an unknown session ID's answer.
-func (s *Server) noSuchSession() error {
-	_, err := s.sessions.State("")
+// withAdvice is err with how to start over added to a session_not_found's
+// message: advice, which names what the caller uses to reach sessions.
+func withAdvice(err error, advice string) error {
+	var e *executor.Error
+	if errors.As(err, &e) && e.Type == api.ErrorTypeSessionNotFound {
+		return &executor.Error{Type: e.Type, Message: e.Message + ". " + advice}
+	}
 	return err
 }
 
-// validSessionID tells whether id has the shape of a session ID: 22
-// characters of URL-safe base64.
-func validSessionID(id string) bool {
-	if len(id) != 22 {
-		return false
-	}
-	for _, c := range id {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// httpNewSession and toolNewSession are how a session_not_found message
+// says to start a new session, to a caller of the session paths and to an
+// agent, who has only the tools.
+const (
+	httpNewSession = "Start a new session with POST /sessions"
+	toolNewSession = "Call run_python_cell without session_id to start a new session, and load its data again"
+)
 
 // readDecoded reads r's body within d's cap and decodes it with decode.
 func readDecoded[T any](w http.ResponseWriter, r *http.Request, d decoder, decode func(decoder, []byte) (T, error)) (T, error) {
@@ -143,7 +142,7 @@ func (s *Server) serveCell(w http.ResponseWriter, r *http.Request, id, sessionID
 	if err != nil {
 		return err
 	}
-	success, f := s.runCell(r.Context(), id, sessionID, cell)
+	success, f := s.runCell(r.Context(), id, sessionID, cell, httpNewSession)
 	if f != nil {
 		writeFailure(w, *f)
 		return nil
@@ -169,17 +168,18 @@ func (s *Server) createSession(ctx context.Context, id string, req executor.Sess
 }
 
 // runCell runs cell in the session sessionID and logs it: its answer, or
-// the failure to answer with.
-func (s *Server) runCell(ctx context.Context, id, sessionID string, cell executor.Cell) (api.CellSuccess, *failure) {
+// the failure to answer with, whose session_not_found says advice.
+func (s *Server) runCell(ctx context.Context, id, sessionID string, cell executor.Cell, advice string) (api.CellSuccess, *failure) {
 	started := time.Now()
 	res, err := s.sessions.Run(ctx, sessionID, cell)
-	s.log.Log(cellEntry(id, sessionID, cell, res, err, time.Since(started), ctx))
 	if err != nil {
-		f := mapError(err, id)
+		f := mapError(withAdvice(err, advice), id)
 		f.body.Stdout = res.Stdout
 		f.body.SessionEnded = res.SessionEnded
+		s.log.Log(cellEntry(id, sessionID, cell, res, &f, err, time.Since(started), ctx.Err() != nil))
 		return api.CellSuccess{}, &f
 	}
+	s.log.Log(cellEntry(id, sessionID, cell, res, nil, nil, time.Since(started), false))
 	format := api.ResultFormatJSON
 	if res.Text {
 		format = api.ResultFormatText
@@ -226,29 +226,30 @@ func sessionEntry(severity execlog.Severity, message, executionID, sessionID str
 	return execlog.Entry{Severity: severity, Message: message, Fields: fields}
 }
 
-// cellEntry is the one log entry of a cell.
-func cellEntry(executionID, sessionID string, cell executor.Cell, res sessions.Result, err error, elapsed time.Duration, ctx context.Context) execlog.Entry {
+// cellEntry is the one log entry of a cell: f is its failure, nil on
+// success, and cause the error f was mapped from; clientGone tells that
+// the caller went away before the answer.
+func cellEntry(executionID, sessionID string, cell executor.Cell, res sessions.Result, f *failure, cause error, elapsed time.Duration, clientGone bool) execlog.Entry {
 	fields := map[string]any{
 		fieldStatus:      api.OutcomeOK,
 		fieldDurationMS:  elapsed.Milliseconds(),
 		fieldScriptBytes: len(cell.Code),
 		fieldStdoutBytes: len(res.Stdout),
 	}
-	if err == nil {
+	if f == nil {
 		return sessionEntry(execlog.Info, "cell ok", executionID, sessionID, fields)
 	}
-	f := mapError(err, executionID)
 	fields[fieldStatus] = api.OutcomeError
 	fields[fieldErrorType] = f.body.ErrorType
 	if f.body.ErrorType == string(api.ErrorTypeInternal) {
-		fields[fieldCause] = err.Error()
+		fields[fieldCause] = cause.Error()
 	}
 	msg := "cell failed: " + f.body.ErrorType
 	if res.SessionEnded {
 		msg += "; the session has ended"
 		fields["session_ended"] = true
 	}
-	if ctx.Err() != nil {
+	if clientGone {
 		fields[fieldClientGone] = true
 	}
 	return sessionEntry(f.severity, msg, executionID, sessionID, fields)

@@ -159,6 +159,24 @@ func (r *Registry) Create(ctx context.Context, req executor.SessionRequest) (Inf
 	return info, nil
 }
 
+// ErrUnknown is the error of an ID that names no session, as one of
+// another shape than a session ID's does.
+var ErrUnknown = notFound("")
+
+// ValidID tells whether id has the shape of a session ID: 22 characters
+// of URL-safe base64, as newID makes them.
+func ValidID(id string) bool {
+	if len(id) != 22 {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // newID is a session ID: 128 random bits, URL-safe.
 func newID() string {
 	b := make([]byte, 16)
@@ -310,11 +328,12 @@ func (r *Registry) infoLocked(s *session) Info {
 }
 
 // notFound is the error of a session ID that names no live session here;
-// why is why it ended, when this instance remembers it.
+// why is why it ended, when this instance remembers it. How to start over
+// is the caller's to add: it depends on how the caller reaches sessions.
 func notFound(why string) error {
-	msg := "Session not found: no live session has this ID on this instance. It never existed, ended over an hour ago, or lives on another instance (send back the cookies the service set, for session affinity). Start a new session with POST /sessions"
+	msg := "Session not found: no live session has this ID on this instance. It never existed, ended over an hour ago, or lives on another instance (send back the cookies the service set, for session affinity)"
 	if why != "" {
-		msg = "Session not found: it has ended (" + why + "). Start a new session with POST /sessions"
+		msg = "Session not found: it has ended (" + why + ")"
 	}
 	return &executor.Error{Type: api.ErrorTypeSessionNotFound, Message: msg}
 }

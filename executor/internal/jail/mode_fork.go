@@ -367,17 +367,11 @@ func (o oneServer) close() error                 { return nil }
 // startForkServer starts a server and waits for it to be ready; started is
 // told of its nsjail as soon as it runs.
 func startForkServer(nsjail string, spec jailSpec, notify func(Event), started func(*nsjailProc)) (*forkServer, error) {
-	ours, theirs, err := seqpacketPair()
+	ctl, theirs, err := seqpacketPair(false)
 	if err != nil {
 		return nil, err
 	}
 	defer theirs.Close()
-	ctlConn, err := net.FileConn(ours)
-	_ = ours.Close()
-	if err != nil {
-		return nil, err
-	}
-	ctl := ctlConn.(*net.UnixConn)
 	logR, logW, err := os.Pipe()
 	if err != nil {
 		ctl.Close()
@@ -450,24 +444,12 @@ func (f *forkSandbox) forkFrom(server *forkServer) (*jail, error) {
 		return fail(err)
 	}
 	j.ch = ch
-	ours, theirs, err := seqpacketPair()
+	// The execution's process says on this socket, with its pid, that it
+	// is ready; the server says how it ended.
+	status, theirs, err := seqpacketPair(true)
 	if err != nil {
 		return fail(err)
 	}
-	// The kernel attaches the sender's pid, translated into our pid
-	// namespace, to what the execution's process sends on this socket.
-	if err := unix.SetsockoptInt(int(ours.Fd()), unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		ours.Close()
-		theirs.Close()
-		return fail(err)
-	}
-	conn, err := net.FileConn(ours)
-	_ = ours.Close()
-	if err != nil {
-		theirs.Close()
-		return fail(err)
-	}
-	status := conn.(*net.UnixConn)
 	p := &forkProc{status: status, pidfd: -1}
 	j.proc = p
 	rights := unix.UnixRights(int(ch.scriptR.Fd()), int(ch.stdoutW.Fd()), int(ch.stderrW.Fd()), int(ch.reportW.Fd()), int(theirs.Fd()))
@@ -654,12 +636,28 @@ func (p *forkProc) exitStatus() procExit {
 
 // seqpacketPair returns a connected pair of SOCK_SEQPACKET unix sockets:
 // message boundaries are kept, and descriptors travel with their message.
-func seqpacketPair() (*os.File, *os.File, error) {
+// The executor keeps ours as a connection; theirs goes to the sandbox.
+// With passCred, the kernel attaches the sender's pid, translated into our
+// pid namespace, to what arrives on ours.
+func seqpacketPair(passCred bool) (ours *net.UnixConn, theirs *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating a socket pair: %w", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "executor"), os.NewFile(uintptr(fds[1]), "sandbox"), nil
+	oursFile, theirs := os.NewFile(uintptr(fds[0]), "executor"), os.NewFile(uintptr(fds[1]), "sandbox")
+	defer oursFile.Close()
+	if passCred {
+		if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+			theirs.Close()
+			return nil, nil, err
+		}
+	}
+	conn, err := net.FileConn(oursFile)
+	if err != nil {
+		theirs.Close()
+		return nil, nil, err
+	}
+	return conn.(*net.UnixConn), theirs, nil
 }
 
 // capture keeps the first bytes read from r, discarding the rest, until EOF.

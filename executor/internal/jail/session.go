@@ -61,37 +61,22 @@ func (f *forkSandbox) startSession(memBytes int64) (*sessionProc, error) {
 		s.end()
 		return nil, err
 	}
-	ctlOurs, ctlTheirs, err := seqpacketPair()
+	ctl, ctlTheirs, err := seqpacketPair(false)
 	if err != nil {
 		return fail(err)
 	}
 	defer ctlTheirs.Close()
-	ctl, err := net.FileConn(ctlOurs)
-	_ = ctlOurs.Close()
-	if err != nil {
-		return fail(err)
-	}
-	s.ctl = ctl.(*net.UnixConn)
+	s.ctl = ctl
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return fail(err)
 	}
 	defer null.Close()
-	statusOurs, statusTheirs, err := seqpacketPair()
+	status, statusTheirs, err := seqpacketPair(true)
 	if err != nil {
 		return fail(err)
 	}
 	defer statusTheirs.Close()
-	if err := unix.SetsockoptInt(int(statusOurs.Fd()), unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		statusOurs.Close()
-		return fail(err)
-	}
-	conn, err := net.FileConn(statusOurs)
-	_ = statusOurs.Close()
-	if err != nil {
-		return fail(err)
-	}
-	status := conn.(*net.UnixConn)
 	s.proc = &forkProc{status: status, pidfd: -1}
 	// Until its first cell the process's stdout, stderr and report are
 	// /dev/null; each cell brings its own.
@@ -177,22 +162,16 @@ func (s *sessionProc) runCell(ctx context.Context, job []byte, timeout time.Dura
 	go func() { _, _ = io.Copy(io.Discard, errR) }()
 	stdout := make(chan []byte, 1)
 	go func() {
-		b, _ := io.ReadAll(io.LimitReader(outR, int64(cfg.MaxOutputBytes)+1))
-		if len(b) > cfg.MaxOutputBytes {
+		stdout <- readCapped(outR, cfg.MaxOutputBytes, func() {
 			mu.Lock()
 			run.StdoutOverflow = true
 			mu.Unlock()
 			s.proc.kill()
-			b = b[:cfg.MaxOutputBytes]
-		}
-		stdout <- b
-		_, _ = io.Copy(io.Discard, outR)
+		})
 	}()
+	// One byte past the cap makes a report over it one parseReport refuses.
 	report := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(io.LimitReader(repR, int64(reportCap(cfg))+1))
-		report <- b
-	}()
+	go func() { report <- readCapped(repR, reportCap(cfg)+1, nil) }()
 	// The cell is over when the session says so, or when its process is
 	// gone (the control socket's end of file).
 	s.awaitDone()
@@ -311,10 +290,6 @@ type Session struct {
 
 	// mu is held while a cell runs.
 	mu sync.Mutex
-	// cells counts the cells run, the setup of the session's files
-	// included.
-	cells int
-
 	endedMu sync.Mutex
 	// ended, once set, is why the session is over.
 	ended error
@@ -349,13 +324,7 @@ func (e *Engine) StartSession(ctx context.Context, req SessionRequest) (*Session
 	if !ok {
 		return nil, ErrSessionsUnsupported
 	}
-	lim := serviceLimits(e.cfg)
-	if req.MemoryBytes > 0 {
-		lim.memoryBytes = req.MemoryBytes
-	}
-	if req.Timeout > 0 {
-		lim.timeout = req.Timeout
-	}
+	lim := limitsOf(e.cfg, Request{Timeout: req.Timeout, MemoryBytes: req.MemoryBytes})
 	proc, err := f.startSession(lim.memoryBytes)
 	if err != nil {
 		return nil, err
@@ -399,7 +368,6 @@ func (s *Session) run(ctx context.Context, req Request, timeout time.Duration) (
 	if err != nil {
 		return CellResult{}, err
 	}
-	s.cells++
 	lim := limits{timeout: timeout, memoryBytes: s.lim.memoryBytes}
 	started := time.Now()
 	if err := s.proc.resume(); err != nil {
@@ -455,13 +423,6 @@ func (s *Session) Ended() error {
 	s.endedMu.Lock()
 	defer s.endedMu.Unlock()
 	return s.ended
-}
-
-// Cells is the number of cells the session has run.
-func (s *Session) Cells() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cells
 }
 
 // MemoryBytes is the memory the session's processes use together; 0

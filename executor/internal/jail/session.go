@@ -289,7 +289,7 @@ type Session struct {
 	lim  limits
 
 	// mu is held while a cell runs.
-	mu sync.Mutex
+	mu      sync.Mutex
 	endedMu sync.Mutex
 	// ended, once set, is why the session is over.
 	ended error

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -213,6 +214,23 @@ func tail(path string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
+
+// failures returns the lines of a go test -v log that say what failed: each
+// "--- FAIL" line and each message a test wrote (file:line: text), so that a
+// failure deep in a long log is seen where the log is cut to its end.
+func failures(path string) string {
+	data, _ := os.ReadFile(path)
+	var kept []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "--- FAIL") || testMessage.MatchString(line) {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "\n")
+}
+
+// testMessage matches a message of t.Log or t.Error in go test -v output.
+var testMessage = regexp.MustCompile(`\w+_test\.go:\d+: `)
 
 // waitFile waits for the guest to create path in the shared directory and
 // returns when the host saw it.

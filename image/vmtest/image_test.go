@@ -435,7 +435,7 @@ func checkDrain(t *testing.T, g *guest, service string) {
 // fault, in cgroups it makes under its container's, and breaks its sandbox.
 // Everything in an emulated guest takes several times longer, so the
 // suite's bounds are scaled (PYEXEC_FAULTS_TIME_SCALE); the service's own
-// are not.
+// are not. PYEXEC_FAULTS_RUN, if set, picks the faults to try (-test.run).
 func TestFaults(t *testing.T) {
 	img := loadImage(t)
 	bin := filepath.Join(t.TempDir(), "faults.test")
@@ -450,9 +450,13 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("building the fault suite: %v\n%s", err, out)
 	}
 	const installed = "/opt/pyexec-faults/faults.test"
+	argv := []string{installed, "-test.v", "-test.count=1", "-test.timeout=80m"}
+	if run := os.Getenv("PYEXEC_FAULTS_RUN"); run != "" {
+		argv = append(argv, "-test.run="+run)
+	}
 	suite := vm.Service{
 		Name: "faults",
-		Argv: []string{installed, "-test.v", "-test.count=1", "-test.timeout=80m"},
+		Argv: argv,
 		Env:  append(append([]string{}, img.Env...), "PYEXEC_SERVICE_BINARY="+img.Entrypoint[0], "PYEXEC_FAULTS_TIME_SCALE=4"),
 		Dir:  "/",
 	}
@@ -464,6 +468,6 @@ func TestFaults(t *testing.T) {
 	log := vm.LogFile(g.share, "faults")
 	t.Logf("the fault suite in the guest (last lines of %s):\n%s", log, tail(log, 60))
 	if exit.Code != 0 || exit.Signal != "" || exit.Error != "" {
-		t.Fatalf("the fault suite failed in the guest: exit %+v", exit)
+		t.Fatalf("the fault suite failed in the guest: exit %+v; its failures:\n%s", exit, failures(log))
 	}
 }

@@ -255,9 +255,30 @@ func startService(t *testing.T, env map[string]string, memBytes int64) *service 
 	b.Health(t, http.StatusOK)
 	s := &service{Binary: b, cg: cg}
 	mustExecute(t, s.URL)
-	s.baseProcs = testsupport.SettledDescendants(t, b.Pid())
-	s.baseFDs = leakcheck.FDs(b.Pid())
+	s.baseProcs, s.baseFDs = settledHoldings(t, b.Pid())
 	return s
+}
+
+// settledHoldings returns the processes and descriptors the service holds
+// once both have stayed the same for a second: straight after an execution
+// it may still hold that request's connection, or be starting the jail that
+// replaces a used one.
+func settledHoldings(t *testing.T, pid int) (procs, fds int) {
+	t.Helper()
+	procs, fds = -1, -1
+	since := time.Now()
+	deadline := time.Now().Add(scaled(30 * time.Second))
+	for time.Now().Before(deadline) {
+		p, f := len(leakcheck.Descendants(pid)), leakcheck.FDs(pid)
+		if p != procs || f != fds {
+			procs, fds, since = p, f, time.Now()
+		} else if time.Since(since) >= time.Second {
+			return procs, fds
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the service's processes and descriptors never settled (last %d and %d)", procs, fds)
+	return 0, 0
 }
 
 func mustExecute(t *testing.T, url string) {
@@ -284,10 +305,11 @@ func (s *service) recovered(t *testing.T, fault time.Time) {
 }
 
 // nothingLeft waits until the service holds again the processes and
-// descriptors it held once warm, failing t if it does not within 15 s.
+// descriptors it held once warm, failing t if it does not within 15 s
+// (scaled).
 func (s *service) nothingLeft(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(scaled(15 * time.Second))
 	for {
 		procs := len(leakcheck.Descendants(s.Pid()))
 		fds := leakcheck.FDs(s.Pid())
@@ -325,6 +347,17 @@ func (s *service) sandboxEvents(t *testing.T, text string) int {
 		}
 	}
 	return n
+}
+
+// logEvents writes into the test's log what the sandbox did on its own, so
+// that a failure can be read against it.
+func (s *service) logEvents(t *testing.T) {
+	t.Helper()
+	for _, e := range s.Entries(t) {
+		if e["sandbox_event"] == true {
+			t.Logf("sandbox event: %v", e["message"])
+		}
+	}
 }
 
 // stopAndCheck sends SIGTERM and checks the service exits cleanly within
@@ -548,6 +581,7 @@ func TestFaults(t *testing.T) {
 						after()
 					}
 					w.stop()
+					s.logEvents(t)
 					w.check(t, f.killed)
 					s.nothingLeft(t)
 					if _, err := syscall.Getpgid(s.Pid()); err != nil {

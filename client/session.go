@@ -122,8 +122,9 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 // AttachSession is the session of the given ID, started earlier by
 // NewSession, perhaps by another process. It sends nothing: a wrong ID
 // shows as ErrorTypeSessionNotFound on the first call. The attached
-// session is not tied to a context and has none of the cookies the
-// session's start set, so on a Cloud Run service of more than one instance
+// session is not tied to a context, and it sends only the cookies of the
+// Client's own jar (WithHTTPClient): on a Cloud Run service of more than
+// one instance, unless that jar holds the cookies the session's start set,
 // its calls may reach another instance and answer session_not_found.
 func (c *Client) AttachSession(id string) *Session {
 	s := c.session(id)

@@ -9,11 +9,20 @@ import (
 )
 
 // runCell is "pyexec-cli run --session ID": the script runs as a cell of
-// the session, and what it printed and its last expression's value are
-// printed as run prints a script's.
-func runCell(ctx context.Context, s *client.Session, req client.Request, a runArgs, con console) int {
-	res, err := s.Run(ctx, req.Script, client.WithStdin(req.Stdin), client.WithFiles(req.Files...),
-		client.WithCellTimeout(req.Limits.Timeout))
+// the session, with the cookies earlier commands kept for it, and what it
+// printed and its last expression's value are printed as run prints a
+// script's.
+func runCell(ctx context.Context, req client.Request, a runArgs, con console) int {
+	cookies := newSessionCookies(a.url, con)
+	c, err := newClient(ctx, a.url, cookies.jar)
+	if err != nil {
+		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
+		return exitUsage
+	}
+	cookies.load(a.session)
+	res, err := c.AttachSession(a.session).Run(ctx, req.Script, client.WithStdin(req.Stdin),
+		client.WithFiles(req.Files...), client.WithCellTimeout(req.Limits.Timeout))
+	cookies.after(a.session, err)
 	if err != nil {
 		return reportRunFailure(con, err, a.json)
 	}

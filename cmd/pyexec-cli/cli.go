@@ -73,9 +73,14 @@ End of input, exit or quit ends the repl and its session; --out DIR saves
 each cell's output files, the later over the earlier.
 
 On Cloud Run, a session lives on one instance and session affinity routes
-its calls there by a cookie. The repl keeps that cookie; 'run --session' in
-a later process does not have it, so with more than one instance its cell
-may answer session_not_found.
+its calls there by a cookie. The repl keeps that cookie, and so do the
+session commands from one process to the next: 'session new' saves the
+cookies the service set, and 'run --session', 'session show' and 'session
+end' send them and save what each answer set. They are kept in
+$XDG_STATE_HOME/pyexec-cli/sessions (else ~/.local/state/pyexec-cli/sessions),
+a file (mode 0600) for each session, named by a hash of the URL and the ID;
+it goes when the session ends or is not found. A cookie file that cannot
+be read or written is a warning, and the command goes on without it.
 
 Exit status:
   0  the script or cell ran; the repl ended at end of input, exit or quit

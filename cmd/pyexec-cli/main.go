@@ -13,8 +13,10 @@
 //
 // The service is --url, else $PYEXEC_URL, else http://localhost:8080. For
 // https://*.run.app it authenticates with a Google ID token from
-// Application Default Credentials. Run "pyexec-cli help" for every flag and
-// the exit statuses.
+// Application Default Credentials. The session commands keep the cookies
+// the service set (Cloud Run's session affinity) from one to the next, in
+// $XDG_STATE_HOME/pyexec-cli/sessions, else ~/.local/state/pyexec-cli/sessions.
+// Run "pyexec-cli help" for every flag and the exit statuses.
 package main
 
 import (

@@ -51,7 +51,7 @@ func replCommand(ctx context.Context, args []string, con console) int {
 	if status, exit := argsExit(err, con); exit {
 		return status
 	}
-	c, err := newClient(ctx, a.url)
+	c, err := newClient(ctx, a.url, nil)
 	if err != nil {
 		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
 		return exitUsage

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -126,9 +127,14 @@ func textOrFile(v string, stdin io.Reader) ([]byte, error) {
 }
 
 // newClient is a client for the service at serviceURL, authenticated with
-// Google ID tokens when it is a Cloud Run URL.
-func newClient(ctx context.Context, serviceURL string) (*client.Client, error) {
+// Google ID tokens when it is a Cloud Run URL. A non-nil jar holds the
+// cookies its calls send and those the answers set; its sessions use it
+// rather than a jar of their own.
+func newClient(ctx context.Context, serviceURL string, jar http.CookieJar) (*client.Client, error) {
 	opts := []client.Option{client.WithUserAgent("pyexec-cli")}
+	if jar != nil {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Jar: jar}))
+	}
 	if isCloudRun(serviceURL) {
 		opts = append(opts, client.WithIDToken(ctx))
 	}
@@ -153,13 +159,13 @@ func runCommand(ctx context.Context, args []string, con console) int {
 		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
 		return exitUsage
 	}
-	c, err := newClient(ctx, a.url)
+	if a.session != "" {
+		return runCell(ctx, req, a, con)
+	}
+	c, err := newClient(ctx, a.url, nil)
 	if err != nil {
 		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
 		return exitUsage
-	}
-	if a.session != "" {
-		return runCell(ctx, c.AttachSession(a.session), req, a, con)
 	}
 
 	res, err := c.Execute(ctx, req)

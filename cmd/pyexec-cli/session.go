@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,7 +79,8 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 		opts = append(opts, client.WithSessionFiles(f))
 	}
 	opts = append(opts, client.WithSessionLimits(client.Limits{Timeout: a.timeout, MemoryMB: a.memory}))
-	c, err := newClient(ctx, a.url)
+	cookies := newSessionCookies(a.url, con)
+	c, err := newClient(ctx, a.url, cookies.jar)
 	if err != nil {
 		fmt.Fprintf(con.stderr, "pyexec-cli: %v\n", err)
 		return exitUsage
@@ -91,21 +93,36 @@ func sessionCommand(ctx context.Context, args []string, con console) int {
 			reportFailure(con.stderr, err)
 			return exitStatus(err)
 		}
-		// The session is for later commands: it must outlive this one.
+		// The session is for later commands: it must outlive this one,
+		// and so must the cookies that route them to it.
 		s.Detach()
+		cookies.save(s.ID)
 		fmt.Fprintln(con.stdout, s.ID)
 	case "show":
+		cookies.load(a.id)
 		st, err := c.AttachSession(a.id).State(ctx)
+		cookies.after(a.id, err)
 		if err != nil {
 			reportFailure(con.stderr, err)
 			return exitStatus(err)
 		}
 		printJSON(con.stdout, st.Body)
 	case "end":
-		if err := c.AttachSession(a.id).Close(ctx); err != nil {
+		cookies.load(a.id)
+		err := c.AttachSession(a.id).Close(ctx)
+		if err != nil {
+			cookies.after(a.id, err)
 			reportFailure(con.stderr, err)
 			return exitStatus(err)
 		}
+		cookies.forget(a.id)
 	}
 	return exitOK
+}
+
+// sessionGone reports whether err says the session has ended: the
+// service does not know it, or the cell ended it.
+func sessionGone(err error) bool {
+	var e *client.Error
+	return errors.As(err, &e) && (e.Type == client.ErrorTypeSessionNotFound || e.SessionEnded)
 }

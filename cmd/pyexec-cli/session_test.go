@@ -165,7 +165,7 @@ func TestReplWithoutAServiceExitsUnavailable(t *testing.T) {
 
 func TestSessionCommands(t *testing.T) {
 	svc := newFakeSessions(t, nil)
-	env := map[string]string{"PYEXEC_URL": svc.URL}
+	env := map[string]string{"PYEXEC_URL": svc.URL, "XDG_STATE_HOME": t.TempDir()}
 	csv := writeTemp(t, "in.csv", "a\n1\n")
 
 	got := runCLI(t, env, "", "session", "new", "--file", csv+"=data/in.csv", "--timeout", "5s", "--memory", "256")
@@ -196,7 +196,7 @@ func TestSessionCommands(t *testing.T) {
 
 func TestSessionOfAnUnknownID(t *testing.T) {
 	svc := newFakeSessions(t, nil)
-	env := map[string]string{"PYEXEC_URL": svc.URL}
+	env := map[string]string{"PYEXEC_URL": svc.URL, "XDG_STATE_HOME": t.TempDir()}
 	if got := runCLI(t, env, "", "session", "show", "unknown"); got.code != exitScriptError || !strings.Contains(got.stderr, "session_not_found") {
 		t.Errorf("session show unknown = %d, stderr %q; want %d, session_not_found", got.code, got.stderr, exitScriptError)
 	}
@@ -207,7 +207,7 @@ func TestSessionOfAnUnknownID(t *testing.T) {
 
 func TestRunWithSessionRunsTheFileAsACell(t *testing.T) {
 	svc := newFakeSessions(t, map[string]cellAnswer{"f(3)\n": cellSix, "df\n": cellFrame, "1 / 0\n": cellRaise})
-	env := map[string]string{"PYEXEC_URL": svc.URL}
+	env := map[string]string{"PYEXEC_URL": svc.URL, "XDG_STATE_HOME": t.TempDir()}
 	tests := []struct {
 		code       string
 		wantExit   int

@@ -147,6 +147,21 @@ type Session struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
+// ValidSessionID tells whether id has the shape of a session ID: 22
+// characters of URL-safe base64, the encoding of 128 random bits. One ID in
+// 64 begins with "-", which a command line must not take for a flag.
+func ValidSessionID(id string) bool {
+	if len(id) != 22 {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // Cell is the body of POST /sessions/{id}/execute: code run in the
 // session's one global namespace. Only Limits.TimeoutSeconds may be set.
 type Cell struct {

@@ -48,12 +48,12 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, id string
 		if r.Method != http.MethodPost {
 			return true, methodNotAllowed(http.MethodPost)
 		}
-		if !sessions.ValidID(sessionID) {
+		if !api.ValidSessionID(sessionID) {
 			return true, sessions.ErrUnknown
 		}
 		return true, s.serveCell(w, r, id, sessionID)
 	}
-	if !sessions.ValidID(rest) {
+	if !api.ValidSessionID(rest) {
 		// An ID of another shape, or a path under a session's that is
 		// none of its own, names no session: the same answer as an
 		// unknown ID.

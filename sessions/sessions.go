@@ -163,21 +163,7 @@ func (r *Registry) Create(ctx context.Context, req executor.SessionRequest) (Inf
 // another shape than a session ID's does.
 var ErrUnknown = notFound("")
 
-// ValidID tells whether id has the shape of a session ID: 22 characters
-// of URL-safe base64, as newID makes them.
-func ValidID(id string) bool {
-	if len(id) != 22 {
-		return false
-	}
-	for _, c := range id {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// newID is a session ID: 128 random bits, URL-safe.
+// newID is a session ID: 128 random bits, URL-safe (api.ValidSessionID).
 func newID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails (crypto/rand)

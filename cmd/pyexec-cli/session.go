@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/pyexec/pyexec/api"
 	"github.com/pyexec/pyexec/client"
 )
 
@@ -29,10 +31,12 @@ func parseSessionArgs(verb string, args []string, getenv func(string) string) (s
 		fs.DurationVar(&a.timeout, "timeout", 0, "")
 		fs.IntVar(&a.memory, "memory", 0, "")
 	}
+	ids, args := takeSessionIDs(args)
 	positional, err := parseFlags(fs, args)
 	if err != nil {
 		return sessionArgs{}, err
 	}
+	positional = append(ids, positional...)
 	switch {
 	case verb == "new" && len(positional) > 0:
 		return sessionArgs{}, fmt.Errorf("session new takes no arguments, got %q", positional)
@@ -47,6 +51,21 @@ func parseSessionArgs(verb string, args []string, getenv func(string) string) (s
 		a.id = positional[0]
 	}
 	return a, nil
+}
+
+// takeSessionIDs separates from args those that have a session ID's shape
+// and begin with "-" (one ID in 64 does), which the flag parser would take
+// for an unknown flag. No flag of a session command, nor a URL, has that
+// shape.
+func takeSessionIDs(args []string) (ids, rest []string) {
+	for _, arg := range args {
+		if strings.HasPrefix(arg, "-") && api.ValidSessionID(arg) {
+			ids = append(ids, arg)
+		} else {
+			rest = append(rest, arg)
+		}
+	}
+	return ids, rest
 }
 
 // sessionCommand is "pyexec-cli session new|show|end".

@@ -257,3 +257,29 @@ func TestSessionUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// One session ID in 64 begins with "-"; show and end take it for the ID,
+// wherever it stands among their flags, and run --session takes it as its
+// flag's value.
+func TestASessionIDMayBeginWithADash(t *testing.T) {
+	const id = "-dokx_Zm9vYmFyYmF6cXV4"
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{{id}, {"--url", "http://127.0.0.1:1", id}, {id, "--url=http://127.0.0.1:1"}} {
+		for _, verb := range []string{"show", "end"} {
+			a, err := parseSessionArgs(verb, args, getenv)
+			if err != nil || a.id != id {
+				t.Errorf("session %s %q = id %q, %v; want id %q", verb, args, a.id, err, id)
+			}
+		}
+	}
+	if _, err := parseSessionArgs("new", []string{id}, getenv); err == nil {
+		t.Errorf("session new %q succeeded, want the error that new takes no arguments", id)
+	}
+	if _, err := parseSessionArgs("show", []string{"-dokx"}, getenv); err == nil {
+		t.Error("session show -dokx succeeded, want an unknown flag's error: it has no session ID's shape")
+	}
+	a, err := parseRunArgs([]string{"--session", id, "cell.py"}, getenv)
+	if err != nil || a.session != id {
+		t.Errorf("run --session %s cell.py = session %q, %v; want %q", id, a.session, err, id)
+	}
+}

@@ -595,6 +595,9 @@ func TestFaults(t *testing.T) {
 					w := watch(s.URL, load)
 					at := time.Now()
 					after := f.inject(t, s)
+					if after != nil {
+						t.Cleanup(after) // also when the test fails before its turn
+					}
 					s.recovered(t, at, w)
 					if f.expect != nil {
 						f.expect(t, s, w)

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -104,14 +102,7 @@ func TestSessionCommandsKeepAffinityAcrossInstances(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(cli, args...)
 		cmd.Env = append(os.Environ(), "PYEXEC_URL="+proxy.URL, "HOME="+home, "XDG_STATE_HOME="+state)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("running pyexec-cli: %v", err)
-		}
-		return ran{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+		return runBuiltCLI(t, cmd)
 	}
 	cell := func(name, code string) string {
 		path := filepath.Join(t.TempDir(), name)

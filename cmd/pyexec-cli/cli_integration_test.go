@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"image/png"
 	"net"
 	"net/http"
@@ -41,14 +39,7 @@ func TestCommandAgainstTheService(t *testing.T) {
 		cmd := exec.Command(cli, args...)
 		cmd.Dir = "../.."
 		cmd.Env = append(os.Environ(), "PYEXEC_URL="+serviceURL)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("running pyexec-cli: %v", err)
-		}
-		return ran{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+		return runBuiltCLI(t, cmd)
 	}
 
 	t.Run("a chart the script drew is saved as a PNG in --out", func(t *testing.T) {

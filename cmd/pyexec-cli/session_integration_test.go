@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,14 +28,7 @@ func TestSessionsAgainstTheService(t *testing.T) {
 		cmd := exec.Command(cli, args...)
 		cmd.Env = append(os.Environ(), "PYEXEC_URL="+svc.URL)
 		cmd.Stdin = strings.NewReader(stdin)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("running pyexec-cli: %v", err)
-		}
-		return ran{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+		return runBuiltCLI(t, cmd)
 	}
 
 	t.Run("the repl keeps a DataFrame from line to line", func(t *testing.T) {

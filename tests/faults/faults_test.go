@@ -335,11 +335,14 @@ func (s *service) nothingLeft(t *testing.T) {
 	for {
 		procs := len(leakcheck.Descendants(s.Pid()))
 		fds := leakcheck.FDs(s.Pid())
-		if procs == s.baseProcs && fds == s.baseFDs {
+		// Fewer descriptors than the baseline is no leak: the baseline
+		// may count one of a pool jail still starting (under emulation
+		// its imports outlast the baseline's settling second).
+		if procs == s.baseProcs && fds <= s.baseFDs {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("after the fault the service holds %d processes and %d descriptors, want %d and %d as before it: %s",
+			t.Errorf("after the fault the service holds %d processes and %d descriptors, want %d and at most %d as before it: %s",
 				procs, fds, s.baseProcs, s.baseFDs, leakcheck.Describe(leakcheck.Descendants(s.Pid())))
 			return
 		}

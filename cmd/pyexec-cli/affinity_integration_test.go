@@ -91,10 +91,7 @@ func TestSessionCommandsKeepAffinityAcrossInstances(t *testing.T) {
 	second.Health(t, http.StatusOK)
 	proxy := newAffinityProxy(t, first.URL, second.URL)
 
-	cli := filepath.Join(t.TempDir(), "pyexec-cli")
-	if out, err := exec.Command("go", "build", "-o", cli, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building pyexec-cli: %v\n%s", err, out)
-	}
+	cli := buildCLI(t)
 	home, state := t.TempDir(), t.TempDir()
 	sessions := filepath.Join(state, "pyexec-cli", "sessions")
 	// pyexecCLI runs cli with args against the proxy, its state in state.

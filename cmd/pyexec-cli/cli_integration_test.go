@@ -21,10 +21,7 @@ func TestCommandAgainstTheService(t *testing.T) {
 	svc := testsupport.StartBinary(t, map[string]string{"PYEXEC_TIMEOUT_SECONDS": "2"})
 	svc.Health(t, http.StatusOK)
 	url := svc.URL
-	cli := filepath.Join(t.TempDir(), "pyexec-cli")
-	if out, err := exec.Command("go", "build", "-o", cli, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building pyexec-cli: %v\n%s", err, out)
-	}
+	cli := buildCLI(t)
 	scripts := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(scripts, name)

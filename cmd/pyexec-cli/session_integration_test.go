@@ -18,10 +18,7 @@ import (
 func TestSessionsAgainstTheService(t *testing.T) {
 	svc := testsupport.StartBinary(t, map[string]string{"PYEXEC_MODE": "fork", "PYEXEC_TIMEOUT_SECONDS": "10"})
 	svc.Health(t, http.StatusOK)
-	cli := filepath.Join(t.TempDir(), "pyexec-cli")
-	if out, err := exec.Command("go", "build", "-o", cli, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building pyexec-cli: %v\n%s", err, out)
-	}
+	cli := buildCLI(t)
 	// pyexecCLI runs cli with args, stdin and PYEXEC_URL set to the service.
 	pyexecCLI := func(t *testing.T, stdin string, args ...string) ran {
 		t.Helper()

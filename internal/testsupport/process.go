@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,19 +21,27 @@ func NameProcess(name string) string {
 // execution) and returns it.
 func SettledDescendants(t testing.TB, pid int) int {
 	t.Helper()
-	last, since := -1, time.Now()
-	deadline := time.Now().Add(30 * time.Second)
+	return Settled(t, "the service's process count", 300*time.Millisecond, 30*time.Second,
+		func() []int { return []int{len(leakcheck.Descendants(pid))} })[0]
+}
+
+// Settled samples until sample has returned the same counts for steady,
+// and returns them, failing t if they have not settled within limit.
+func Settled(t testing.TB, what string, steady, limit time.Duration, sample func() []int) []int {
+	t.Helper()
+	var last []int
+	since := time.Now()
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		n := len(leakcheck.Descendants(pid))
-		if n != last {
-			last, since = n, time.Now()
-		} else if time.Since(since) > 300*time.Millisecond {
-			return n
+		if counts := sample(); !slices.Equal(counts, last) {
+			last, since = counts, time.Now()
+		} else if time.Since(since) >= steady {
+			return last
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("the service's process count never settled (last %d)", last)
-	return 0
+	t.Fatalf("%s never settled (last %v)", what, last)
+	return nil
 }
 
 // PollUntil polls cond until it holds, failing t if timeout passes first.

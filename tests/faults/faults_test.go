@@ -279,20 +279,9 @@ func startService(t *testing.T, env map[string]string, memBytes int64) *service 
 // replaces a used one.
 func settledHoldings(t *testing.T, pid int) (procs, fds int) {
 	t.Helper()
-	procs, fds = -1, -1
-	since := time.Now()
-	deadline := time.Now().Add(scaled(30 * time.Second))
-	for time.Now().Before(deadline) {
-		p, f := len(leakcheck.Descendants(pid)), leakcheck.FDs(pid)
-		if p != procs || f != fds {
-			procs, fds, since = p, f, time.Now()
-		} else if time.Since(since) >= time.Second {
-			return procs, fds
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the service's processes and descriptors never settled (last %d and %d)", procs, fds)
-	return 0, 0
+	held := testsupport.Settled(t, "the service's processes and descriptors", time.Second, scaled(30*time.Second),
+		func() []int { return []int{len(leakcheck.Descendants(pid)), leakcheck.FDs(pid)} })
+	return held[0], held[1]
 }
 
 func mustExecute(t *testing.T, url string) {
@@ -363,11 +352,24 @@ func (s *service) logged(t *testing.T, text string, within time.Duration) {
 	})
 }
 
-// sandboxEvents counts the log entries of what the sandbox did on its own.
-func (s *service) sandboxEvents(t *testing.T, text string) int {
-	n := 0
+// sandboxEvents are the messages of the log entries of what the sandbox
+// did on its own.
+func (s *service) sandboxEvents(t *testing.T) []string {
+	var events []string
 	for _, e := range s.Entries(t) {
-		if msg, _ := e["message"].(string); e["sandbox_event"] == true && strings.Contains(msg, text) {
+		if msg, _ := e["message"].(string); e["sandbox_event"] == true {
+			events = append(events, msg)
+		}
+	}
+	return events
+}
+
+// sandboxEventsSaying counts the sandbox's events whose message contains
+// text.
+func (s *service) sandboxEventsSaying(t *testing.T, text string) int {
+	n := 0
+	for _, msg := range s.sandboxEvents(t) {
+		if strings.Contains(msg, text) {
 			n++
 		}
 	}
@@ -378,10 +380,8 @@ func (s *service) sandboxEvents(t *testing.T, text string) int {
 // that a failure can be read against it.
 func (s *service) logEvents(t *testing.T) {
 	t.Helper()
-	for _, e := range s.Entries(t) {
-		if e["sandbox_event"] == true {
-			t.Logf("sandbox event: %v", e["message"])
-		}
+	for _, msg := range s.sandboxEvents(t) {
+		t.Logf("sandbox event: %s", msg)
 	}
 }
 
@@ -490,7 +490,7 @@ var faults = []fault{
 		},
 		expect: func(t *testing.T, s *service, w *watcher) {
 			s.logged(t, "the new one passed its self-test", recoveryBound)
-			if n := s.sandboxEvents(t, "fork server killed"); n != 1 {
+			if n := s.sandboxEventsSaying(t, "fork server killed"); n != 1 {
 				t.Errorf("%d log entries say the stopped fork server was killed, want 1", n)
 			}
 			if !w.sawHealth(http.StatusServiceUnavailable) {
